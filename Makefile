@@ -1,0 +1,34 @@
+# The two commands a newcomer runs: `make run` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: setup run train test bench sample-data clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[test,dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Opens the workbench on the bundled sample data (until the app lands: a headless sample training).
+run: setup
+	$(BIN)/ffdv train --data sample_data --name sample
+
+train: setup
+	$(BIN)/ffdv train --data sample_data
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python bench/bench_engine.py
+
+sample-data: setup
+	$(BIN)/python scripts/make_sample_data.py --out sample_data
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
