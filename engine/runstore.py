@@ -1,0 +1,327 @@
+"""The run folder: the queue between the engine and every viewer.
+
+Standard library only (the app imports it). The engine appends events, viewers
+append commands; both files are append-only JSON lines, so any number of readers
+can follow a run while it is written, and a half-written last line (a kill
+mid-write) is simply not read yet. Files that must never be seen half-done are
+written to a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.protocol import COMMANDS, Event, decode_event, encode_event
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where each part of a run lives (DESIGN.md, "The run store")."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.toml"
+
+    @property
+    def events(self) -> Path:
+        return self.root / "events.jsonl"
+
+    @property
+    def commands(self) -> Path:
+        return self.root / "commands.jsonl"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "engine.log"
+
+    @property
+    def engine(self) -> Path:
+        return self.root / "engine.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions"
+
+    @property
+    def submissions(self) -> Path:
+        return self.root / "submissions"
+
+    @property
+    def evaluations(self) -> Path:
+        return self.root / "evaluations"
+
+    @property
+    def bad_images(self) -> Path:
+        return self.root / "bad_images.txt"
+
+
+# ---------------------------------------------------------------- atomic files
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is synced and renamed over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # some writers (safetensors) create private files
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: Path | str, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path | str, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, allow_nan=False, default=str) + "\n")
+
+
+# ---------------------------------------------------------------- run folders
+
+_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one folder name: letters, digits and ``._+-``, no path."""
+    if not _NAME_OK.fullmatch(name):
+        raise ValueError(
+            f"run name {name!r} is not usable as a folder name: use letters, digits, '.', '_', '+' or '-' "
+            "(at most 128 characters, not starting with a dot)"
+        )
+    return name
+
+
+def create_run_dir(runs_root: Path | str, name: str | None, default_stem: str = "run") -> RunPaths:
+    """Make ``RUNS/<name>``; a taken name gets ``-2``, ``-3`` ...; no (or an empty) name gets a timestamp."""
+    runs_root = Path(runs_root)
+    runs_root.mkdir(parents=True, exist_ok=True)
+    stem = check_run_name(name) if name else f"{time.strftime('%Y%m%d-%H%M%S')}-{default_stem}"
+    for attempt in range(1, 10_000):
+        candidate = runs_root / (stem if attempt == 1 else f"{stem}-{attempt}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return RunPaths(candidate)
+    raise RuntimeError(f"no free run folder name for {stem!r} in {runs_root}")
+
+
+def write_engine_info(paths: RunPaths, **fields: Any) -> None:
+    """engine.json: who runs this folder (pid, host, start time), for liveness checks."""
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), **fields}
+    atomic_write_json(paths.engine, info)
+
+
+# ---------------------------------------------------------------- events
+
+
+def _last_seq(path: Path) -> int:
+    """The highest seq in an existing log (read from its tail), 0 for none."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return 0
+    with open(path, "rb") as fh:
+        window = 1 << 16
+        while True:
+            start = max(0, size - window)
+            fh.seek(start)
+            lines = fh.read(size - start).split(b"\n")
+            if start > 0:
+                lines = lines[1:]  # the first piece may be the end of a longer line
+            for line in reversed(lines):
+                with contextlib.suppress(ValueError):
+                    return decode_event(line).seq
+            if start == 0:
+                return 0
+            window *= 4
+
+
+class EventWriter:
+    """Appends events to events.jsonl: one ``write`` per line on an O_APPEND file, never waits for readers."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._seq = _last_seq(self.path)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(self._fd).st_size
+        if size:
+            with open(self.path, "rb") as fh:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":  # a killed writer left half a line: end it so ours stays whole
+                    os.write(self._fd, b"\n")
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    def emit(self, event: Event) -> Event:
+        self._seq += 1
+        event.seq = self._seq
+        event.time = time.time()
+        os.write(self._fd, encode_event(event).encode("utf-8"))
+        return event
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class JsonLinesTail:
+    """Reads the complete lines appended to a file since the last call; keeps a half-written one for later."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.offset = 0
+        self.line_no = 0
+        self._partial = b""
+
+    def read_lines(self) -> list[tuple[int, bytes]]:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return []
+        if not chunk:
+            return []
+        self.offset += len(chunk)
+        pieces = (self._partial + chunk).split(b"\n")
+        self._partial = pieces.pop()
+        out = []
+        for piece in pieces:
+            self.line_no += 1
+            if piece.strip():
+                out.append((self.line_no, piece))
+        return out
+
+
+class EventReader:
+    """Follows events.jsonl: each ``poll`` returns the new events; bad lines are counted and skipped."""
+
+    def __init__(self, path: Path | str, from_seq: int = 0):
+        self._tail = JsonLinesTail(path)
+        self.from_seq = from_seq
+        self.problems: list[str] = []
+
+    def poll(self) -> list[Event]:
+        events = []
+        for line_no, line in self._tail.read_lines():
+            try:
+                event = decode_event(line)
+            except ValueError as exc:
+                self.problems.append(f"{self._tail.path}:{line_no}: unreadable event line skipped ({exc})")
+                continue
+            if event.seq >= self.from_seq:
+                events.append(event)
+        return events
+
+
+def read_events(path: Path | str, from_seq: int = 0) -> list[Event]:
+    """Every complete event of a log (a replay)."""
+    return EventReader(path, from_seq).poll()
+
+
+# ---------------------------------------------------------------- commands
+
+
+def append_command(paths: RunPaths, name: str, **args: Any) -> str:
+    """Ask the engine of a run to do something; returns the command id its answer will carry."""
+    if name not in COMMANDS:
+        raise ValueError(f"unknown command {name!r}; known: {', '.join(COMMANDS)}")
+    command_id = uuid.uuid4().hex[:12]
+    line = json.dumps({"id": command_id, "time": time.time(), "name": name, "args": args}) + "\n"
+    fd = os.open(paths.commands, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
+    return command_id
+
+
+@dataclass(frozen=True)
+class Command:
+    id: str
+    name: str
+    args: dict[str, Any]
+    line_no: int
+
+
+class CommandReader:
+    """The engine's side of commands.jsonl; ``poll`` is cheap enough to call at every step."""
+
+    def __init__(self, path: Path | str, skip_existing: bool = True):
+        self._tail = JsonLinesTail(path)
+        self._last_size = -1
+        if skip_existing:  # commands written for an earlier process of this run are not replayed
+            self._tail.read_lines()
+
+    def poll(self) -> tuple[list[Command], list[str]]:
+        """New commands, and messages about lines that could not be read."""
+        try:
+            size = os.stat(self._tail.path).st_size
+        except FileNotFoundError:
+            return [], []
+        if size == self._last_size:
+            return [], []
+        self._last_size = size
+        commands, problems = [], []
+        for line_no, line in self._tail.read_lines():
+            try:
+                data = json.loads(line)
+                if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+                    raise ValueError("expected an object with a 'name'")
+                args = data.get("args") or {}
+                if not isinstance(args, dict):
+                    raise ValueError("'args' must be an object")
+            except ValueError as exc:
+                problems.append(f"{self._tail.path}:{line_no}: unreadable command skipped ({exc})")
+                continue
+            commands.append(Command(str(data.get("id", "")), data["name"], args, line_no))
+        return commands, problems
