@@ -1,0 +1,297 @@
+"""Run configuration: defaults, a TOML file, command-line overrides, checked in one place.
+
+Torch-free (the app builds the new-run form from it). The resolved configuration is
+saved as ``config.toml`` in the run folder, so a run can be repeated with
+``ffdv train --config runs/NAME/config.toml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from engine.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+AUGMENT_PRESETS = ("none", "light", "strong")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("cosine", "step", "constant")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+BAD_IMAGE_POLICIES = ("skip", "fail")
+# Metrics a run can pick its best checkpoint by; True when higher is better.
+BEST_METRICS = {
+    "auc": True,
+    "ap": True,
+    "accuracy": True,
+    "f1": True,
+    "tpr_at_fpr_1e-3": True,
+    "eer": False,
+    "loss": False,
+}
+LR_FROM_SCRATCH = 1e-3
+LR_FINE_TUNE = 2e-4
+
+
+@dataclass
+class DataConfig:
+    root: str = ""
+    img_size: int = 128
+    augment: str = "light"
+    eval_crop: float = 1.0  # 1.0: resize the whole image; below 1: resize to img_size/eval_crop, centre-crop
+    workers: int = -1  # -1: one per CPU core, at most 8
+    on_bad_image: str = "skip"
+
+
+@dataclass
+class ModelConfig:
+    name: str = "resnet10t"
+    pretrained: str = ""  # "": random init; a .safetensors / .pth file; "hub": download (needs a network)
+    drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "adamw"
+    lr: float = 0.0  # 0: automatic (1e-3 from scratch, 2e-4 fine-tuning), scaled by batch_size / 32
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    warmup_epochs: int = 1
+    min_lr: float = 1e-6
+    step_epochs: int = 3
+    step_gamma: float = 0.1
+    clip_grad: float = 0.0  # 0: no clipping; else the max gradient norm
+    accum_steps: int = 1
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 8
+    batch_size: int = 32
+    seed: int = 42
+    device: str = "auto"  # auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps
+    amp: str = "auto"  # auto: bf16 on CUDA, off elsewhere
+    channels_last: str = "auto"  # auto: on CUDA only; "on" / "off"
+    compile: bool = False
+    ema: bool = False
+    ema_decay: float = 0.999
+    best_metric: str = "auc"
+    keep_top_k: int = 3
+    val_every: int = 1
+
+
+@dataclass
+class RunConfig:
+    runs: str = "runs"
+    name: str = ""
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+
+SECTIONS: dict[str, type] = get_type_hints(Config)
+IGNORED_SECTIONS = ("meta",)  # written into a resolved config for the record, ignored when read back
+
+
+def _field_types(section: str) -> dict[str, type]:
+    return get_type_hints(SECTIONS[section])
+
+
+def _line_of(text: str, section: str, key: str | None) -> int | None:
+    """The line of ``[section]`` (key None) or of ``key = ...`` inside it, for messages."""
+    current = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        header = re.match(r"^\[\s*([^\]]+?)\s*\]", stripped)
+        if header:
+            current = header.group(1)
+            if key is None and current == section:
+                return number
+            continue
+        if key is not None and current == section and re.match(rf"^[\"']?{re.escape(key)}[\"']?\s*=", stripped):
+            return number
+    return None
+
+
+def _coerce(section: str, key: str, value: Any, expected: type) -> Any:
+    """Check a value's type, allowing ints for floats; raise a message that says what was expected."""
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
+        return value
+    names = {float: "a number", int: "a whole number", str: "a string", bool: "true or false"}
+    raise ConfigError(f"{section}.{key} must be {names.get(expected, expected.__name__)}, got {value!r}")
+
+
+def apply_values(config: Config, values: dict[str, Any], source: str = "", text: str = "") -> Config:
+    """Set ``{"section": {"key": value}}`` (a parsed TOML file) or ``{"section.key": value}`` on config."""
+    flat: dict[tuple[str, str], Any] = {}
+    for name, value in values.items():
+        if "." in name:
+            section, key = name.split(".", 1)
+            flat[(section, key)] = value
+            continue
+        if name in IGNORED_SECTIONS:
+            continue
+        if name not in SECTIONS and not isinstance(value, dict):
+            owners = [section for section in SECTIONS if name in _field_types(section)]
+            line = _line_of(text, "", name) if text else None
+            where = f"{source}:{line}: " if source and line else (f"{source}: " if source else "")
+            fix = f"put it under [{owners[0]}]" if owners else f"settings belong in a section: {', '.join(SECTIONS)}"
+            raise ConfigError(f"{where}setting {name!r} is outside any [section]; {fix}")
+        if name not in SECTIONS:
+            where = _where(source, text, name, None)
+            hint = difflib.get_close_matches(name, SECTIONS, n=1)
+            fix = f"did you mean [{hint[0]}]?" if hint else f"sections are {', '.join(f'[{s}]' for s in SECTIONS)}"
+            raise ConfigError(f"{where}unknown section [{name}]; {fix}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{_where(source, text, name, None)}{name} must be a [section] of settings")
+        for key, item in value.items():
+            flat[(name, key)] = item
+    for (section, key), value in flat.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown setting {section}.{key}; sections are {', '.join(SECTIONS)}")
+        types = _field_types(section)
+        if key not in types:
+            where = _where(source, text, section, key)
+            hint = difflib.get_close_matches(key, types, n=1)
+            fix = f"did you mean {hint[0]!r}?" if hint else f"[{section}] takes {', '.join(types)}"
+            raise ConfigError(f"{where}unknown setting {key!r} in [{section}]; {fix}")
+        try:
+            coerced = _coerce(section, key, value, types[key])
+        except ConfigError as exc:
+            raise ConfigError(f"{_where(source, text, section, key)}{exc}") from None
+        setattr(getattr(config, section), key, coerced)
+    return config
+
+
+def _where(source: str, text: str, section: str, key: str | None) -> str:
+    if not source:
+        return ""
+    line = _line_of(text, section, key) if text else None
+    return f"{source}:{line}: " if line else f"{source}: "
+
+
+def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the TOML file, then overrides (``{"optim.lr": 0.01}``), then checks."""
+    config = Config()
+    if path is not None:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read the config file ({exc})") from None
+        try:
+            values = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}. Fix that line (strings need quotes).") from None
+        apply_values(config, values, str(path), text)
+    if overrides:
+        apply_values(config, {k: v for k, v in overrides.items() if v is not None})
+    check_config(config)
+    return config
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...] | dict[str, bool]) -> None:
+    if value not in choices:
+        hint = difflib.get_close_matches(value, list(choices), n=1)
+        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ConfigError(f"{name} = {value!r} is not one of {', '.join(choices)}{extra}")
+
+
+def check_config(config: Config) -> None:
+    """Reject values that cannot work, before anything starts."""
+    d, m, o, t = config.data, config.model, config.optim, config.train
+    _choice("data.augment", d.augment, AUGMENT_PRESETS)
+    _choice("data.on_bad_image", d.on_bad_image, BAD_IMAGE_POLICIES)
+    _choice("optim.optimizer", o.optimizer, OPTIMIZERS)
+    _choice("optim.schedule", o.schedule, SCHEDULES)
+    _choice("train.amp", t.amp, AMP_MODES)
+    _choice("train.channels_last", t.channels_last, ("auto", "on", "off"))
+    _choice("train.best_metric", t.best_metric, BEST_METRICS)
+    checks = [
+        (16 <= d.img_size <= 4096, "data.img_size must be between 16 and 4096 pixels"),
+        (0.1 <= d.eval_crop <= 1.0, "data.eval_crop must be between 0.1 and 1.0 (1.0 = no crop)"),
+        (d.workers >= -1, "data.workers must be -1 (automatic), 0 (load in the main process) or more"),
+        (bool(m.name.strip()), "model.name must name a timm model, e.g. 'resnet10t' or 'efficientnet_b1'"),
+        (0 <= m.drop_rate < 1 and 0 <= m.drop_path_rate < 1, "model.drop_rate and drop_path_rate must be in [0, 1)"),
+        (o.lr >= 0 and o.lr < 10, "optim.lr must be positive and below 10 (0 picks it automatically)"),
+        (o.weight_decay >= 0, "optim.weight_decay must be 0 or more"),
+        (o.warmup_epochs >= 0, "optim.warmup_epochs must be 0 or more"),
+        (o.min_lr >= 0, "optim.min_lr must be 0 or more"),
+        (o.step_epochs >= 1, "optim.step_epochs must be at least 1"),
+        (0 < o.step_gamma <= 1, "optim.step_gamma must be in (0, 1]"),
+        (o.clip_grad >= 0, "optim.clip_grad must be 0 (off) or a positive norm"),
+        (o.accum_steps >= 1, "optim.accum_steps must be at least 1"),
+        (0 <= o.label_smoothing < 1, "optim.label_smoothing must be in [0, 1)"),
+        (t.epochs >= 1, "train.epochs must be at least 1"),
+        (t.batch_size >= 1, "train.batch_size must be at least 1"),
+        (0 < t.ema_decay < 1, "train.ema_decay must be between 0 and 1, e.g. 0.999"),
+        (t.keep_top_k >= 1, "train.keep_top_k must be at least 1"),
+        (t.val_every >= 1, "train.val_every must be at least 1"),
+        (bool(re.match(r"^(auto|cpu|mps|cuda(:\d+)?)$", t.device)), "train.device must be auto, cpu, cuda, cuda:N or mps"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    if config.run.name:
+        from engine.runstore import check_run_name
+
+        try:
+            check_run_name(config.run.name)
+        except ValueError as exc:
+            raise ConfigError(f"run.name: {exc}") from None
+
+
+def resolve_lr(config: Config) -> float:
+    """The learning rate to use: the configured one, or the automatic one for this batch size."""
+    if config.optim.lr > 0:
+        return config.optim.lr
+    base = LR_FINE_TUNE if config.model.pretrained else LR_FROM_SCRATCH
+    return base * config.train.batch_size * config.optim.accum_steps / 32
+
+
+def resolve(config: Config) -> Config:
+    """Fix the values that were left automatic and change results (the learning rate), for the record."""
+    config.optim.lr = resolve_lr(config)
+    return config
+
+
+def resolve_workers(config: Config) -> int:
+    if config.data.workers >= 0:
+        return config.data.workers
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def to_toml(config: Config, meta: dict[str, Any] | None = None) -> str:
+    import tomli_w
+
+    data: dict[str, Any] = config.to_dict()
+    if meta:
+        data["meta"] = meta
+    return tomli_w.dumps(data)

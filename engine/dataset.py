@@ -1,0 +1,353 @@
+"""Finding a dataset's splits and reading their label files, with every problem found up front.
+
+Torch-free (pandas and the standard library), so the app's dataset screen reports
+problems in the same words as the engine. A broken label file stops a run before
+it starts, with each offending line listed and the fix named.
+
+Two layouts (DESIGN.md):
+- FFDI: ``DATA/trainset/`` + ``DATA/trainset_label.txt`` (CSV ``img_name,target``), likewise
+  ``valset``; ``testset`` with an optional label or list file.
+- Image folders: ``DATA/{train,val}/{real,fake}/*``, ``DATA/test/`` flat or with class folders.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from engine.errors import DataError, Problem, format_problems
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".jfif"}
+)
+FFDI_SPLITS = {"train": "trainset", "val": "valset", "test": "testset"}
+FOLDER_SPLITS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
+CLASS_FOLDERS = {"real": 0, "fake": 1}
+LABEL_FILE_SUFFIXES = ("_label.txt", "_labels.txt", "_label.csv", "_labels.csv", "_list.txt", "_nolabel.txt")
+
+
+@dataclass
+class Split:
+    """One split's images, in the order of its label or list file, and their targets (1 = fake)."""
+
+    name: str
+    folder: Path
+    names: list[str]
+    targets: np.ndarray | None  # int64, or None for an unlabelled split
+    label_file: Path | None = None
+    layout: str = "ffdi"  # "ffdi", "folders" or "list"
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def labelled(self) -> bool:
+        return self.targets is not None
+
+    def class_counts(self) -> dict[str, int]:
+        if self.targets is None:
+            return {}
+        fake = int(self.targets.sum())
+        return {"real": len(self.names) - fake, "fake": fake}
+
+
+@dataclass
+class Dataset:
+    root: Path
+    layout: str
+    splits: dict[str, Split]
+
+    def split(self, name: str) -> Split:
+        if name not in self.splits:
+            have = ", ".join(self.splits) or "none"
+            raise DataError(f"{self.root}: the dataset has no {name!r} split (it has: {have})")
+        return self.splits[name]
+
+
+def is_image_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
+def _list_images(folder: Path, recursive: bool = False) -> list[str]:
+    """Image file names under folder, relative to it, sorted."""
+    if not recursive:
+        with os.scandir(folder) as it:
+            return sorted(e.name for e in it if is_image_name(e.name) and e.is_file())
+    found = []
+    for dirpath, _, files in os.walk(folder):
+        rel = os.path.relpath(dirpath, folder)
+        found.extend(f if rel == "." else f"{rel}/{f}" for f in files if is_image_name(f))
+    return sorted(found)
+
+
+# ---------------------------------------------------------------- label files
+
+
+def _undecodable_lines(path: Path) -> list[Problem]:
+    problems = []
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                problems.append(Problem(number, f"byte {exc.start + 1} of the line is not UTF-8: {raw[:60]!r}"))
+    return problems
+
+
+def _field_count_problems(path: Path) -> list[Problem]:
+    problems = []
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = csv.reader(fh)
+        header = next(rows, [])
+        for number, row in enumerate(rows, 2):
+            if row and len(row) != len(header):
+                problems.append(Problem(number, f"{len(row)} fields, the header has {len(header)}: {','.join(row)!r}"))
+    return problems
+
+
+def _read_csv(path: Path, need_target: bool) -> pd.DataFrame:
+    """Read every row as strings; rows with the wrong number of fields are all reported with their lines."""
+    try:
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, skip_blank_lines=False, encoding="utf-8-sig", engine="c"
+        )
+    except UnicodeDecodeError:
+        raise DataError(format_problems(path, "lines that are not UTF-8 text", _undecodable_lines(path),
+                                        "save the label file as UTF-8 (CSV, header img_name,target)")) from None
+    except pd.errors.EmptyDataError:
+        raise DataError(
+            f"{path}: the label file is empty. Fix: write the header line img_name,target and one line per image."
+        ) from None
+    except pd.errors.ParserError:
+        frame = None  # a line with too many fields: list every one of them below
+    if frame is not None and isinstance(frame.index, pd.RangeIndex):
+        return frame
+    # pandas either gave up, or took an extra first-line field as an index column: find every bad line.
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh), [])
+    _check_header(path, pd.DataFrame(columns=header), need_target)  # a wrong header explains it best
+    raise DataError(format_problems(path, "lines with the wrong number of fields", _field_count_problems(path),
+                                    "one image per line as img_name,target; put a name that contains a comma in "
+                                    "double quotes"))
+
+
+def _check_header(path: Path, frame: pd.DataFrame, need_target: bool) -> pd.DataFrame:
+    frame.columns = [str(c).strip() for c in frame.columns]
+    cols = list(frame.columns)
+    if "img_name" in cols and ("target" in cols or not need_target):
+        return frame
+    header = ",".join(cols)
+    expected = "img_name,target" if need_target else "img_name (and target, if the split is labelled)"
+    if cols and is_image_name(cols[0]):
+        raise DataError(
+            f"{path}: line 1: the file has no header line (it starts with {header!r}). "
+            f"Fix: add the line '{'img_name,target' if need_target else 'img_name'}' at the top."
+        )
+    raise DataError(f"{path}: line 1: malformed header {header!r}; expected {expected}. Fix: make line 1 read {expected}.")
+
+
+def _name_problems(names: pd.Series, folder: Path) -> list[tuple[str, list[Problem], str]]:
+    """Names that are empty, absolute, climb out with '..', or repeat."""
+    lines = names.index.to_numpy() + 2  # header is line 1; blank lines keep their rows
+    out = []
+    empty = names.str.strip() == ""
+    absolute = names.str.match(r"^(/|\\|[A-Za-z]:[\\/])")
+    climbs = names.str.contains(r"(?:^|[\\/])\.\.(?:[\\/]|$)", regex=True)
+    if empty.any():
+        out.append(("empty image names", [Problem(int(n), "img_name is empty") for n in lines[empty.to_numpy()]],
+                    "give every line a file name, or delete the line"))
+    if absolute.any():
+        out.append((
+            "absolute paths in img_name",
+            [Problem(int(n), f"{v!r} is an absolute path") for n, v in zip(lines[absolute.to_numpy()], names[absolute])],
+            f"give the file name inside {folder} (e.g. 'abc.jpg'), not a path",
+        ))
+    if climbs.any():
+        out.append((
+            "names that leave the split folder",
+            [Problem(int(n), f"{v!r} contains '..'") for n, v in zip(lines[climbs.to_numpy()], names[climbs])],
+            f"img_name must be a file inside {folder}; move the image there",
+        ))
+    dup = names.duplicated(keep="first") & ~empty
+    if dup.any():
+        first_line = {}
+        for n, v in zip(lines, names):
+            first_line.setdefault(v, int(n))
+        out.append((
+            "duplicate image names",
+            [Problem(int(n), f"{v!r} repeats line {first_line[v]}") for n, v in zip(lines[dup.to_numpy()], names[dup])],
+            "list each image once (delete the repeated lines)",
+        ))
+    return out
+
+
+def _target_problems(targets: pd.Series) -> tuple[np.ndarray, list[tuple[str, list[Problem], str]]]:
+    numeric = pd.to_numeric(targets.str.strip(), errors="coerce")
+    bad = ~numeric.isin([0, 1])
+    values = np.where(bad.to_numpy(), 0, numeric.fillna(0).to_numpy()).astype(np.int64)
+    if not bad.any():
+        return values, []
+    lines = targets.index.to_numpy()[bad.to_numpy()] + 2
+    problems = [Problem(int(n), f"target {v!r} is not 0 or 1") for n, v in zip(lines, targets[bad])]
+    return values, [("targets other than 0 or 1", problems, "use 1 for fake and 0 for real")]
+
+
+def _missing_images(names: pd.Series, folder: Path) -> list[Problem]:
+    try:
+        with os.scandir(folder) as it:
+            present = {e.name for e in it}
+    except FileNotFoundError:
+        raise DataError(f"{folder}: the image folder of this split does not exist. Fix: put the images there.") from None
+    nested = names.str.contains("/", regex=False)
+    missing = ~names.isin(present) & ~nested
+    if nested.any():
+        missing |= nested & ~names.map(lambda n: (folder / n).is_file())
+    lines = names.index.to_numpy()[missing.to_numpy()] + 2
+    return [Problem(int(n), f"{v!r} is not in {folder}") for n, v in zip(lines, names[missing])]
+
+
+def read_label_file(
+    path: Path, folder: Path, need_target: bool = True, check_files: bool = True, split: str = ""
+) -> Split:
+    """Parse and check a label (or list) file; raise one DataError listing every problem found."""
+    path, folder = Path(path), Path(folder)
+    if not path.is_file():
+        raise DataError(f"{path}: label file not found. Fix: write it (CSV with header img_name,target).")
+    frame = _check_header(path, _read_csv(path, need_target), need_target)
+    blank = frame.apply(lambda column: column.str.strip() == "").all(axis=1)
+    frame = frame[~blank]
+    names = frame["img_name"].str.strip()
+    groups = _name_problems(names, folder)
+    targets = None
+    if "target" in frame.columns:
+        targets, target_groups = _target_problems(frame["target"])
+        groups += target_groups
+    if not groups and check_files and len(names):
+        missing = _missing_images(names, folder)
+        if missing:
+            groups.append((f"images listed but not found in {folder}", missing,
+                           "copy the missing images into the split folder, or delete their lines"))
+    if not len(names):
+        groups.append(("no images listed", [Problem(None, "the file has a header but no image lines")],
+                       "list one image per line as img_name,target"))
+    if groups:
+        blocks = [format_problems(path, what, problems, fix) for what, problems, fix in groups]
+        raise DataError("\n".join(blocks))
+    return Split(split or folder.name, folder, names.tolist(), targets, path, "ffdi" if targets is not None else "list")
+
+
+# ---------------------------------------------------------------- layouts
+
+
+def _class_folder_split(name: str, folder: Path) -> Split:
+    names: list[str] = []
+    targets: list[int] = []
+    classes = {c.lower(): c for c in os.listdir(folder) if (folder / c).is_dir()}
+    for cls, target in CLASS_FOLDERS.items():
+        if cls not in classes:
+            continue
+        found = [f"{classes[cls]}/{f}" for f in _list_images(folder / classes[cls], recursive=True)]
+        names += found
+        targets += [target] * len(found)
+    if not names:
+        raise DataError(
+            f"{folder}: no images in {folder}/real or {folder}/fake. Fix: put real images in real/ and fakes in fake/."
+        )
+    return Split(name, folder, names, np.asarray(targets, dtype=np.int64), None, "folders")
+
+
+def _has_class_folders(folder: Path) -> bool:
+    try:
+        return any(e.is_dir() and e.name.lower() in CLASS_FOLDERS for e in os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def _label_file_for(folder: Path) -> Path | None:
+    for suffix in LABEL_FILE_SUFFIXES:
+        candidate = folder.parent / f"{folder.name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_split_folder(folder: Path, name: str = "", check_files: bool = True, labels: Path | None = None) -> Split:
+    """One split folder: class folders, a label/list file beside it, or just the images (sorted)."""
+    folder = Path(folder)
+    name = name or folder.name
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder. Fix: pass the folder that holds the split's images.")
+    label_file = Path(labels) if labels else _label_file_for(folder)
+    if label_file is not None:
+        return read_label_file(label_file, folder, need_target=False, check_files=check_files, split=name)
+    if _has_class_folders(folder):
+        return _class_folder_split(name, folder)
+    names = _list_images(folder)
+    if not names:
+        raise DataError(
+            f"{folder}: no images here and no label file beside it ({folder.name}_label.txt). "
+            "Fix: pass a split folder that holds images."
+        )
+    return Split(name, folder, names, None, None, "list")
+
+
+def find_dataset(root: Path | str, check_files: bool = True) -> Dataset:
+    """Recognise the layout of ``root`` and read every split it has (train and val are required)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found. Fix: pass --data with the folder that holds trainset/.")
+    splits: dict[str, Split] = {}
+    if any((root / f).is_dir() or (root / f"{f}_label.txt").is_file() for f in FFDI_SPLITS.values()):
+        for split, folder_name in FFDI_SPLITS.items():
+            folder, label = root / folder_name, root / f"{folder_name}_label.txt"
+            if split != "test":
+                if not label.is_file() and not folder.is_dir():
+                    continue
+                splits[split] = read_label_file(label, folder, need_target=True, check_files=check_files, split=split)
+            elif folder.is_dir():
+                splits[split] = load_split_folder(folder, split, check_files)
+        return Dataset(root, "ffdi", splits)
+    for split, names in FOLDER_SPLITS.items():
+        for folder_name in names:
+            folder = root / folder_name
+            if folder.is_dir():
+                if split == "test":
+                    splits[split] = load_split_folder(folder, split, check_files)
+                elif _has_class_folders(folder):
+                    splits[split] = _class_folder_split(split, folder)
+                else:
+                    raise DataError(f"{folder}: expected class folders real/ and fake/ inside. Fix: sort the images into them.")
+                break
+    if not splits:
+        found = sorted(os.listdir(root))[:8]
+        raise DataError(
+            f"{root}: not a dataset. Expected trainset/ with trainset_label.txt (FFDI layout) "
+            f"or train/real/ and train/fake/ (image folders); found: {', '.join(found) or 'an empty folder'}."
+        )
+    return Dataset(root, "folders", splits)
+
+
+def resolve_split(path: Path | str, split: str | None = None, labels: Path | str | None = None,
+                  check_files: bool = True) -> Split:
+    """What ``--data`` names for evaluate/predict: a dataset root (with ``split``), a split folder or a label file."""
+    path = Path(path)
+    if path.is_file():
+        stem = path.name
+        for suffix in LABEL_FILE_SUFFIXES:
+            if stem.endswith(suffix):
+                folder = path.parent / stem[: -len(suffix)]
+                return read_label_file(path, folder, need_target=False, check_files=check_files, split=folder.name)
+        raise DataError(f"{path}: cannot tell which image folder this file describes. Fix: pass the split folder.")
+    if split is not None or _looks_like_dataset_root(path):
+        dataset = find_dataset(path, check_files=check_files)
+        return dataset.split(split or ("val" if "val" in dataset.splits else "test"))
+    return load_split_folder(path, check_files=check_files, labels=Path(labels) if labels else None)
+
+
+def _looks_like_dataset_root(path: Path) -> bool:
+    return any((path / f).is_dir() for f in (*FFDI_SPLITS.values(), "train"))
