@@ -1,0 +1,272 @@
+"""Engine speed against the plain loop and against the limit, in one run on this machine.
+
+(a) the engine: a real ``Trainer`` run (its second epoch, so worker start-up is not counted);
+(b) the plain loop the teaching baseline writes: PIL full decode, Resize, ToTensor,
+    Normalize in the workers, float batches, ``loss.item()`` every step; same model,
+    batch size, optimiser and number of workers;
+(c) the limit: the model alone on a batch already in memory (the better of the two
+    memory formats).
+Likewise for prediction. Images are FFDI-like JPEGs (a few hundred pixels a side),
+generated once into .bench/ from the bundled sample photographs.
+
+    python bench/bench_engine.py [--model resnet10t] [--img-size 128] [--batch-size 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import timm
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from engine.config import load_config, resolve, resolve_workers  # noqa: E402
+from engine.dataset import find_dataset  # noqa: E402
+from engine.inference import score_batches  # noqa: E402
+from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, eval_transform, make_loader  # noqa: E402
+from engine.device import setup_device  # noqa: E402
+from engine.models import create_model  # noqa: E402
+from engine.protocol import EpochEnded  # noqa: E402
+from engine.runstore import EventWriter, create_run_dir  # noqa: E402
+from engine.sink import EventSink  # noqa: E402
+from engine.train import Trainer, save_config  # noqa: E402
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+# ---------------------------------------------------------------- data
+
+
+def make_bench_data(root: Path, n_train: int, n_val: int, side: int) -> Path:
+    """FFDI layout; each image a random crop of a sample photograph resized to about ``side`` px, JPEG q90."""
+    marker = root / f".made-{n_train}-{n_val}-{side}"
+    if marker.exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    sources = [Image.open(p).convert("RGB") for p in sorted((REPO / "sample_data" / "trainset").glob("*.jpg"))[:40]]
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("val", n_val)):
+        folder = root / f"{split}set"
+        folder.mkdir(parents=True)
+        lines = ["img_name,target"]
+        for i in range(n):
+            src = sources[i % len(sources)]
+            w = int(side * rng.uniform(0.8, 1.2))
+            h = int(side * rng.uniform(0.8, 1.2))
+            img = src.resize((w, h), Image.BICUBIC)
+            arr = np.asarray(img).astype(np.int16) + rng.integers(-6, 7, (h, w, 3))
+            Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(folder / f"{i:06d}.jpg", quality=90)
+            lines.append(f"{i:06d}.jpg,{i % 2}")
+        (root / f"{split}set_label.txt").write_text("\n".join(lines) + "\n")
+    marker.touch()
+    return root
+
+
+class PlainDataset(Dataset):
+    """The teaching baseline's dataset: full decode, torchvision transforms to a float tensor."""
+
+    def __init__(self, folder: Path, names: list[str], targets: np.ndarray, size: int):
+        self.paths = [str(folder / n) for n in names]
+        self.targets = torch.from_numpy(np.asarray(targets, dtype=np.int64))
+        self.transform = transforms.Compose([
+            transforms.Resize((size, size)),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(MEAN, STD),
+        ])
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        return self.transform(Image.open(self.paths[i]).convert("RGB")), self.targets[i]
+
+
+# ---------------------------------------------------------------- measurements
+
+
+def engine_train(data: Path, args, workers: int) -> float:
+    runs = Path(tempfile.mkdtemp(prefix="ffdv-bench-"))
+    config = resolve(load_config(overrides={
+        "data.root": str(data), "data.img_size": args.img_size, "data.workers": workers, "data.augment": "light",
+        "model.name": args.model, "train.batch_size": args.batch_size, "train.epochs": 2, "run.runs": str(runs),
+        "optim.lr": 1e-3,
+    }))
+    paths = create_run_dir(runs, "bench")
+    save_config(paths, config)
+    ended: list[EpochEnded] = []
+    sink = EventSink(EventWriter(paths.events), [lambda e: ended.append(e) if isinstance(e, EpochEnded) else None])
+    try:
+        Trainer(paths, config, sink).run()
+    finally:
+        sink.close()
+        shutil.rmtree(runs, ignore_errors=True)
+    return ended[-1].images_per_sec
+
+
+def plain_train(data: Path, args, workers: int) -> float:
+    split = find_dataset(data).splits["train"]
+    loader = DataLoader(PlainDataset(split.folder, split.names, split.targets, args.img_size), batch_size=args.batch_size,
+                        shuffle=True, num_workers=workers, drop_last=True, persistent_workers=workers > 0)
+    model = timm.create_model(args.model, num_classes=2)
+    criterion = torch.nn.CrossEntropyLoss()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    rate = 0.0
+    for _ in range(2):  # the second epoch is measured, as for the engine
+        model.train()
+        start, images = time.perf_counter(), 0
+        for inputs, target in loader:
+            output = model(inputs)
+            loss = criterion(output, target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            loss.item()  # the baseline logs every step
+            images += inputs.shape[0]
+        rate = images / (time.perf_counter() - start)
+    return rate
+
+
+def limit_train(args, channels_last: bool, steps: int = 12) -> float:
+    model = timm.create_model(args.model, num_classes=2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    x = torch.randn(args.batch_size, 3, args.img_size, args.img_size)
+    y = torch.randint(0, 2, (args.batch_size,))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    model.train()
+    for i in range(steps + 3):
+        if i == 3:
+            start = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    float(loss)
+    return steps * args.batch_size / (time.perf_counter() - start)
+
+
+def engine_predict(data: Path, args, workers: int) -> float:
+    config = load_config(overrides={"data.img_size": args.img_size, "model.name": args.model})
+    setup = setup_device(config)
+    model, spec, _ = create_model(config)
+    model.to(setup.device)
+    if setup.channels_last:
+        model.to(memory_format=torch.channels_last)
+    split = find_dataset(data).splits["val"]
+    transform, decode = eval_transform(spec)
+    dataset = ImageDataset(split, transform, decode)
+    loader = make_loader(dataset, EpochSampler(len(dataset), False, 0), args.batch_size * 2, workers, setup.is_cuda)
+    normalizer = DeviceNormalizer(spec, setup.device, setup.channels_last)
+    rate = 0.0
+    for _ in range(2):
+        start = time.perf_counter()
+        scores = score_batches(model, loader, normalizer, setup)
+        rate = len(scores.index) / (time.perf_counter() - start)
+    return rate
+
+
+def plain_predict(data: Path, args, workers: int) -> float:
+    split = find_dataset(data).splits["val"]
+    dataset = PlainDataset(split.folder, split.names, split.targets, args.img_size)
+    dataset.transform.transforms.pop(1)  # no flip at test time
+    loader = DataLoader(dataset, batch_size=args.batch_size * 2, shuffle=False, num_workers=workers,
+                        persistent_workers=workers > 0)
+    model = timm.create_model(args.model, num_classes=2).eval()
+    rate = 0.0
+    for _ in range(2):
+        start, out = time.perf_counter(), []
+        with torch.no_grad():
+            for inputs, _target in loader:
+                out.append(torch.softmax(model(inputs), dim=1)[:, 1].cpu().numpy())
+        rate = sum(len(o) for o in out) / (time.perf_counter() - start)
+    return rate
+
+
+def limit_predict(args, channels_last: bool, steps: int = 12) -> float:
+    model = timm.create_model(args.model, num_classes=2).eval()
+    x = torch.randn(args.batch_size * 2, 3, args.img_size, args.img_size)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        for i in range(steps + 3):
+            if i == 3:
+                start = time.perf_counter()
+            model(x)
+    return steps * x.shape[0] / (time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet10t")
+    parser.add_argument("--img-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=-1)
+    parser.add_argument("--train-images", type=int, default=640)
+    parser.add_argument("--val-images", type=int, default=384)
+    parser.add_argument("--source-side", type=int, default=448, help="side of the generated JPEGs, in pixels")
+    parser.add_argument("--json", type=Path, default=REPO / ".bench" / "engine.json")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    config = load_config()
+    config.data.workers = args.workers
+    workers = resolve_workers(config)
+    data = make_bench_data(REPO / ".bench" / "data", args.train_images, args.val_images, args.source_side)
+    print(f"machine: {machine()}")
+    print(f"model {args.model} at {args.img_size} px, batch {args.batch_size}, {workers} loader workers, "
+          f"{args.train_images} train / {args.val_images} val JPEGs of about {args.source_side} px")
+    results = {
+        "train": {
+            "engine": engine_train(data, args, workers),
+            "plain loop": plain_train(data, args, workers),
+            "limit": max(limit_train(args, False), limit_train(args, True)),
+        },
+        "predict": {
+            "engine": engine_predict(data, args, workers),
+            "plain loop": plain_predict(data, args, workers),
+            "limit": max(limit_predict(args, False), limit_predict(args, True)),
+        },
+    }
+    print(f"\n{'':8} {'engine':>10} {'plain':>10} {'limit':>10} {'engine/plain':>13} {'engine/limit':>13}  (images/s)")
+    for phase, r in results.items():
+        print(f"{phase:8} {r['engine']:10.1f} {r['plain loop']:10.1f} {r['limit']:10.1f} "
+              f"{r['engine'] / r['plain loop']:13.2f} {r['engine'] / r['limit']:13.2f}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()},
+                                     "images_per_sec": results, "time": time.time()}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""The headless display of ``ffdv``: a rich progress bar and metric tables, driven by run events.
+
+It is an event listener like any viewer, so it shows the same run whether the
+engine runs in this process or another. On a terminal it draws a live progress
+bar; elsewhere (a log file, CI) it prints a plain line every few seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from engine.protocol import METRIC_LABELS
+from engine.protocol import (
+    CheckpointSaved,
+    EpochEnded,
+    Event,
+    Paused,
+    PredictionsWritten,
+    Resumed,
+    RunError,
+    RunFinished,
+    RunStarted,
+    RunWarning,
+    Step,
+    Validated,
+)
+
+PLAIN_LINE_INTERVAL_S = 10.0
+
+
+def fmt_metric(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "–"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def metrics_table(rows: list[tuple[str, dict[str, Any], bool]], title: str = "") -> Table:
+    """One row per validation (label, metrics, is_best), AUC first; the best row is marked."""
+    table = Table(title=title or None, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  header_style="bold", padding=(0, 1), pad_edge=False)
+    table.add_column("", justify="left", no_wrap=True)
+    for label in METRIC_LABELS.values():
+        table.add_column(label, justify="right", no_wrap=True)
+    for label, metrics, is_best in rows:
+        cells = [fmt_metric(metrics.get(key)) for key in METRIC_LABELS]
+        table.add_row(f"{label} ★" if is_best else label, *cells, style="bold green" if is_best else None)
+    return table
+
+
+def metric_list_table(metrics: dict[str, Any]) -> Table:
+    """One metric a line: for a single evaluation, readable in any width."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, label in METRIC_LABELS.items():
+        table.add_row(label, fmt_metric(metrics.get(key)))
+    return table
+
+
+def confusion_table(confusion: list[list[int]]) -> Table:
+    (tn, fp), (fn, tp) = confusion
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", title="confusion at 0.5",
+                  title_justify="left")
+    table.add_column("true \\ predicted")
+    table.add_column("real", justify="right")
+    table.add_column("fake", justify="right")
+    table.add_row("real", str(tn), str(fp))
+    table.add_row("fake", str(fn), str(tp))
+    return table
+
+
+class ConsoleView:
+    """Renders a run's events on a rich console."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console()
+        self.live = self.console.is_terminal
+        self.progress: Progress | None = None
+        self.task = None
+        self.validations: list[tuple[str, dict[str, Any], bool]] = []
+        self.started: RunStarted | None = None
+        self._step_times: list[tuple[float, int]] = []
+        self._last_plain = 0.0
+        self._epoch_shown = -1
+
+    def __call__(self, event: Event) -> None:
+        handler = getattr(self, f"_on_{event.kind}", None)
+        if handler is not None:
+            handler(event)
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        (self.progress.console if self.progress else self.console).print(*args, **kwargs)
+
+    # ------------------------------------------------------------ events
+
+    def _on_run_started(self, e: RunStarted) -> None:
+        self.started = e
+        self.print(
+            f"[bold]{e.run_id}[/]: {e.model} on {e.device} · {e.num_train} train / {e.num_val} val images · "
+            f"{e.epochs} epochs × {e.steps_per_epoch} steps"
+            + (f" · {e.world_size} processes" if e.world_size > 1 else "")
+        )
+        if self.live and self.progress is None:
+            self.progress = Progress(
+                TextColumn("[bold]epoch {task.fields[epoch]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"),
+                TextColumn("{task.fields[speed]} img/s"),
+                TextColumn("lr {task.fields[lr]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA {task.fields[eta]}"),
+                console=self.console,
+                transient=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=e.steps_per_epoch, epoch="-", loss="-", speed="-",
+                                               lr="-", eta="-")
+
+    def _eta(self, e: Step) -> float | None:
+        now = time.monotonic()
+        self._step_times.append((now, e.step))
+        self._step_times = self._step_times[-30:]
+        if self.started is None or len(self._step_times) < 2:
+            return None
+        (t0, s0), (t1, s1) = self._step_times[0], self._step_times[-1]
+        if s1 <= s0:
+            return None
+        total = self.started.epochs * e.steps_per_epoch
+        return (total - e.step) * (t1 - t0) / (s1 - s0)
+
+    def _on_step(self, e: Step) -> None:
+        total_epochs = self.started.epochs if self.started else "?"
+        eta = fmt_duration(self._eta(e))
+        if self.progress is not None:
+            if e.epoch != self._epoch_shown:
+                self._epoch_shown = e.epoch
+                self.progress.reset(self.task, total=e.steps_per_epoch)
+            self.progress.update(self.task, completed=e.epoch_step, epoch=f"{e.epoch + 1}/{total_epochs}",
+                                 loss=f"{e.loss:.4f}", speed=f"{e.images_per_sec:.0f}", lr=f"{e.lr:.2e}", eta=eta)
+            return
+        now = time.monotonic()
+        if now - self._last_plain >= PLAIN_LINE_INTERVAL_S or e.epoch_step == e.steps_per_epoch:
+            self._last_plain = now
+            self.print(f"epoch {e.epoch + 1}/{total_epochs} step {e.epoch_step}/{e.steps_per_epoch} "
+                       f"loss {e.loss:.4f} {e.images_per_sec:.0f} img/s lr {e.lr:.2e} ETA {eta}")
+
+    def _on_epoch_ended(self, e: EpochEnded) -> None:
+        self.print(f"epoch {e.epoch + 1} done in {fmt_duration(e.duration_s)}: train loss {e.train_loss:.4f}, "
+                   f"{e.images_per_sec:.0f} img/s")
+
+    def _on_validated(self, e: Validated) -> None:
+        if e.is_best:
+            self.validations = [(label, metrics, False) for label, metrics, _ in self.validations]
+        self.validations.append((f"ep {e.epoch}", e.metrics, e.is_best))
+        self.print(metrics_table(self.validations[-12:], title=f"validation ({e.num_images} images"
+                                 + (", EMA weights)" if e.weights == "ema" else ")")))
+
+    def _on_predictions_written(self, e: PredictionsWritten) -> None:
+        pass  # named in the final summary; one line per epoch would drown the tables
+
+    def _on_checkpoint_saved(self, e: CheckpointSaved) -> None:
+        if e.reason != "epoch":
+            self.print(f"[dim]checkpoint saved ({e.reason}): {e.path}[/]")
+
+    def _on_paused(self, e: Paused) -> None:
+        self.print(f"[yellow]paused at step {e.step}[/]")
+
+    def _on_resumed(self, e: Resumed) -> None:
+        where = f" from {e.checkpoint}" if e.checkpoint else ""
+        self.print(f"[green]resumed at epoch {e.epoch + 1}, step {e.step}{where}[/]")
+
+    def _on_warning(self, e: RunWarning) -> None:
+        self.print(f"[yellow]warning:[/] {e.message}")
+
+    def _on_error(self, e: RunError) -> None:
+        self.print(f"[red]error:[/] {e.message}")
+
+    def _on_run_finished(self, e: RunFinished) -> None:
+        self.close()
+        colour = {"completed": "green", "stopped": "yellow"}.get(e.status, "red")
+        best = (f"best {e.best_metric} {fmt_metric(e.best_value)} at epoch {e.best_epoch}"
+                if e.best_value is not None else "no validation yet")
+        bad = f" · {e.bad_images} unreadable images skipped" if e.bad_images else ""
+        self.console.print(f"[bold {colour}]run {e.status}[/] after {e.epochs_completed} epochs in "
+                           f"{fmt_duration(e.duration_s)} · {best}{bad}")
+        if e.message and e.status != "completed":
+            self.console.print(e.message)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None

@@ -1,0 +1,79 @@
+"""Scoring every image of a split: shared by validation during training, ``evaluate`` and ``predict``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.dataset import Split
+from engine.device import DeviceSetup
+from engine.loader import Batch, DeviceNormalizer
+from engine.metrics import PredictionCollector
+
+
+@dataclass
+class Scores:
+    """Per-image results in split order; images that could not be decoded are in ``bad`` instead."""
+
+    index: np.ndarray  # positions in the split
+    score: np.ndarray  # probability of fake
+    target: np.ndarray  # 0/1, or -1 for an unlabelled split
+    loss: np.ndarray  # cross-entropy per image (0 when unlabelled)
+    bad: dict[int, str]
+
+    def mean_loss(self) -> float | None:
+        labelled = self.target >= 0
+        return float(self.loss[labelled].mean()) if labelled.any() else None
+
+
+def score_batches(
+    model: nn.Module,
+    batches,
+    normalizer: DeviceNormalizer,
+    setup: DeviceSetup,
+    on_batch: Callable[[int], None] | None = None,
+) -> Scores:
+    """Run the model over the batches (inference mode, the run's precision) and gather every rank's scores."""
+    collector = PredictionCollector(setup.device)
+    bad: dict[int, str] = {}
+    model.eval()
+    with torch.inference_mode():
+        for batch in batches:
+            batch: Batch
+            bad.update(batch.bad)
+            if batch.images.shape[0]:
+                with setup.autocast():
+                    logits = model(normalizer(batch.images))
+                logits = logits.float()
+                targets = batch.targets.to(setup.device, non_blocking=True)
+                losses = F.cross_entropy(logits, targets.clamp(min=0), reduction="none") * (targets >= 0)
+                collector.update(batch.indices.to(setup.device), logits.softmax(dim=1)[:, 1], targets, losses)
+            if on_batch is not None:
+                on_batch(int(batch.images.shape[0]) + len(batch.bad))
+    values = collector.compute()
+    return Scores(
+        index=values["index"].numpy(),
+        score=values["score"].numpy().astype(np.float64),
+        target=values["target"].numpy(),
+        loss=values["loss"].numpy().astype(np.float64),
+        bad=bad,
+    )
+
+
+def predictions_frame(split: Split, scores: Scores, threshold: float = 0.5) -> pd.DataFrame:
+    """img_name,target,score,pred in split order (the per-image predictions file of the run folder)."""
+    names = np.asarray(split.names, dtype=object)[scores.index]
+    return pd.DataFrame(
+        {
+            "img_name": names,
+            "target": scores.target,
+            "score": np.round(scores.score, 6),
+            "pred": (scores.score > threshold).astype(np.int64),  # as torchmetrics and argmax: fake above it
+        }
+    )

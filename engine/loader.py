@@ -1,0 +1,225 @@
+"""From a Split to uint8 batches on the device, normalised there.
+
+Why it looks like this (DESIGN.md, "Engine performance rules"):
+- JPEGs are decoded in draft mode straight to about the training size, batches stay
+  uint8 until they reach the device, and normalisation happens there.
+- The augmentation of sample i in epoch e is a pure function of (seed, e, i): the
+  sampler hands the epoch to the workers with each index. Runs are repeatable with
+  any number of workers, and a resumed run sees exactly the same images.
+- A file that cannot be decoded becomes a "bad" entry of its batch instead of an
+  exception in a worker, so the training loop decides: skip and report, or fail.
+- Names are kept in one numpy bytes array, not a list of str, so forked workers
+  share them instead of copying a million Python objects each.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torchvision.transforms import v2
+
+from engine.dataset import Split
+from engine.images import BadImage, open_rgb
+
+LIGHT_SCALE = (0.7, 1.0)
+STRONG_SCALE = (0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How a model wants its input: size and normalisation (saved with every checkpoint)."""
+
+    img_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    eval_crop: float = 1.0
+
+
+class RandomJPEG(v2.Transform):
+    """Re-compress a PIL image as JPEG at a random quality: forgeries in the wild are re-encoded.
+
+    PIL does the work (torchvision's own JPEG codec is deprecated); the dice come from
+    torch's RNG, so the per-sample seeding keeps it repeatable.
+    """
+
+    def __init__(self, quality: tuple[int, int], p: float):
+        super().__init__()
+        self.quality = quality
+        self.p = p
+
+    def forward(self, img):
+        if float(torch.rand(())) >= self.p:
+            return img
+        quality = int(torch.randint(self.quality[0], self.quality[1] + 1, ()))
+        buffer = io.BytesIO()
+        img.save(buffer, format="JPEG", quality=quality)
+        buffer.seek(0)
+        return Image.open(buffer).convert("RGB")
+
+
+def train_transform(spec: ImageSpec, preset: str) -> tuple[v2.Compose, int]:
+    """The augmentation preset and the size to decode at (so a crop is not upscaled much)."""
+    size = spec.img_size
+    if preset == "none":
+        return v2.Compose([v2.Resize((size, size), antialias=True), v2.PILToTensor()]), size
+    scale = LIGHT_SCALE if preset == "light" else STRONG_SCALE
+    steps: list[v2.Transform] = [
+        v2.RandomResizedCrop(size, scale=scale, antialias=True),
+        v2.RandomHorizontalFlip(),
+    ]
+    if preset == "strong":
+        steps += [
+            v2.RandomApply([v2.ColorJitter(0.3, 0.3, 0.3, 0.05)], p=0.8),
+            v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 2.0))], p=0.2),
+            RandomJPEG((50, 95), p=0.3),
+        ]
+    steps.append(v2.PILToTensor())
+    return v2.Compose(steps), math.ceil(size / math.sqrt(scale[0]))
+
+
+def eval_transform(spec: ImageSpec) -> tuple[v2.Compose, int]:
+    """Deterministic: resize the whole image, or resize then centre-crop when eval_crop < 1."""
+    size = spec.img_size
+    if spec.eval_crop >= 1.0:
+        return v2.Compose([v2.Resize((size, size), antialias=True), v2.PILToTensor()]), size
+    resize = int(math.floor(size / spec.eval_crop))
+    return v2.Compose([v2.Resize(resize, antialias=True), v2.CenterCrop(size), v2.PILToTensor()]), resize
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    return ((seed * 1_000_003 + epoch) * 1_000_000_007 + index) % (1 << 62)
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Items are (image uint8 CHW or None, target, index, reason); indexed by (index, epoch)."""
+
+    def __init__(self, split: Split, transform: v2.Compose, decode_size: int, seed: int = 0):
+        self.folder = str(split.folder)
+        self.names = np.array([n.encode("utf-8") for n in split.names], dtype=np.bytes_)
+        targets = split.targets if split.targets is not None else np.full(len(split.names), -1)
+        self.targets = np.asarray(targets, dtype=np.int64)
+        self.transform = transform
+        self.decode_size = decode_size
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def name(self, index: int) -> str:
+        return self.names[index].decode("utf-8")
+
+    def __getitem__(self, key: tuple[int, int] | int):
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        target = int(self.targets[index])
+        try:
+            img = open_rgb(f"{self.folder}/{self.name(index)}", self.decode_size)
+        except BadImage as exc:
+            return None, target, index, str(exc)
+        if torch.utils.data.get_worker_info() is not None:
+            torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
+            return self.transform(img), target, index, ""
+        with torch.random.fork_rng(devices=[]):  # main process: leave the training RNG alone
+            torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
+            return self.transform(img), target, index, ""
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor  # uint8, N x 3 x H x W
+    targets: torch.Tensor  # int64
+    indices: torch.Tensor  # int64, positions in the split
+    bad: list[tuple[int, str]]  # (index, reason) of the samples that could not be decoded
+
+    def pin_memory(self) -> Batch:
+        return Batch(self.images.pin_memory(), self.targets.pin_memory(), self.indices.pin_memory(), self.bad)
+
+
+def collate(items: list) -> Batch:
+    good = [it for it in items if it[0] is not None]
+    bad = [(it[2], it[3]) for it in items if it[0] is None]
+    if not good:
+        empty = torch.empty(0, dtype=torch.int64)
+        return Batch(torch.empty(0, 3, 1, 1, dtype=torch.uint8), empty, empty, bad)
+    return Batch(
+        torch.stack([it[0] for it in good]),
+        torch.tensor([it[1] for it in good], dtype=torch.int64),
+        torch.tensor([it[2] for it in good], dtype=torch.int64),
+        bad,
+    )
+
+
+class EpochSampler(Sampler):
+    """DistributedSampler's order (seeded by seed + epoch, sharded by rank) yielding (index, epoch).
+
+    ``start`` skips the first samples of this rank's share: resuming mid-epoch.
+    """
+
+    def __init__(self, size: int, shuffle: bool, seed: int, num_replicas: int = 1, rank: int = 0):
+        self.inner = DistributedSampler(range(size), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch = epoch
+        self.start = start
+        self.inner.set_epoch(epoch)
+
+    def __iter__(self):
+        epoch = self.epoch
+        for i, index in enumerate(self.inner):
+            if i >= self.start:
+                yield index, epoch
+
+    def __len__(self) -> int:
+        return len(self.inner) - self.start
+
+
+def make_loader(
+    dataset: ImageDataset,
+    sampler: EpochSampler,
+    batch_size: int,
+    workers: int,
+    pin_memory: bool,
+    drop_last: bool = False,
+) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        drop_last=drop_last,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        # Its own generator: making an iterator would otherwise draw from the global RNG (dropout's), which
+        # a resumed run could not replay. Augmentation is seeded per sample, so this seed changes nothing else.
+        generator=torch.Generator().manual_seed(0),
+    )
+
+
+class DeviceNormalizer:
+    """uint8 batch -> normalised float on the device (one fused pass there, not per sample on the CPU)."""
+
+    def __init__(self, spec: ImageSpec, device: torch.device, channels_last: bool):
+        self.device = device
+        self.channels_last = channels_last
+        self.mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1) * 255.0
+        self.inv_std = 1.0 / (torch.tensor(spec.std, device=device).view(1, 3, 1, 1) * 255.0)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.to(self.device, non_blocking=True).float().sub_(self.mean).mul_(self.inv_std)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+def split_path(split: Split, index: int) -> Path:
+    return split.folder / split.names[index]

@@ -1,0 +1,139 @@
+"""timm models for two classes (0 = real, 1 = fake) and their pretrained weights.
+
+Weights a user hands us are never unpickled: safetensors, or ``torch.load`` with
+``weights_only=True``. The classifier head of an ImageNet checkpoint does not fit
+two classes and is left at its fresh initialisation; every other tensor must fit.
+"""
+
+from __future__ import annotations
+
+import difflib
+import socket
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from engine.config import Config
+from engine.errors import ModelError
+from engine.loader import ImageSpec
+
+NUM_CLASSES = 2
+HUB_HOST = ("huggingface.co", 443)
+
+
+def check_model_name(name: str) -> None:
+    if timm.is_model(name):
+        return
+    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else " `ffdv models PATTERN` lists the names."
+    raise ModelError(f"model {name!r} is not a timm model.{hint}")
+
+
+def _create(name: str, img_size: int, pretrained: bool, **kwargs) -> nn.Module:
+    cfg = timm.models.get_pretrained_cfg(name) if hasattr(timm.models, "get_pretrained_cfg") else None
+    if cfg is not None and getattr(cfg, "fixed_input_size", False):
+        kwargs["img_size"] = img_size  # ViT-like models are built for one input size
+    return timm.create_model(name, pretrained=pretrained, num_classes=NUM_CLASSES, **kwargs)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection(HUB_HOST, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
+    """Tensors of a weights file, unwrapped from the usual containers and prefixes."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's problem
+        raise ModelError(
+            f"{path}: cannot read weights ({type(exc).__name__}: {exc}). "
+            "Fix: pass a .safetensors file or a plain state dict saved with torch.save(model.state_dict())."
+        ) from None
+    for key in ("state_dict_ema", "state_dict", "model_ema", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"{path}: not a state dict of tensors. Fix: save it with torch.save(model.state_dict()).")
+    prefixes = ("module.", "_orig_mod.")  # DDP and torch.compile wrappers
+    for prefix in prefixes:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def load_weights_file(model: nn.Module, path: Path | str, name: str) -> list[str]:
+    """Load every tensor that fits; returns notes on what was left out. Refuses files for another model."""
+    state = read_state_dict(path)
+    own = model.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if len(fitting) < 0.5 * len(own):
+        example = next((k for k in own if k not in fitting), "")
+        raise ModelError(
+            f"{path}: these weights do not fit model {name!r}: {len(fitting)} of {len(own)} tensors match "
+            f"(e.g. {example!r} is missing or has another shape). Fix: pass weights made for {name}."
+        )
+    model.load_state_dict(fitting, strict=False)
+    left_out = [k for k in own if k not in fitting]
+    return [f"{len(left_out)} tensors kept their fresh initialisation: {', '.join(left_out[:6])}"] if left_out else []
+
+
+def create_model(config: Config) -> tuple[nn.Module, ImageSpec, list[str]]:
+    """The model, its input spec, and notes worth a warning (e.g. what the weights file did not cover)."""
+    m = config.model
+    check_model_name(m.name)
+    kwargs = {"drop_rate": m.drop_rate}
+    if m.drop_path_rate:
+        kwargs["drop_path_rate"] = m.drop_path_rate
+    notes: list[str] = []
+    if m.pretrained == "hub":
+        if not _hub_reachable():
+            raise ModelError(
+                f"cannot download pretrained weights for {m.name!r}: this machine cannot reach the Hugging Face hub. "
+                "Fix: download the model's .safetensors file on a machine with internet access and pass it "
+                "with --pretrained PATH (or set [model] pretrained = \"PATH\")."
+            )
+        try:
+            model = _create(m.name, config.data.img_size, True, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - network and hub errors come in many types
+            raise ModelError(
+                f"downloading weights for {m.name!r} failed ({type(exc).__name__}: {exc}). "
+                "Fix: pass a local weights file with --pretrained PATH."
+            ) from None
+    else:
+        model = _create(m.name, config.data.img_size, False, **kwargs)
+        if m.pretrained:
+            notes = load_weights_file(model, m.pretrained, m.name)
+    data_cfg = timm.data.resolve_model_data_config(model)
+    spec = ImageSpec(
+        img_size=config.data.img_size,
+        mean=tuple(float(x) for x in data_cfg["mean"]),
+        std=tuple(float(x) for x in data_cfg["std"]),
+        eval_crop=config.data.eval_crop,
+    )
+    return model, spec, notes
+
+
+def plain_module(model: nn.Module) -> nn.Module:
+    """The model under DDP and torch.compile wrappers, whose state dict has plain timm keys."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model

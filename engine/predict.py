@@ -1,0 +1,168 @@
+"""Using a checkpoint: evaluate it on a labelled split, or write a competition submission.
+
+A submission has the header ``img_name,y_pred``, one row per image in the order of
+the split's label/list file (sorted names without one), ``y_pred`` the probability
+of fake in [0, 1]. It is checked after writing (rows, order, range) and only then
+renamed into place and announced.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import timm
+import torch
+
+from engine.checkpoints import read_sidecar, read_weights, resolve_checkpoint
+from engine.config import Config
+from engine.dataset import Split
+from engine.device import DeviceSetup, setup_device
+from engine.errors import CheckpointError, FfdvError
+from engine.inference import Scores, predictions_frame, score_batches
+from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, ImageSpec, eval_transform, make_loader
+from engine.metrics import detection_metrics
+from engine.models import NUM_CLASSES, check_model_name
+from engine.protocol import clean_number
+from engine.runstore import atomic_path, atomic_write_json
+
+UNDECODABLE_SCORE = 0.5  # an image that cannot be read still needs a row; 0.5 claims nothing
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: torch.nn.Module
+    spec: ImageSpec
+    sidecar: dict[str, Any]
+    path: Path
+
+
+def load_checkpoint(path: Path | str, setup: DeviceSetup, model_name: str | None = None,
+                    img_size: int | None = None) -> LoadedCheckpoint:
+    """Build the sidecar's model and load the weights strictly; ``model_name`` stands in for a lost sidecar."""
+    weights_path = resolve_checkpoint(path)
+    try:
+        sidecar = read_sidecar(weights_path)
+    except CheckpointError:
+        if not model_name:
+            raise
+        sidecar = {"model": model_name, "img_size": img_size or 224}
+    name = model_name or sidecar["model"]
+    check_model_name(name)
+    model = timm.create_model(name, pretrained=False, num_classes=NUM_CLASSES)
+    state = read_weights(weights_path)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:3]
+        raise CheckpointError(
+            f"{weights_path}: the weights do not fit model {name!r} ({' '.join(first)[:300]}). "
+            "Fix: check the sidecar's model name, or pass --model with the right one."
+        ) from None
+    data_cfg = timm.data.resolve_model_data_config(model)
+    spec = ImageSpec(
+        img_size=int(img_size or sidecar.get("img_size") or data_cfg["input_size"][-1]),
+        mean=tuple(sidecar.get("mean") or data_cfg["mean"]),
+        std=tuple(sidecar.get("std") or data_cfg["std"]),
+        eval_crop=float(sidecar.get("eval_crop", 1.0)),
+    )
+    model.to(setup.device)
+    if setup.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return LoadedCheckpoint(model, spec, sidecar, weights_path)
+
+
+def score_split(
+    loaded: LoadedCheckpoint,
+    split: Split,
+    setup: DeviceSetup,
+    batch_size: int,
+    workers: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> Scores:
+    transform, decode = eval_transform(loaded.spec)
+    dataset = ImageDataset(split, transform, decode)
+    loader = make_loader(dataset, EpochSampler(len(dataset), False, 0), batch_size, workers, setup.is_cuda)
+    normalizer = DeviceNormalizer(loaded.spec, setup.device, setup.channels_last)
+    return score_batches(loaded.model, loader, normalizer, setup, on_batch)
+
+
+def inference_setup(device: str, amp: str = "auto") -> DeviceSetup:
+    config = Config()
+    config.train.device = device
+    config.train.amp = amp
+    return setup_device(config)
+
+
+def evaluation_report(loaded: LoadedCheckpoint, split: Split, scores: Scores, seconds: float) -> dict[str, Any]:
+    if split.targets is None:
+        raise FfdvError(f"{split.folder}: this split has no labels, so it cannot be evaluated. Use `ffdv predict`.")
+    metrics = detection_metrics(torch.from_numpy(scores.score), torch.from_numpy(scores.target))
+    metrics["loss"] = scores.mean_loss()
+    metrics = {k: (clean_number(v) if isinstance(v, float) else v) for k, v in metrics.items()}
+    return {
+        "checkpoint": str(loaded.path),
+        "model": loaded.sidecar.get("model"),
+        "epoch": loaded.sidecar.get("epoch"),
+        "split": str(split.folder),
+        "label_file": str(split.label_file) if split.label_file else None,
+        "images": len(split),
+        "scored": len(scores.index),
+        "unreadable": {split.names[i]: reason for i, reason in sorted(scores.bad.items())},
+        "metrics": metrics,
+        "seconds": round(seconds, 3),
+        "time": time.time(),
+    }
+
+
+def default_evaluation_paths(weights: Path, split: Split) -> Path:
+    """Inside the run folder when the checkpoint is one of a run's, else the current folder."""
+    weights = weights.resolve()  # best.safetensors names the epoch it points to
+    stem = f"{weights.stem}-on-{split.folder.name}"
+    if weights.parent.name == "checkpoints":
+        return weights.parent.parent / "evaluations" / f"{stem}.json"
+    return Path(f"{stem}.json")
+
+
+def write_evaluation(out: Path, report: dict[str, Any], split: Split, scores: Scores) -> Path:
+    """The report as JSON, and beside it the per-image predictions (``.csv``)."""
+    predictions = out.with_suffix(".csv")
+    with atomic_path(predictions) as tmp:
+        predictions_frame(split, scores).to_csv(tmp, index=False)
+    report = {**report, "predictions": str(predictions)}
+    atomic_write_json(out, report)
+    return predictions
+
+
+def submission_frame(split: Split, scores: Scores) -> pd.DataFrame:
+    """Every image of the split in its order; unreadable ones get 0.5 (reported by the caller)."""
+    y_pred = np.full(len(split), UNDECODABLE_SCORE, dtype=np.float64)
+    y_pred[scores.index] = scores.score
+    return pd.DataFrame({"img_name": split.names, "y_pred": np.round(y_pred, 6)})
+
+
+def check_submission(path: Path, split: Split) -> None:
+    """Read the file back: header, one row per image in order, values in [0, 1]."""
+    frame = pd.read_csv(path, dtype={"img_name": str}, keep_default_na=False)
+    problems = []
+    if list(frame.columns) != ["img_name", "y_pred"]:
+        problems.append(f"header is {','.join(frame.columns)!r}, not 'img_name,y_pred'")
+    elif frame["img_name"].tolist() != list(split.names):
+        problems.append("the rows are not the split's images in its order")
+    elif not frame["y_pred"].between(0.0, 1.0).all() or any(math.isnan(v) for v in frame["y_pred"]):
+        problems.append("y_pred has values outside [0, 1]")
+    if problems:
+        raise FfdvError(f"{path}: the submission failed its check: {'; '.join(problems)}")
+
+
+def write_submission(out: Path, split: Split, scores: Scores) -> Path:
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        submission_frame(split, scores).to_csv(tmp, index=False, float_format="%.6f")
+        check_submission(tmp, split)
+    return out

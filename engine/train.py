@@ -1,0 +1,463 @@
+"""The training run: epochs of steps, a validation after each, checkpoints, events all along.
+
+The hot loop follows DESIGN.md's performance rules: uint8 batches normalised on the
+device, no host-device sync per step (losses stay on the device until a Step event
+is due, a few per second at most and about 250 per epoch), commands and signals
+read between steps with one ``stat``. Everything a viewer sees arrives as an event
+after the files it mentions exist.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import socket
+import time
+import traceback
+from typing import Any
+
+import timm
+import timm.optim
+import timm.scheduler
+import torch
+import torch.nn.functional as F
+from timm.utils import ModelEmaV3
+
+from engine import __version__
+from engine.checkpoints import CheckpointManager, load_training_state, newest_resumable
+from engine.config import BEST_METRICS, Config, resolve_lr, resolve_workers, to_toml
+from engine.control import Control
+from engine.dataset import Split, find_dataset
+from engine.device import DeviceSetup, memory_and_utilization, setup_device
+from engine.errors import DataError, FfdvError
+from engine.inference import Scores, predictions_frame, score_batches
+from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, eval_transform, make_loader, train_transform
+from engine.metrics import detection_metrics
+from engine.models import create_model, plain_module
+from engine.protocol import (
+    COMPLETED,
+    FAILED,
+    STOPPED,
+    CheckpointSaved,
+    EpochEnded,
+    Heartbeat,
+    Paused,
+    PredictionsWritten,
+    Resumed,
+    RunError,
+    RunFinished,
+    RunStarted,
+    RunWarning,
+    Step,
+    Validated,
+    clean_number,
+)
+from engine.runstore import RunPaths, atomic_path, atomic_write_text
+from engine.sink import EventSink
+
+STEP_EVENT_INTERVAL_S = 1.0
+STEP_EVENTS_PER_EPOCH = 250
+HEARTBEAT_INTERVAL_S = 10.0
+PAUSE_POLL_S = 0.2
+MAX_BAD_IMAGE_WARNINGS = 20
+
+
+def versions() -> dict[str, str]:
+    return {"ffdv": __version__, "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()}
+
+
+def save_config(paths: RunPaths, config: Config) -> None:
+    """The resolved configuration, so the run can be repeated (``ffdv train --config``)."""
+    atomic_write_text(paths.config, to_toml(config, meta={"versions": versions()}))
+
+
+def check_training_data(config: Config) -> tuple[Split, Split]:
+    """Train and val splits, every label-file problem raised before anything starts."""
+    if not config.data.root:
+        raise DataError("no dataset given. Fix: pass --data DIR (a folder with trainset/ and valset/), or set [data] root.")
+    dataset = find_dataset(config.data.root)
+    missing = [s for s in ("train", "val") if s not in dataset.splits]
+    if missing:
+        raise DataError(
+            f"{dataset.root}: no {' or '.join(missing)} split. Fix: training needs trainset/ + trainset_label.txt "
+            "and valset/ + valset_label.txt (or train/ and val/ with real/ and fake/ inside)."
+        )
+    return dataset.splits["train"], dataset.splits["val"]
+
+
+class Trainer:
+    """One training run in one process (one rank of several under torchrun)."""
+
+    def __init__(self, paths: RunPaths, config: Config, sink: EventSink, rank: int = 0, world_size: int = 1):
+        self.paths = paths
+        self.config = config
+        self.sink = sink
+        self.rank = rank
+        self.world_size = world_size
+        self.control = Control(paths if rank == 0 else None, sink)
+        self.bad_images: dict[str, str] = {}
+        self.started = time.time()
+        self.epoch = 0  # epochs completed
+        self.epoch_step = 0  # steps done in the current epoch
+        self.global_step = 0
+        self.num_updates = 0
+        self.last_metrics: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------ setup
+
+    def setup(self, resume: bool) -> None:
+        cfg = self.config
+        self.train_split, self.val_split = check_training_data(cfg)
+        self.device: DeviceSetup = setup_device(cfg)
+        torch.manual_seed(cfg.train.seed)
+        if self.device.is_cuda:
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.model, self.spec, notes = create_model(cfg)
+        for note in notes:
+            self.sink.emit(RunWarning(message=f"pretrained weights: {note}", code="pretrained_partial"))
+        self.model.to(self.device.device)
+        if self.device.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.lr = resolve_lr(cfg)
+        self.optimizer = timm.optim.create_optimizer_v2(
+            self.model, opt=cfg.optim.optimizer, lr=self.lr, weight_decay=cfg.optim.weight_decay,
+            momentum=cfg.optim.momentum,
+        )
+        self.scaler = torch.amp.GradScaler(self.device.device.type, enabled=self.device.amp_dtype == torch.float16)
+        self.ema = ModelEmaV3(self.model, decay=cfg.train.ema_decay) if cfg.train.ema else None
+        self.forward_model = torch.compile(self.model) if cfg.train.compile else self.model
+        self._build_loaders()
+        self._build_scheduler()
+        metric = cfg.train.best_metric
+        self.checkpoints = CheckpointManager(self.paths.checkpoints, metric, BEST_METRICS[metric], cfg.train.keep_top_k)
+        self.resumed_from = self._restore() if resume else None
+
+    def _build_loaders(self) -> None:
+        cfg = self.config
+        workers = resolve_workers(cfg)
+        pin = self.device.is_cuda
+        transform, decode = train_transform(self.spec, cfg.data.augment)
+        self.train_set = ImageDataset(self.train_split, transform, decode, cfg.train.seed)
+        self.train_sampler = EpochSampler(len(self.train_set), True, cfg.train.seed, self.world_size, self.rank)
+        drop_last = len(self.train_sampler) > cfg.train.batch_size
+        self.train_loader = make_loader(self.train_set, self.train_sampler, cfg.train.batch_size, workers, pin, drop_last)
+        transform, decode = eval_transform(self.spec)
+        self.val_set = ImageDataset(self.val_split, transform, decode, cfg.train.seed)
+        self.val_sampler = EpochSampler(len(self.val_set), False, cfg.train.seed, self.world_size, self.rank)
+        self.val_loader = make_loader(self.val_set, self.val_sampler, cfg.train.batch_size, workers, pin)
+        self.normalizer = DeviceNormalizer(self.spec, self.device.device, self.device.channels_last)
+        self.steps_per_epoch = len(self.train_loader)
+        if self.steps_per_epoch == 0:
+            raise DataError(f"{self.train_split.folder}: no training batch can be formed (the split is empty).")
+
+    def _build_scheduler(self) -> None:
+        o, epochs = self.config.optim, self.config.train.epochs
+        self.updates_per_epoch = math.ceil(self.steps_per_epoch / o.accum_steps)
+        warmup = min(o.warmup_epochs, epochs - 1)
+        if o.schedule == "cosine":
+            kwargs: dict[str, Any] = {"sched": "cosine", "min_lr": o.min_lr}
+        elif o.schedule == "step":
+            kwargs = {"sched": "step", "decay_epochs": o.step_epochs, "decay_rate": o.step_gamma}
+        else:  # constant after the warmup
+            kwargs = {"sched": "step", "decay_epochs": 10**9, "decay_rate": 1.0}
+        self.scheduler, _ = timm.scheduler.create_scheduler_v2(
+            self.optimizer, num_epochs=epochs, warmup_epochs=warmup, warmup_lr=min(1e-5, self.lr / 10),
+            step_on_epochs=False, updates_per_epoch=self.updates_per_epoch, **kwargs,
+        )
+        self.scheduler.step_update(self.num_updates)
+
+    # ------------------------------------------------------------ state
+
+    def training_state(self) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "model": plain_module(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "epoch": self.epoch,
+            "epoch_step": self.epoch_step,
+            "global_step": self.global_step,
+            "num_updates": self.num_updates,
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.is_cuda else [],
+        }
+
+    def _restore(self) -> str | None:
+        found = newest_resumable(self.paths.checkpoints)
+        if found is None:
+            raise FfdvError(f"{self.paths.root}: no checkpoint with training state to resume from")
+        state_path, record = found
+        state = load_training_state(state_path)
+        plain_module(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.epoch, self.epoch_step = int(state["epoch"]), int(state["epoch_step"])
+        self.global_step, self.num_updates = int(state["global_step"]), int(state["num_updates"])
+        torch.set_rng_state(state["rng_cpu"])
+        if self.device.is_cuda and state.get("rng_cuda"):
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        self.scheduler.step_update(self.num_updates)
+        self._load_bad_images()
+        return state_path.name.removesuffix(".state.pt")
+
+    # ------------------------------------------------------------ bad images
+
+    def _load_bad_images(self) -> None:
+        if self.paths.bad_images.is_file():
+            for line in self.paths.bad_images.read_text(encoding="utf-8").splitlines():
+                name, _, reason = line.partition("\t")
+                if name:
+                    self.bad_images[name] = reason
+
+    def _note_bad(self, split: Split, bad: list[tuple[int, str]] | dict[int, str]) -> None:
+        items = bad.items() if isinstance(bad, dict) else bad
+        for index, reason in items:
+            name = f"{split.folder.name}/{split.names[index]}"
+            if self.config.data.on_bad_image == "fail":
+                raise DataError(
+                    f"{split.folder / split.names[index]}: cannot decode the image ({reason}). The run stops because "
+                    "data.on_bad_image = \"fail\"; fix or remove the file, or set it to \"skip\"."
+                )
+            if name in self.bad_images:
+                continue
+            self.bad_images[name] = reason
+            if len(self.bad_images) <= MAX_BAD_IMAGE_WARNINGS:
+                self.sink.emit(RunWarning(message=f"skipped unreadable image {name}: {reason}", code="bad_image",
+                                          detail={"name": name, "reason": reason}))
+            elif len(self.bad_images) == MAX_BAD_IMAGE_WARNINGS + 1:
+                self.sink.emit(RunWarning(message=f"more unreadable images; all are listed in {self.paths.bad_images}",
+                                          code="bad_image"))
+
+    def _write_bad_images(self) -> None:
+        if self.bad_images and self.rank == 0:
+            text = "".join(f"{name}\t{reason}\n" for name, reason in sorted(self.bad_images.items()))
+            atomic_write_text(self.paths.bad_images, text)
+
+    # ------------------------------------------------------------ the run
+
+    def run(self, resume: bool = False) -> RunFinished:
+        self.control.install_signal_handlers()
+        try:
+            self.setup(resume)
+            self._started_event()
+            status = self._loop()
+            return self._finish(status, "")
+        except FfdvError as exc:
+            self.sink.emit(RunError(message=str(exc), rank=self.rank))
+            return self._finish(FAILED, str(exc))
+        except Exception as exc:
+            self.sink.emit(RunError(message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
+                                    rank=self.rank))
+            self._finish(FAILED, f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.control.restore_signal_handlers()
+
+    def _started_event(self) -> None:
+        cfg = self.config
+        self.sink.emit(RunStarted(
+            run_id=self.paths.root.name, config=cfg.to_dict(), model=cfg.model.name, device=self.device.describe(),
+            epochs=cfg.train.epochs, steps_per_epoch=self.steps_per_epoch, num_train=len(self.train_split),
+            num_val=len(self.val_split), start_epoch=self.epoch, world_size=self.world_size,
+            host=socket.gethostname(), pid=os.getpid(), versions=versions(),
+            extra={"lr": self.lr, "workers": resolve_workers(cfg), "resumed_from": self.resumed_from or ""},
+        ))
+        if self.resumed_from:
+            self.sink.emit(Resumed(epoch=self.epoch, step=self.global_step, reason="restart",
+                                   checkpoint=self.resumed_from))
+
+    def _loop(self) -> str:
+        cfg = self.config
+        self._next_heartbeat = 0.0
+        while self.epoch < cfg.train.epochs:
+            outcome = self._train_epoch()
+            if outcome == STOPPED:
+                self._checkpoint("stop")
+                return STOPPED
+            self.epoch += 1
+            self.epoch_step = 0
+            last = self.epoch == cfg.train.epochs
+            metrics = self._validate() if (self.epoch % cfg.train.val_every == 0 or last) else None
+            self._checkpoint("epoch", metrics)
+            if self.control.stop_requested:
+                return STOPPED
+        return COMPLETED
+
+    def _train_epoch(self) -> str:
+        cfg, device = self.config, self.device
+        accum = cfg.optim.accum_steps
+        self.train_sampler.set_epoch(self.epoch, start=self.epoch_step * cfg.train.batch_size)
+        self.model.train()
+        criterion_smoothing = cfg.optim.label_smoothing
+        loss_sum = torch.zeros((), device=device.device)
+        window_steps = window_images = 0
+        epoch_loss = torch.zeros((), device=device.device)
+        epoch_steps = epoch_images = 0
+        epoch_start = last_event = time.monotonic()
+        min_steps_between = max(1, self.steps_per_epoch // STEP_EVENTS_PER_EPOCH)
+        last_event_step = self.global_step
+        lr_used = self.optimizer.param_groups[0]["lr"]
+        first_step = self.global_step + 1  # shown at once, so a viewer sees the run move
+        for batch in self.train_loader:
+            if batch.bad:
+                self._note_bad(self.train_split, batch.bad)
+            n = batch.images.shape[0]
+            if n:
+                x = self.normalizer(batch.images)
+                y = batch.targets.to(device.device, non_blocking=True)
+                with device.autocast():
+                    logits = self.forward_model(x)
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=criterion_smoothing)
+                self.scaler.scale(loss / accum).backward()
+                loss_sum += loss.detach()
+                epoch_loss += loss.detach()
+                window_steps += 1
+                epoch_steps += 1
+                window_images += n
+                epoch_images += n
+            self.epoch_step += 1
+            self.global_step += 1
+            boundary = self.epoch_step % accum == 0 or self.epoch_step == self.steps_per_epoch
+            if boundary:
+                lr_used = self.optimizer.param_groups[0]["lr"]  # before the scheduler moves it on
+                self._optimizer_step()
+            now = time.monotonic()
+            if window_steps and (
+                self.epoch_step == self.steps_per_epoch
+                or self.global_step == first_step
+                or (now - last_event >= STEP_EVENT_INTERVAL_S and self.global_step - last_event_step >= min_steps_between)
+            ):
+                self.sink.emit(Step(
+                    epoch=self.epoch, step=self.global_step, epoch_step=self.epoch_step,
+                    steps_per_epoch=self.steps_per_epoch, loss=float(loss_sum) / window_steps,
+                    lr=float(lr_used), images_per_sec=window_images / max(now - last_event, 1e-9),
+                ))
+                loss_sum.zero_()
+                window_steps = window_images = 0
+                last_event, last_event_step = now, self.global_step
+            if boundary and self._between_steps() == STOPPED:
+                return STOPPED
+        duration = time.monotonic() - epoch_start
+        self.sink.emit(EpochEnded(
+            epoch=self.epoch, train_loss=float(epoch_loss) / max(epoch_steps, 1), duration_s=duration,
+            images_per_sec=epoch_images / max(duration, 1e-9),
+        ))
+        self._write_bad_images()
+        return COMPLETED
+
+    def _optimizer_step(self) -> None:
+        clip = self.config.optim.clip_grad
+        if clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.num_updates += 1
+        self.scheduler.step_update(self.num_updates)
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.num_updates)
+
+    def _between_steps(self) -> str | None:
+        """Commands, signals and heartbeats; blocks here while paused."""
+        now = time.monotonic()
+        if now >= self._next_heartbeat:
+            self._heartbeat(now)
+        paused = False
+        while True:
+            for command in self.control.poll():
+                if command.name == "checkpoint_now":
+                    self._checkpoint("command", command_id=command.id)
+                elif command.name == "pause" and not paused:
+                    paused = True
+                    self.sink.emit(Paused(epoch=self.epoch, step=self.global_step, extra={"command": command.id}))
+                elif command.name == "resume" and paused:
+                    paused = False
+                    self.sink.emit(Resumed(epoch=self.epoch, step=self.global_step, extra={"command": command.id}))
+            if self.control.stop_requested:
+                return STOPPED
+            if not paused:
+                return None
+            time.sleep(PAUSE_POLL_S)
+            if time.monotonic() >= self._next_heartbeat:
+                self._heartbeat(time.monotonic())
+
+    def _heartbeat(self, now: float) -> None:
+        self._next_heartbeat = now + HEARTBEAT_INTERVAL_S
+        used, total, util = memory_and_utilization(self.device.device)
+        self.sink.emit(Heartbeat(device=str(self.device.device), memory_used=used, memory_total=total, utilization=util))
+
+    # ------------------------------------------------------------ validation and checkpoints
+
+    def _eval_model(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.forward_model
+
+    def _validate(self) -> dict[str, Any]:
+        self.val_sampler.set_epoch(0)
+        scores: Scores = score_batches(self._eval_model(), self.val_loader, self.normalizer, self.device)
+        if scores.bad:
+            self._note_bad(self.val_split, scores.bad)
+        metrics = detection_metrics(torch.from_numpy(scores.score), torch.from_numpy(scores.target))
+        metrics["loss"] = scores.mean_loss()
+        metrics = {k: (clean_number(v) if isinstance(v, float) else v) for k, v in metrics.items()}
+        self.last_metrics = metrics
+        self._last_scores = scores
+        return metrics
+
+    def _sidecar(self, metrics: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "model": self.config.model.name,
+            "num_classes": 2,
+            "classes": ["real", "fake"],
+            "img_size": self.spec.img_size,
+            "mean": list(self.spec.mean),
+            "std": list(self.spec.std),
+            "eval_crop": self.spec.eval_crop,
+            "weights": "ema" if self.ema is not None else "model",
+            "metrics": metrics,
+            "run": self.paths.root.name,
+            "config": self.config.to_dict(),
+            "versions": versions(),
+        }
+
+    def _checkpoint(self, reason: str, metrics: dict[str, Any] | None = None, command_id: str = "") -> None:
+        if self.rank != 0:
+            return
+        weights_model = self.ema.module if self.ema is not None else self.model
+        metric_value = metrics.get(self.config.train.best_metric) if metrics else None
+        path, is_best = self.checkpoints.save(
+            epoch=self.epoch, step=self.global_step, weights=plain_module(weights_model).state_dict(),
+            sidecar=self._sidecar(metrics), state=self.training_state(), metric_value=metric_value, reason=reason,
+        )
+        if metrics is not None:
+            scores = self._last_scores
+            self.sink.emit(Validated(epoch=self.epoch, metrics=metrics, num_images=len(scores.index),
+                                     best_metric=self.config.train.best_metric, is_best=is_best,
+                                     weights="ema" if self.ema is not None else "model"))
+            pred_path = self.paths.predictions / f"epoch-{self.epoch:03d}.csv"
+            with atomic_path(pred_path) as tmp:
+                predictions_frame(self.val_split, scores).to_csv(tmp, index=False)
+            self.sink.emit(PredictionsWritten(epoch=self.epoch, path=str(pred_path.relative_to(self.paths.root)),
+                                              count=len(scores.index)))
+        extra = {"command": command_id} if command_id else {}
+        self.sink.emit(CheckpointSaved(epoch=self.epoch, step=self.global_step, path=str(path.relative_to(self.paths.root)),
+                                       reason=reason, is_best=is_best, metric_value=metric_value, extra=extra))
+
+    def _finish(self, status: str, message: str) -> RunFinished:
+        self._write_bad_images()
+        best = getattr(self, "checkpoints", None) and self.checkpoints.best()
+        if status == STOPPED and self.control.stop_reason:
+            message = message or f"stopped by {self.control.stop_reason}"
+        finished = RunFinished(
+            status=status, epochs_completed=self.epoch, best_metric=self.config.train.best_metric,
+            best_value=best.metric_value if best else None, best_epoch=best.epoch if best else None,
+            duration_s=time.time() - self.started, bad_images=len(self.bad_images), message=message,
+        )
+        self.sink.emit(finished)
+        return finished

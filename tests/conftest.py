@@ -1,0 +1,59 @@
+"""Shared fixtures: small generated datasets a tiny model learns in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = REPO / "sample_data"
+
+
+def synthetic_image(rng: np.random.Generator, fake: int, size: int = 72) -> Image.Image:
+    """Real: smooth gradients; fake: the same with a noisy square pasted in (easy to learn, not trivial)."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    base = np.stack([yy * rng.uniform(80, 200), xx * rng.uniform(80, 200), (xx + yy) * rng.uniform(40, 120)], -1)
+    base += rng.uniform(0, 50, 3)
+    if fake:
+        s = int(rng.integers(size // 3, size // 2))
+        y, x = rng.integers(0, size - s, 2)
+        base[y : y + s, x : x + s] += rng.normal(0, 40, (s, s, 3))
+    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+
+
+def write_ffdi(root: Path, counts: dict[str, int], seed: int = 0, size: int = 72) -> Path:
+    """An FFDI-layout dataset: <split>set/ folders and <split>set_label.txt files (test labelled too)."""
+    rng = np.random.default_rng(seed)
+    for split, n in counts.items():
+        folder = root / f"{split}set"
+        folder.mkdir(parents=True)
+        lines = ["img_name,target"]
+        for i in range(n):
+            target = i % 2
+            name = f"{split}{i:05d}.jpg"
+            synthetic_image(rng, target, size).save(folder / name, quality=92)
+            lines.append(f"{name},{target}")
+        (root / f"{split}set_label.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_ffdi(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Read-only tiny dataset (copy it before breaking it)."""
+    return write_ffdi(tmp_path_factory.mktemp("tiny") / "data", {"train": 96, "val": 48, "test": 20})
+
+
+@pytest.fixture
+def tiny_copy(tiny_ffdi: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny dataset that a test may break."""
+    import shutil
+
+    return Path(shutil.copytree(tiny_ffdi, tmp_path / "data"))
+
+
+FAST_TRAIN = [
+    "--model", "resnet10t", "--img-size", "64", "--batch-size", "16", "--workers", "0", "--lr", "0.002",
+]

@@ -1,0 +1,76 @@
+"""DESIGN.md's layering law: the app never imports torch/timm/torchvision; the engine never imports textual.
+
+Checked twice: statically (every import statement, lazy ones inside functions too) and
+at run time (importing every app module and the shared contract pulls in no torch).
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+HEAVY = {"torch", "timm", "torchvision", "torchmetrics", "safetensors"}
+# The torch-free engine modules the app may use: the contract and the checks it shares with the engine.
+APP_MAY_IMPORT = {"engine", "engine.protocol", "engine.runstore", "engine.errors", "engine.config", "engine.dataset",
+                  "engine.images"}
+TORCH_FREE = sorted(APP_MAY_IMPORT)
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def python_files(package: str) -> list[Path]:
+    files = sorted((REPO / package).rglob("*.py"))
+    assert files, package
+    return files
+
+
+@pytest.mark.parametrize("path", python_files("ffdv_tui"), ids=lambda p: str(p.relative_to(REPO)))
+def test_app_imports_no_torch_and_only_the_torch_free_engine(path: Path) -> None:
+    for line, module in imports(path):
+        assert module.split(".")[0] not in HEAVY, f"{path}:{line} imports {module}"
+        if module.split(".")[0] == "engine":
+            assert module in APP_MAY_IMPORT, f"{path}:{line} imports {module}, which may load torch"
+
+
+@pytest.mark.parametrize("path", python_files("engine"), ids=lambda p: str(p.relative_to(REPO)))
+def test_engine_imports_no_textual(path: Path) -> None:
+    for line, module in imports(path):
+        assert module.split(".")[0] != "textual", f"{path}:{line} imports {module}"
+        assert not module.startswith("ffdv_tui"), f"{path}:{line} imports the app"
+
+
+@pytest.mark.parametrize("path", [REPO / "engine" / f"{m.split('.')[-1]}.py" for m in TORCH_FREE if m != "engine"],
+                         ids=lambda p: p.name)
+def test_shared_contract_is_torch_free(path: Path) -> None:
+    for line, module in imports(path):
+        assert module.split(".")[0] not in HEAVY, f"{path}:{line} imports {module}"
+        if module.startswith("engine."):
+            assert module in APP_MAY_IMPORT, f"{path}:{line} imports {module}"
+
+
+def test_importing_the_app_and_the_contract_loads_no_torch() -> None:
+    code = (
+        "import importlib, pkgutil, sys, ffdv_tui\n"
+        "for m in pkgutil.walk_packages(ffdv_tui.__path__, 'ffdv_tui.'):\n"
+        "    importlib.import_module(m.name)\n"
+        f"for m in {TORCH_FREE!r}:\n"
+        "    importlib.import_module(m)\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {sorted(HEAVY)!r})\n"
+        "assert not heavy, heavy\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr
