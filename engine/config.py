@@ -83,7 +83,7 @@ class TrainConfig:
     seed: int = 42
     device: str = "auto"  # auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps
     amp: str = "auto"  # auto: bf16 on CUDA, off elsewhere
-    channels_last: str = "auto"  # auto: on CUDA only; "on" / "off"
+    channels_last: str = "auto"  # auto: on CUDA and CPU (not MPS); "on" / "off"
     compile: bool = False
     ema: bool = False
     ema_decay: float = 0.999

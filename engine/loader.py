@@ -14,7 +14,9 @@ Why it looks like this (DESIGN.md, "Engine performance rules"):
 
 from __future__ import annotations
 
+import functools
 import io
+import os
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +183,10 @@ class EpochSampler(Sampler):
         return len(self.inner) - self.start
 
 
+def _lower_priority(niceness: int, _worker_id: int) -> None:
+    os.nice(niceness)
+
+
 def make_loader(
     dataset: ImageDataset,
     sampler: EpochSampler,
@@ -188,7 +194,10 @@ def make_loader(
     workers: int,
     pin_memory: bool,
     drop_last: bool = False,
+    worker_niceness: int = 0,
 ) -> DataLoader:
+    """``worker_niceness`` > 0 when the model runs on the same CPU cores: decoding then fills the compute
+    threads' idle time instead of stalling them (an OpenMP step waits for its slowest thread)."""
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -202,6 +211,7 @@ def make_loader(
         # Its own generator: making an iterator would otherwise draw from the global RNG (dropout's), which
         # a resumed run could not replay. Augmentation is seeded per sample, so this seed changes nothing else.
         generator=torch.Generator().manual_seed(0),
+        worker_init_fn=functools.partial(_lower_priority, worker_niceness) if worker_niceness and workers else None,
     )
 
 

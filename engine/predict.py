@@ -87,7 +87,8 @@ def score_split(
 ) -> Scores:
     transform, decode = eval_transform(loaded.spec)
     dataset = ImageDataset(split, transform, decode)
-    loader = make_loader(dataset, EpochSampler(len(dataset), False, 0), batch_size, workers, setup.is_cuda)
+    loader = make_loader(dataset, EpochSampler(len(dataset), False, 0), batch_size, workers, setup.is_cuda,
+                         worker_niceness=setup.loader_niceness)
     normalizer = DeviceNormalizer(loaded.spec, setup.device, setup.channels_last)
     return score_batches(loaded.model, loader, normalizer, setup, on_batch)
 
