@@ -55,10 +55,31 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--ema", dest="train.ema", action="store_true", default=None, help="keep an EMA of weights")
     train.add_argument("--compile", dest="train.compile", action="store_true", default=None, help="torch.compile")
     train.add_argument("--resume", metavar="RUN", help="continue a stopped or crashed run (folder or name)")
+    train.add_argument("--detach", action="store_true", help="start the run and return at once")
 
     run = sub.add_parser("run", help=argparse.SUPPRESS)  # python -m engine run RUN_DIR: the engine process
     run.add_argument("run_dir", type=Path)
     run.add_argument("--resume", action="store_true")
+    supervise = sub.add_parser("supervise", help=argparse.SUPPRESS)  # the engine's parent (engine/launch.py)
+    supervise.add_argument("run_dir", type=Path)
+    supervise.add_argument("--resume", action="store_true")
+    supervise.add_argument("--daemon", action="store_true")
+
+    runs = sub.add_parser("runs", help="list the runs: status, epoch, best metric, start, duration")
+    runs.add_argument("--runs", default="runs", help="folder that holds the run folders")
+
+    watch = sub.add_parser("watch", help="follow a run, live or finished (Ctrl+C leaves it running)")
+    watch.add_argument("run", help="run folder or name")
+    watch.add_argument("--runs", default="runs")
+    watch.add_argument("--from-end", action="store_true", help="show only what happens from now on")
+
+    for name, text in (("pause", "pause a running run at its next step"), ("resume", "continue a paused run"),
+                       ("stop", "stop a run cleanly (checkpoint first)"),
+                       ("checkpoint", "save a checkpoint of a running run now")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("run", help="run folder or name")
+        p.add_argument("--runs", default="runs")
+        p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the engine's answer")
 
     for name, text in (("evaluate", "metrics of a checkpoint on a labelled split"),
                        ("predict", "write a submission CSV (img_name,y_pred) for a split")):
@@ -83,8 +104,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        handler = {"train": cmd_train, "run": cmd_run, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                   "models": cmd_models}[args.command]
+        handler = {"train": cmd_train, "run": cmd_run, "supervise": cmd_supervise, "evaluate": cmd_evaluate,
+                   "predict": cmd_predict, "models": cmd_models, "runs": cmd_runs, "watch": cmd_watch,
+                   "pause": cmd_control, "resume": cmd_control, "stop": cmd_control,
+                   "checkpoint": cmd_control}[args.command]
         return handler(args)
     except FfdvError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -107,25 +130,113 @@ def _find_run(value: str, runs: str) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from engine.config import load_config, resolve
+    from engine.launch import engine_alive
     from engine.models import check_model_name
-    from engine.runstore import RunPaths, create_run_dir, write_engine_info
+    from engine.runstore import RunPaths, create_run_dir
     from engine.train import check_training_data, save_config
 
     overrides = _overrides(args)
     if args.resume:
         paths = RunPaths(_find_run(args.resume, overrides.get("run.runs", "runs")))
+        if engine_alive(paths):
+            raise FfdvError(f"{paths.root}: the run is still running; watch it with `ffdv watch {paths.root}`")
         config = load_config(paths.config, {k: v for k, v in overrides.items() if k == "train.epochs"})
         check_training_data(config)
         save_config(paths, config)
-        return _train_here(paths, config, resume=True)
+        return _start(paths, resume=True, detach=args.detach)
     config = resolve(load_config(args.config, overrides))
     check_training_data(config)  # a broken label file stops us before a run folder exists
     check_model_name(config.model.name)
     paths = create_run_dir(config.run.runs, config.run.name or None, default_stem=config.model.name)
     config.run.name = paths.root.name
     save_config(paths, config)
-    write_engine_info(paths)
-    return _train_here(paths, config, resume=False)
+    return _start(paths, resume=False, detach=args.detach)
+
+
+def _start(paths, resume: bool, detach: bool) -> int:
+    """Launch the engine process; follow it here unless detached."""
+    from engine.launch import launch_run
+
+    pid = launch_run(paths, resume=resume)
+    if detach:
+        print(f"{paths.root}")
+        print(f"engine started (pid {pid}); follow it with `ffdv watch {paths.root}`", file=sys.stderr)
+        return 0
+    return _follow(paths, from_start=True, interactive_stop=True)
+
+
+def _follow(paths, from_start: bool, interactive_stop: bool = False) -> int:
+    """Show a run's events until it ends; Ctrl+C detaches (or, when asked, stops the run)."""
+    from engine.console import ConsoleView
+    from engine.launch import engine_alive, engine_exit, log_tail
+    from engine.runstore import EventReader, append_command
+
+    view = ConsoleView()
+    reader = EventReader(paths.events)
+    if not from_start:
+        for event in reader.poll():
+            if event.kind == "run_started":
+                view(event)  # the header and the progress bar; the history is skipped
+    last, next_check = None, 0.0
+    try:
+        while True:
+            events = reader.poll()
+            for event in events:
+                view(event)
+                last = event
+            if last is not None and last.kind == "run_finished":
+                return 0 if last.status in ("completed", "stopped") else 1
+            now = time.monotonic()
+            if not events and now >= next_check:
+                next_check = now + 1.0
+                if engine_alive(paths) is False and paths.engine.exists():
+                    for event in reader.poll():
+                        view(event)
+                        last = event
+                    if last is not None and last.kind == "run_finished":
+                        continue
+                    view.close()
+                    print(f"run crashed: the engine is gone ({engine_exit(paths).describe()}) without finishing. "
+                          f"Last lines of {paths.log}:", file=sys.stderr)
+                    print("\n".join("  " + line for line in log_tail(paths)), file=sys.stderr)
+                    print(f"Continue it with `ffdv train --resume {paths.root}`.", file=sys.stderr)
+                    return 1
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        view.close()
+        if interactive_stop and _ask_stop():
+            append_command(paths, "stop")
+            print("stopping: the engine finishes its step and saves a checkpoint...", file=sys.stderr)
+            return _follow_after_stop(paths, reader, view)
+        print(f"detached; the run goes on. Follow it again with `ffdv watch {paths.root}`.", file=sys.stderr)
+        return 0
+    finally:
+        view.close()
+
+
+def _ask_stop() -> bool:
+    if not sys.stdin.isatty():
+        return False
+    try:
+        answer = input("\nStop the run, or detach and leave it running? [d]etach / [s]top: ").strip().lower()
+    except (EOFError, KeyboardInterrupt):
+        return False
+    return answer.startswith("s")
+
+
+def _follow_after_stop(paths, reader, view) -> int:
+    from engine.launch import engine_alive
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for event in reader.poll():
+            view(event)
+            if event.kind == "run_finished":
+                return 0
+        if engine_alive(paths) is False:
+            return 1
+        time.sleep(0.1)
+    return 1
 
 
 def _train_here(paths, config, resume: bool) -> int:
@@ -148,14 +259,118 @@ def _train_here(paths, config, resume: bool) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The engine process of a prepared run folder (its config.toml)."""
+    """The engine process of a prepared run folder (its config.toml); one per folder at a time."""
+    import os
+
     from engine.config import load_config
+    from engine.launch import SUPERVISED_ENV, RunLock
     from engine.runstore import RunPaths, write_engine_info
 
     paths = RunPaths(args.run_dir)
-    config = load_config(paths.config)
-    write_engine_info(paths)
-    return _train_here(paths, config, resume=args.resume)
+    lock = RunLock(paths)
+    lock.acquire()
+    try:
+        config = load_config(paths.config)
+        if not os.environ.get(SUPERVISED_ENV):
+            write_engine_info(paths)
+        return _train_here(paths, config, resume=args.resume)
+    finally:
+        lock.release()
+
+
+def cmd_supervise(args: argparse.Namespace) -> int:
+    from engine.launch import supervise
+    from engine.runstore import RunPaths
+
+    return supervise(RunPaths(args.run_dir), resume=args.resume, daemon=args.daemon)
+
+
+# ---------------------------------------------------------------- runs, watch, commands
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from engine.console import fmt_duration, fmt_metric
+    from engine.launch import run_status
+    from engine.runstate import load_run
+    from engine.runstore import RunPaths
+
+    root = Path(args.runs)
+    folders = sorted(p for p in root.iterdir() if (p / "config.toml").is_file()) if root.is_dir() else []
+    if not folders:
+        print(f"no runs in {root}/ yet; start one with `ffdv train --data DATA`")
+        return 0
+    table = Table(header_style="bold", show_edge=False)
+    for column in ("run", "status", "epoch", "best", "started", "duration", "ranks"):
+        table.add_column(column, justify="right" if column in ("epoch", "ranks") else "left")
+    rows = []
+    for folder in folders:
+        state = load_run(folder)
+        status = run_status(RunPaths(folder), state)
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(state.started_at)) if state.started_at else "–"
+        best = f"{state.best_metric} {fmt_metric(state.best_value)}" if state.best_value is not None else "–"
+        epochs = f"{state.epoch}/{state.epochs}" if state.epochs else "–"
+        rows.append((state.started_at or 0, folder.name, status, epochs, best, started,
+                     fmt_duration(state.duration), str(state.world_size)))
+    colours = {"running": "green", "paused": "yellow", "crashed": "red", "failed": "red", "unresponsive": "red"}
+    for row in sorted(rows):
+        status = row[2]
+        table.add_row(row[1], f"[{colours.get(status, 'default')}]{status}[/]", *row[3:])
+    Console().print(table)
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from engine.runstore import RunPaths
+
+    return _follow(RunPaths(_find_run(args.run, args.runs)), from_start=not args.from_end)
+
+
+COMMAND_NAMES = {"pause": "pause", "resume": "resume", "stop": "stop", "checkpoint": "checkpoint_now"}
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    """Send a command through commands.jsonl and wait for the engine's answer (its event)."""
+    from engine.launch import run_status
+    from engine.runstate import LIVE_STATUSES, load_run
+    from engine.runstore import EventReader, RunPaths, append_command
+
+    paths = RunPaths(_find_run(args.run, args.runs))
+    state = load_run(paths.root)
+    status = run_status(paths, state)
+    if status not in LIVE_STATUSES:
+        hint = f"; continue it with `ffdv train --resume {paths.root}`" if status in ("stopped", "crashed") else ""
+        raise FfdvError(f"{paths.root}: the run is {status}, so there is nothing to {args.command}{hint}")
+    reader = EventReader(paths.events, from_seq=state.last_seq + 1)
+    command_id = append_command(paths, COMMAND_NAMES[args.command])
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        for event in reader.poll():
+            answered = event.extra.get("command") == command_id
+            if answered and event.kind in ("error", "warning"):
+                print(f"{args.command}: {event.message}", file=sys.stderr)
+                return 1
+            if answered or (args.command == "stop" and event.kind == "run_finished"):
+                print(_describe_answer(event))
+                return 0
+        time.sleep(0.1)
+    print(f"{args.command}: sent, no answer within {args.wait:.0f}s (the engine reads commands between training "
+          "steps; it may be validating). The command stays queued.", file=sys.stderr)
+    return 1
+
+
+def _describe_answer(event) -> str:
+    if event.kind == "paused":
+        return f"paused at epoch {event.epoch + 1}, step {event.step}"
+    if event.kind == "resumed":
+        return f"resumed at epoch {event.epoch + 1}, step {event.step}"
+    if event.kind == "checkpoint_saved":
+        return f"checkpoint saved: {event.path}"
+    if event.kind == "run_finished":
+        return f"run {event.status} after {event.epochs_completed} epochs"
+    return event.kind
 
 
 # ---------------------------------------------------------------- evaluate / predict

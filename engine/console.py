@@ -54,7 +54,7 @@ def fmt_duration(seconds: float | None) -> str:
 def metrics_table(rows: list[tuple[str, dict[str, Any], bool]], title: str = "") -> Table:
     """One row per validation (label, metrics, is_best), AUC first; the best row is marked."""
     table = Table(title=title or None, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
-                  header_style="bold", padding=(0, 1), pad_edge=False)
+                  header_style="bold", padding=(0, 1), pad_edge=False, collapse_padding=True)
     table.add_column("", justify="left", no_wrap=True)
     for label in METRIC_LABELS.values():
         table.add_column(label, justify="right", no_wrap=True)

@@ -143,11 +143,14 @@ class Trainer:
         self.train_set = ImageDataset(self.train_split, transform, decode, cfg.train.seed)
         self.train_sampler = EpochSampler(len(self.train_set), True, cfg.train.seed, self.world_size, self.rank)
         drop_last = len(self.train_sampler) > cfg.train.batch_size
-        self.train_loader = make_loader(self.train_set, self.train_sampler, cfg.train.batch_size, workers, pin, drop_last)
+        nice = self.device.loader_niceness
+        self.train_loader = make_loader(self.train_set, self.train_sampler, cfg.train.batch_size, workers, pin, drop_last,
+                                        nice)
         transform, decode = eval_transform(self.spec)
         self.val_set = ImageDataset(self.val_split, transform, decode, cfg.train.seed)
         self.val_sampler = EpochSampler(len(self.val_set), False, cfg.train.seed, self.world_size, self.rank)
-        self.val_loader = make_loader(self.val_set, self.val_sampler, cfg.train.batch_size, workers, pin)
+        self.val_loader = make_loader(self.val_set, self.val_sampler, cfg.train.batch_size, workers, pin,
+                                      worker_niceness=nice)
         self.normalizer = DeviceNormalizer(self.spec, self.device.device, self.device.channels_last)
         self.steps_per_epoch = len(self.train_loader)
         if self.steps_per_epoch == 0:
@@ -372,14 +375,19 @@ class Trainer:
         paused = False
         while True:
             for command in self.control.poll():
+                answer = {"command": command.id}
                 if command.name == "checkpoint_now":
                     self._checkpoint("command", command_id=command.id)
-                elif command.name == "pause" and not paused:
+                elif command.name in ("pause", "resume") and paused == (command.name == "pause"):
+                    state = "paused" if paused else "running"
+                    self.sink.emit(RunWarning(message=f"{command.name} ignored: the run is already {state}",
+                                              code="command_ignored", extra=answer))
+                elif command.name == "pause":
                     paused = True
-                    self.sink.emit(Paused(epoch=self.epoch, step=self.global_step, extra={"command": command.id}))
-                elif command.name == "resume" and paused:
+                    self.sink.emit(Paused(epoch=self.epoch, step=self.global_step, extra=answer))
+                elif command.name == "resume":
                     paused = False
-                    self.sink.emit(Resumed(epoch=self.epoch, step=self.global_step, extra={"command": command.id}))
+                    self.sink.emit(Resumed(epoch=self.epoch, step=self.global_step, extra=answer))
             if self.control.stop_requested:
                 return STOPPED
             if not paused:

@@ -1,0 +1,254 @@
+"""Running a run's engine as its own process, and knowing whether it still lives.
+
+Torch-free: the app starts engines through this module. The process tree of a run:
+
+    launcher (ffdv train, ffdv-tui)  --exits or carries on-->
+      supervisor  (python -m engine supervise RUN; own session, stdin /dev/null, output to engine.log)
+        engine    (python -m engine run RUN; the only process that imports torch)
+
+The launcher's child forks the supervisor off and exits at once, so the supervisor is
+nobody's zombie and outlives the terminal that started it. The supervisor waits for
+the engine and records how it ended in ``exit.json`` (exit code or signal), which is
+how a run killed without a word (SIGKILL, out of memory) is reported as crashed with
+its exit status. ``engine.json`` names both pids and the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import FfdvError
+from engine.runstate import CRASHED, STARTING, RunState
+from engine.runstore import RunPaths, atomic_write_json
+
+SUPERVISED_ENV = "FFDV_SUPERVISED"
+LOG_TAIL_LINES = 20
+
+
+def exit_path(paths: RunPaths) -> Path:
+    return paths.root / "exit.json"
+
+
+def lock_path(paths: RunPaths) -> Path:
+    return paths.root / "engine.lock"
+
+
+# ---------------------------------------------------------------- starting
+
+
+def launch_run(paths: RunPaths, resume: bool = False, python: str | None = None) -> int:
+    """Start the run's engine in the background; returns the supervisor's pid once it runs."""
+    cmd = [python or sys.executable, "-m", "engine", "supervise", str(paths.root), "--daemon"]
+    if resume:
+        cmd.append("--resume")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    exit_path(paths).unlink(missing_ok=True)
+    result = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
+                            start_new_session=True, timeout=60)
+    if result.returncode != 0 or not result.stdout.strip().isdigit():
+        raise FfdvError(f"could not start the engine for {paths.root}: {result.stderr.strip() or result.stdout.strip()}")
+    return int(result.stdout.strip())
+
+
+def _daemonize(paths: RunPaths) -> None:
+    """Fork: the parent prints the child's pid and leaves; the child carries on alone, output to engine.log."""
+    pid = os.fork()
+    if pid > 0:
+        print(pid, flush=True)
+        os._exit(0)
+    os.setsid()
+    log = os.open(paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.close(null)
+
+
+def supervise(paths: RunPaths, resume: bool, daemon: bool) -> int:
+    """Run the engine as a child, pass stop signals on, record how it ended."""
+    if daemon:
+        _daemonize(paths)
+    cmd = [sys.executable, "-m", "engine", "run", str(paths.root)] + (["--resume"] if resume else [])
+    print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} engine starting: {' '.join(cmd)}", flush=True)
+    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env={**os.environ, SUPERVISED_ENV: "1"})
+    started = time.time()
+    atomic_write_json(paths.engine, {"pid": os.getpid(), "engine_pid": child.pid, "host": socket.gethostname(),
+                                     "started": started, "argv": cmd})
+
+    def forward(signum: int, _frame: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    code = child.wait()
+    ended = {"returncode": code, "signal": signal.Signals(-code).name if code < 0 else None,
+             "engine_pid": child.pid, "started": started, "time": time.time()}
+    atomic_write_json(exit_path(paths), ended)
+    how = f"killed by {ended['signal']}" if ended["signal"] else f"exit status {code}"
+    print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} engine ended: {how}", flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------- one engine per folder
+
+
+class RunLock:
+    """An exclusive lock on the run folder for the engine's lifetime; the OS drops it when the process dies."""
+
+    def __init__(self, paths: RunPaths):
+        self.paths = paths
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock, as before
+            return
+        fd = os.open(lock_path(self.paths), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise FfdvError(
+                f"{self.paths.root}: another engine is writing this run folder ({holder}). "
+                "Fix: stop it first (ffdv stop RUN), or start a new run."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+# ---------------------------------------------------------------- liveness
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):  # a reaped-late zombie or a recycled pid is not our engine
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def engine_alive(paths: RunPaths) -> bool | None:
+    """True or False on the engine's own host; None elsewhere (judge by heartbeats there)."""
+    info = read_json(paths.engine)
+    if not info:
+        return False
+    if info.get("host") != socket.gethostname():
+        return None
+    pids = [p for p in (info.get("pid"), info.get("engine_pid")) if isinstance(p, int)]
+    return any(_pid_alive(p) for p in pids)
+
+
+def log_tail(paths: RunPaths, lines: int = LOG_TAIL_LINES) -> list[str]:
+    try:
+        with open(paths.log, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:]
+
+
+@dataclass
+class Exit:
+    """How a dead engine ended, as far as is known."""
+
+    returncode: int | None
+    signal: str | None
+
+    def describe(self) -> str:
+        if self.signal:
+            return f"killed by {self.signal}"
+        if self.returncode is not None:
+            return f"exit status {self.returncode}"
+        return "exit status unknown"
+
+
+def engine_exit(paths: RunPaths) -> Exit:
+    info = read_json(exit_path(paths)) or {}
+    return Exit(info.get("returncode"), info.get("signal"))
+
+
+def stop_engine(paths: RunPaths, sig: int = signal.SIGTERM) -> bool:
+    """Signal the engine (SIGTERM asks for the same clean stop as the stop command)."""
+    info = read_json(paths.engine) or {}
+    if info.get("host") != socket.gethostname():
+        return False
+    for key in ("engine_pid", "pid"):
+        pid = info.get(key)
+        if isinstance(pid, int) and _pid_alive(pid):
+            os.kill(pid, sig)
+            return True
+    return False
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+# ---------------------------------------------------------------- status
+
+
+STALE_AFTER_S = 60.0  # three missed heartbeats and more: a live-looking run on another host may be hung
+UNRESPONSIVE = "unresponsive"
+
+
+def run_status(paths: RunPaths, state: RunState) -> str:
+    """The status to show: the log's, corrected by whether the engine process still lives."""
+    if not state.is_live:
+        return state.status
+    alive = engine_alive(paths)
+    if alive is None:  # another host: only the heartbeats tell
+        last = state.last_time or 0.0
+        return UNRESPONSIVE if time.time() - last > STALE_AFTER_S else state.status
+    if alive:
+        return state.status
+    if state.status == STARTING and not paths.engine.exists():
+        try:
+            age = time.time() - paths.root.stat().st_mtime
+        except OSError:
+            age = 0.0
+        if age < STALE_AFTER_S:
+            return STARTING
+    return CRASHED
