@@ -26,6 +26,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/bench_engine.py
+	$(BIN)/python bench/bench_runstore.py
 
 sample-data: setup
 	$(BIN)/python scripts/make_sample_data.py --out sample_data

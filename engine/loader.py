@@ -66,11 +66,16 @@ class RandomJPEG(v2.Transform):
         return Image.open(buffer).convert("RGB")
 
 
+def to_hwc_tensor(img: Image.Image) -> torch.Tensor:
+    """H x W x 3 uint8, PIL's own layout: batches of these are channels_last already, no transpose anywhere."""
+    return torch.from_numpy(np.array(img, dtype=np.uint8, copy=True))
+
+
 def train_transform(spec: ImageSpec, preset: str) -> tuple[v2.Compose, int]:
     """The augmentation preset and the size to decode at (so a crop is not upscaled much)."""
     size = spec.img_size
     if preset == "none":
-        return v2.Compose([v2.Resize((size, size), antialias=True), v2.PILToTensor()]), size
+        return v2.Compose([v2.Resize((size, size), antialias=True), to_hwc_tensor]), size
     scale = LIGHT_SCALE if preset == "light" else STRONG_SCALE
     steps: list[v2.Transform] = [
         v2.RandomResizedCrop(size, scale=scale, antialias=True),
@@ -82,7 +87,7 @@ def train_transform(spec: ImageSpec, preset: str) -> tuple[v2.Compose, int]:
             v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 2.0))], p=0.2),
             RandomJPEG((50, 95), p=0.3),
         ]
-    steps.append(v2.PILToTensor())
+    steps.append(to_hwc_tensor)
     return v2.Compose(steps), math.ceil(size / math.sqrt(scale[0]))
 
 
@@ -90,9 +95,9 @@ def eval_transform(spec: ImageSpec) -> tuple[v2.Compose, int]:
     """Deterministic: resize the whole image, or resize then centre-crop when eval_crop < 1."""
     size = spec.img_size
     if spec.eval_crop >= 1.0:
-        return v2.Compose([v2.Resize((size, size), antialias=True), v2.PILToTensor()]), size
+        return v2.Compose([v2.Resize((size, size), antialias=True), to_hwc_tensor]), size
     resize = int(math.floor(size / spec.eval_crop))
-    return v2.Compose([v2.Resize(resize, antialias=True), v2.CenterCrop(size), v2.PILToTensor()]), resize
+    return v2.Compose([v2.Resize(resize, antialias=True), v2.CenterCrop(size), to_hwc_tensor]), resize
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -134,7 +139,7 @@ class ImageDataset(torch.utils.data.Dataset):
 
 @dataclass
 class Batch:
-    images: torch.Tensor  # uint8, N x 3 x H x W
+    images: torch.Tensor  # uint8, N x H x W x 3 (DeviceNormalizer makes the N x 3 x H x W view)
     targets: torch.Tensor  # int64
     indices: torch.Tensor  # int64, positions in the split
     bad: list[tuple[int, str]]  # (index, reason) of the samples that could not be decoded
@@ -148,7 +153,7 @@ def collate(items: list) -> Batch:
     bad = [(it[2], it[3]) for it in items if it[0] is None]
     if not good:
         empty = torch.empty(0, dtype=torch.int64)
-        return Batch(torch.empty(0, 3, 1, 1, dtype=torch.uint8), empty, empty, bad)
+        return Batch(torch.empty(0, 1, 1, 3, dtype=torch.uint8), empty, empty, bad)
     return Batch(
         torch.stack([it[0] for it in good]),
         torch.tensor([it[1] for it in good], dtype=torch.int64),
@@ -216,7 +221,11 @@ def make_loader(
 
 
 class DeviceNormalizer:
-    """uint8 batch -> normalised float on the device (one fused pass there, not per sample on the CPU)."""
+    """uint8 NHWC batch -> normalised float NCHW on the device, in place there, not per sample on the CPU.
+
+    The NHWC batch seen as NCHW *is* channels_last memory, so that format costs no copy; only
+    contiguous NCHW (channels_last off) pays one.
+    """
 
     def __init__(self, spec: ImageSpec, device: torch.device, channels_last: bool):
         self.device = device
@@ -225,10 +234,10 @@ class DeviceNormalizer:
         self.inv_std = 1.0 / (torch.tensor(spec.std, device=device).view(1, 3, 1, 1) * 255.0)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.to(self.device, non_blocking=True).float().sub_(self.mean).mul_(self.inv_std)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+        if not self.channels_last:
+            x = x.contiguous()
+        return x.sub_(self.mean).mul_(self.inv_std)
 
 
 def split_path(split: Split, index: int) -> Path:

@@ -207,17 +207,19 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 _BASE_KEYS = {"v", "seq", "time", "kind"}
-_FIELD_NAMES: dict[type[Event], frozenset[str]] = {
-    cls: frozenset(f.name for f in dataclasses.fields(cls) if f.name not in ("seq", "time", "extra"))
+# Field names in declaration order (the order they are written in), and as sets for look-ups.
+_FIELD_ORDER: dict[type[Event], tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("seq", "time", "extra"))
     for cls in (*EVENT_TYPES.values(), UnknownEvent)
 }
+_FIELD_NAMES: dict[type[Event], frozenset[str]] = {cls: frozenset(names) for cls, names in _FIELD_ORDER.items()}
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
     """The JSON object of an event, unknown fields included (they round-trip)."""
     kind = event.kind_name if isinstance(event, UnknownEvent) else event.kind
     data: dict[str, Any] = {"v": PROTOCOL_VERSION, "seq": event.seq, "time": event.time, "kind": kind}
-    for name in _FIELD_NAMES[type(event)]:
+    for name in _FIELD_ORDER[type(event)]:
         if name != "kind_name":
             data[name] = getattr(event, name)
     data.update(event.extra)

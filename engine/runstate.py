@@ -34,23 +34,37 @@ class Curve:
     steps: list[float] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     bucket: int = 1
-    _pending: list[tuple[float, float]] = field(default_factory=list)
+    _sum_step: float = 0.0
+    _sum_value: float = 0.0
+    _count: int = 0
 
     def add(self, step: float, value: float) -> None:
-        self._pending.append((step, value))
-        if len(self._pending) < self.bucket:
+        self._sum_step += step
+        self._sum_value += value
+        self._count += 1
+        if self._count < self.bucket:
             return
-        self.steps.append(sum(p[0] for p in self._pending) / len(self._pending))
-        self.values.append(sum(p[1] for p in self._pending) / len(self._pending))
-        self._pending.clear()
+        self.steps.append(self._sum_step / self._count)
+        self.values.append(self._sum_value / self._count)
+        self._sum_step = self._sum_value = 0.0
+        self._count = 0
         if len(self.steps) >= 2 * self.limit:
             self.steps = [(a + b) / 2 for a, b in zip(self.steps[::2], self.steps[1::2])]
             self.values = [(a + b) / 2 for a, b in zip(self.values[::2], self.values[1::2])]
             self.bucket *= 2
 
+    def extend(self, steps: list[Any], values: list[Any]) -> None:
+        """Add many points; ones that are not numbers (a damaged line) are left out."""
+        add = self.add
+        for step, value in zip(steps, values):
+            if type(value) in (float, int) and type(step) in (float, int):
+                add(step, value)
+
     def points(self) -> tuple[list[float], list[float]]:
-        """All points, the not-yet-merged tail included."""
-        return self.steps + [p[0] for p in self._pending], self.values + [p[1] for p in self._pending]
+        """All points, the partly filled last bucket included."""
+        if not self._count:
+            return list(self.steps), list(self.values)
+        return self.steps + [self._sum_step / self._count], self.values + [self._sum_value / self._count]
 
 
 @dataclass
@@ -72,7 +86,7 @@ class RunState:
     images_per_sec: float | None = None
     loss: Curve = field(default_factory=Curve)
     epoch_losses: dict[int, float] = field(default_factory=dict)  # epoch (1-based) -> mean train loss
-    validations: list[dict[str, Any]] = field(default_factory=list)  # {"epoch", "metrics", "is_best", ...}
+    validations: dict[int, dict[str, Any]] = field(default_factory=dict)  # epoch -> {"epoch", "metrics", ...}
     best_metric: str = "auc"
     best_epoch: int | None = None
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
@@ -90,21 +104,37 @@ class RunState:
     # ------------------------------------------------------------ folding
 
     def apply(self, events: list[dict[str, Any]]) -> None:
+        """Fold events in order. Step events, nearly all of a long log, are folded in bulk."""
+        if not events:
+            return
+        pending = None  # the newest step not yet taken: progress fields need only the last one
         for event in events:
-            handler = _HANDLERS.get(event.get("kind"))
+            kind = event.get("kind")
+            if kind == "step":
+                pending = event
+                continue
+            if pending is not None and kind in _MOVES_PROGRESS:
+                self._take_step(pending)
+                pending = None
+            handler = _HANDLERS.get(kind)
             if handler is not None:
                 try:
                     handler(self, event)
                 except (KeyError, TypeError, ValueError):
-                    self.warnings.append(f"event {event.get('seq')} ({event.get('kind')}) could not be read")
-            version = event.get("v")
-            if isinstance(version, int) and version > PROTOCOL_VERSION:
-                self.newer_protocol = version
-            seq, t = event.get("seq"), event.get("time")
-            if isinstance(seq, int):
-                self.last_seq = max(self.last_seq, seq)
-            if isinstance(t, (int, float)):
-                self.last_time = t
+                    self.warnings.append(f"event {event.get('seq')} ({kind}) could not be read")
+        if pending is not None:
+            self._take_step(pending)
+        steps = [e for e in events if e.get("kind") == "step"]
+        if steps:
+            self.loss.extend([e.get("step") for e in steps], [e.get("loss") for e in steps])
+        last = events[-1]
+        seq, t, version = last.get("seq"), last.get("time"), last.get("v")
+        if isinstance(seq, int):
+            self.last_seq = max(self.last_seq, seq)
+        if isinstance(t, (int, float)):
+            self.last_time = t
+        if isinstance(version, int) and version > PROTOCOL_VERSION:
+            self.newer_protocol = version
 
     def _run_started(self, e: dict[str, Any]) -> None:
         self.run_id = e.get("run_id", self.run_id)
@@ -123,16 +153,17 @@ class RunState:
         if self.started_at is None:
             self.started_at = e.get("time")
 
-    def _step(self, e: dict[str, Any]) -> None:
-        self.epoch = int(e["epoch"])
-        self.epoch_step = int(e["epoch_step"])
-        self.step = int(e["step"])
-        self.steps_per_epoch = int(e.get("steps_per_epoch", self.steps_per_epoch))
+    def _take_step(self, e: dict[str, Any]) -> None:
+        try:
+            self.epoch = int(e["epoch"])
+            self.epoch_step = int(e["epoch_step"])
+            self.step = int(e["step"])
+            self.steps_per_epoch = int(e.get("steps_per_epoch", self.steps_per_epoch))
+        except (KeyError, TypeError, ValueError):
+            self.warnings.append(f"event {e.get('seq')} (step) could not be read")
+            return
         self.lr = e.get("lr")
         self.images_per_sec = e.get("images_per_sec")
-        loss = e.get("loss")
-        if isinstance(loss, (int, float)):
-            self.loss.add(self.step, float(loss))
 
     def _epoch_ended(self, e: dict[str, Any]) -> None:
         self.epoch_losses[int(e["epoch"]) + 1] = e.get("train_loss")
@@ -140,14 +171,12 @@ class RunState:
         self.epoch_step = 0
 
     def _validated(self, e: dict[str, Any]) -> None:
-        entry = {"epoch": int(e["epoch"]), "metrics": e.get("metrics") or {}, "is_best": bool(e.get("is_best")),
-                 "num_images": e.get("num_images"), "weights": e.get("weights", "model")}
-        self.validations = [v for v in self.validations if v["epoch"] != entry["epoch"]]  # a resumed run repeats
-        if entry["is_best"]:
-            for v in self.validations:
-                v["is_best"] = False
-            self.best_epoch = entry["epoch"]
-        self.validations.append(entry)
+        epoch = int(e["epoch"])
+        self.validations.pop(epoch, None)  # a resumed run validates an epoch again: the newer one counts
+        self.validations[epoch] = {"epoch": epoch, "metrics": e.get("metrics") or {}, "num_images": e.get("num_images"),
+                                   "weights": e.get("weights", "model")}
+        if e.get("is_best"):
+            self.best_epoch = epoch
 
     def _predictions_written(self, e: dict[str, Any]) -> None:
         self.predictions[int(e["epoch"])] = e["path"]
@@ -182,7 +211,7 @@ class RunState:
 
     @property
     def best(self) -> dict[str, Any] | None:
-        return next((v for v in self.validations if v["is_best"]), None)
+        return self.validations.get(self.best_epoch) if self.best_epoch is not None else None
 
     @property
     def best_value(self) -> float | None:
@@ -201,9 +230,9 @@ class RunState:
         return self.status in LIVE_STATUSES
 
 
+_MOVES_PROGRESS = frozenset({"run_started", "epoch_ended", "run_finished"})
 _HANDLERS = {
     "run_started": RunState._run_started,
-    "step": RunState._step,
     "epoch_ended": RunState._epoch_ended,
     "validated": RunState._validated,
     "predictions_written": RunState._predictions_written,

@@ -202,7 +202,7 @@ class EventWriter:
     def emit(self, event: Event) -> Event:
         self._seq += 1
         event.seq = self._seq
-        event.time = time.time()
+        event.time = round(time.time(), 3)
         os.write(self._fd, encode_event(event).encode("utf-8"))
         return event
 

@@ -63,6 +63,11 @@ PAUSE_POLL_S = 0.2
 MAX_BAD_IMAGE_WARNINGS = 20
 
 
+def _sig(value: float, digits: int = 6) -> float:
+    """Six significant digits: what a curve can show, and a third of the bytes of a full float in the log."""
+    return float(f"{value:.{digits}g}")
+
+
 def versions() -> dict[str, str]:
     return {"ffdv": __version__, "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()}
 
@@ -338,8 +343,8 @@ class Trainer:
             ):
                 self.sink.emit(Step(
                     epoch=self.epoch, step=self.global_step, epoch_step=self.epoch_step,
-                    steps_per_epoch=self.steps_per_epoch, loss=float(loss_sum) / window_steps,
-                    lr=float(lr_used), images_per_sec=window_images / max(now - last_event, 1e-9),
+                    steps_per_epoch=self.steps_per_epoch, loss=_sig(float(loss_sum) / window_steps),
+                    lr=_sig(float(lr_used)), images_per_sec=round(window_images / max(now - last_event, 1e-9), 1),
                 ))
                 loss_sum.zero_()
                 window_steps = window_images = 0
