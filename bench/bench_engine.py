@@ -42,7 +42,8 @@ from engine.models import create_model  # noqa: E402
 from engine.protocol import EpochEnded  # noqa: E402
 from engine.runstore import EventWriter, create_run_dir  # noqa: E402
 from engine.sink import EventSink  # noqa: E402
-from engine.train import Trainer, save_config  # noqa: E402
+from engine.config import save_config  # noqa: E402
+from engine.train import Trainer  # noqa: E402
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

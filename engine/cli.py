@@ -129,11 +129,11 @@ def _find_run(value: str, runs: str) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from engine.config import load_config, resolve
+    from engine.config import load_config, resolve, save_config
+    from engine.dataset import training_splits
     from engine.launch import engine_alive
     from engine.models import check_model_name
     from engine.runstore import RunPaths, create_run_dir
-    from engine.train import check_training_data, save_config
 
     overrides = _overrides(args)
     if args.resume:
@@ -141,11 +141,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         if engine_alive(paths):
             raise FfdvError(f"{paths.root}: the run is still running; watch it with `ffdv watch {paths.root}`")
         config = load_config(paths.config, {k: v for k, v in overrides.items() if k == "train.epochs"})
-        check_training_data(config)
+        training_splits(config.data.root)
         save_config(paths, config)
         return _start(paths, resume=True, detach=args.detach)
     config = resolve(load_config(args.config, overrides))
-    check_training_data(config)  # a broken label file stops us before a run folder exists
+    training_splits(config.data.root)  # a broken label file stops us before a run folder exists
     check_model_name(config.model.name)
     paths = create_run_dir(config.run.runs, config.run.name or None, default_stem=config.model.name)
     config.run.name = paths.root.name
@@ -292,7 +292,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from engine.console import fmt_duration, fmt_metric
+    from engine.fmt import fmt_duration, fmt_metric
     from engine.launch import run_status
     from engine.runstate import load_run
     from engine.runstore import RunPaths
@@ -304,12 +304,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     table = Table(header_style="bold", show_edge=False)
     for column in ("run", "status", "epoch", "best", "started", "duration", "ranks"):
-        table.add_column(column, justify="right" if column in ("epoch", "ranks") else "left")
+        table.add_column(column, justify="right" if column in ("epoch", "ranks") else "left",
+                         no_wrap=column != "run")
     rows = []
     for folder in folders:
         state = load_run(folder)
         status = run_status(RunPaths(folder), state)
-        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(state.started_at)) if state.started_at else "–"
+        started = time.strftime("%m-%d %H:%M", time.localtime(state.started_at)) if state.started_at else "–"
         best = f"{state.best_metric} {fmt_metric(state.best_value)}" if state.best_value is not None else "–"
         epochs = f"{state.epoch}/{state.epochs}" if state.epochs else "–"
         rows.append((state.started_at or 0, folder.name, status, epochs, best, started,

@@ -288,6 +288,28 @@ def resolve_workers(config: Config) -> int:
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
+def versions() -> dict[str, str]:
+    """Versions of what a run depends on, read without importing it (the app calls this too)."""
+    import platform
+    from importlib import metadata
+
+    found = {"python": platform.python_version()}
+    for name, dist in (("ffdv", "ffdv-tui"), ("torch", "torch"), ("torchvision", "torchvision"), ("timm", "timm"),
+                       ("torchmetrics", "torchmetrics")):
+        try:
+            found[name] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def save_config(paths, config: Config) -> None:
+    """The resolved configuration in the run folder, so the run can be repeated (``ffdv train --config``)."""
+    from engine.runstore import atomic_write_text
+
+    atomic_write_text(paths.config, to_toml(config, meta={"versions": versions()}))
+
+
 def to_toml(config: Config, meta: dict[str, Any] | None = None) -> str:
     import tomli_w
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from engine.fmt import fmt_duration, fmt_metric
 from engine.protocol import METRIC_LABELS
 from engine.protocol import (
     CheckpointSaved,
@@ -32,23 +33,6 @@ from engine.protocol import (
 )
 
 PLAIN_LINE_INTERVAL_S = 10.0
-
-
-def fmt_metric(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "–"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def metrics_table(rows: list[tuple[str, dict[str, Any], bool]], title: str = "") -> Table:

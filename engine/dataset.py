@@ -332,6 +332,20 @@ def find_dataset(root: Path | str, check_files: bool = True) -> Dataset:
     return Dataset(root, "folders", splits)
 
 
+def training_splits(root: Path | str) -> tuple[Split, Split]:
+    """Train and val splits of a dataset, every label-file problem raised before anything starts."""
+    if not str(root):
+        raise DataError("no dataset given. Fix: pass --data DIR (a folder with trainset/ and valset/), or set [data] root.")
+    dataset = find_dataset(root)
+    missing = [s for s in ("train", "val") if s not in dataset.splits]
+    if missing:
+        raise DataError(
+            f"{dataset.root}: no {' or '.join(missing)} split. Fix: training needs trainset/ + trainset_label.txt "
+            "and valset/ + valset_label.txt (or train/ and val/ with real/ and fake/ inside)."
+        )
+    return dataset.splits["train"], dataset.splits["val"]
+
+
 def resolve_split(path: Path | str, split: str | None = None, labels: Path | str | None = None,
                   check_files: bool = True) -> Split:
     """What ``--data`` names for evaluate/predict: a dataset root (with ``split``), a split folder or a label file."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 import socket
 import time
 import traceback
@@ -24,11 +23,10 @@ import torch
 import torch.nn.functional as F
 from timm.utils import ModelEmaV3
 
-from engine import __version__
 from engine.checkpoints import CheckpointManager, load_training_state, newest_resumable
-from engine.config import BEST_METRICS, Config, resolve_lr, resolve_workers, to_toml
+from engine.config import BEST_METRICS, Config, resolve_lr, resolve_workers, versions
 from engine.control import Control
-from engine.dataset import Split, find_dataset
+from engine.dataset import Split, training_splits
 from engine.device import DeviceSetup, memory_and_utilization, setup_device
 from engine.errors import DataError, FfdvError
 from engine.inference import Scores, predictions_frame, score_batches
@@ -68,29 +66,6 @@ def _sig(value: float, digits: int = 6) -> float:
     return float(f"{value:.{digits}g}")
 
 
-def versions() -> dict[str, str]:
-    return {"ffdv": __version__, "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()}
-
-
-def save_config(paths: RunPaths, config: Config) -> None:
-    """The resolved configuration, so the run can be repeated (``ffdv train --config``)."""
-    atomic_write_text(paths.config, to_toml(config, meta={"versions": versions()}))
-
-
-def check_training_data(config: Config) -> tuple[Split, Split]:
-    """Train and val splits, every label-file problem raised before anything starts."""
-    if not config.data.root:
-        raise DataError("no dataset given. Fix: pass --data DIR (a folder with trainset/ and valset/), or set [data] root.")
-    dataset = find_dataset(config.data.root)
-    missing = [s for s in ("train", "val") if s not in dataset.splits]
-    if missing:
-        raise DataError(
-            f"{dataset.root}: no {' or '.join(missing)} split. Fix: training needs trainset/ + trainset_label.txt "
-            "and valset/ + valset_label.txt (or train/ and val/ with real/ and fake/ inside)."
-        )
-    return dataset.splits["train"], dataset.splits["val"]
-
-
 class Trainer:
     """One training run in one process (one rank of several under torchrun)."""
 
@@ -113,7 +88,7 @@ class Trainer:
 
     def setup(self, resume: bool) -> None:
         cfg = self.config
-        self.train_split, self.val_split = check_training_data(cfg)
+        self.train_split, self.val_split = training_splits(cfg.data.root)
         self.device: DeviceSetup = setup_device(cfg)
         torch.manual_seed(cfg.train.seed)
         if self.device.is_cuda:

@@ -28,7 +28,8 @@ from engine.protocol import (
 )
 from engine.runstore import RunPaths, append_command, create_run_dir, read_events, EventWriter
 from engine.sink import EventSink
-from engine.train import Trainer, save_config
+from engine.config import save_config
+from engine.train import Trainer
 
 
 def kinds(events) -> list[str]:
