@@ -14,9 +14,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Opens the workbench on the bundled sample data (until the app lands: a headless sample training).
+# Opens the workbench on the bundled sample data.
 run: setup
-	$(BIN)/ffdv train --data sample_data --name sample
+	$(BIN)/ffdv-tui --data sample_data --runs runs
 
 train: setup
 	$(BIN)/ffdv train --data sample_data
@@ -27,6 +27,7 @@ test: setup
 bench: setup
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_runstore.py
+	$(BIN)/python bench/bench_tui.py
 
 sample-data: setup
 	$(BIN)/python scripts/make_sample_data.py --out sample_data

@@ -310,11 +310,15 @@ def read_events(path: Path | str, from_seq: int = 0) -> list[Event]:
 # ---------------------------------------------------------------- commands
 
 
-def append_command(paths: RunPaths, name: str, **args: Any) -> str:
+def new_command_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def append_command(paths: RunPaths, name: str, command_id: str | None = None, **args: Any) -> str:
     """Ask the engine of a run to do something; returns the command id its answer will carry."""
     if name not in COMMANDS:
         raise ValueError(f"unknown command {name!r}; known: {', '.join(COMMANDS)}")
-    command_id = uuid.uuid4().hex[:12]
+    command_id = command_id or new_command_id()
     line = json.dumps({"id": command_id, "time": time.time(), "name": name, "args": args}) + "\n"
     fd = os.open(paths.commands, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

@@ -1,12 +1,36 @@
-"""``ffdv-tui``: the app's entry point."""
+"""``ffdv-tui [--data DIR] [--runs DIR] [--images MODE]``: the workbench."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
+
+IMAGE_MODES = ("auto", "halfcell", "sixel", "tgp", "none")
+
+
+def bundled_sample_data() -> Path | None:
+    """The repository's sample_data/ (a source checkout or an editable install), if it is there."""
+    candidate = Path(__file__).resolve().parent.parent / "sample_data"
+    return candidate if (candidate / "trainset_label.txt").is_file() else None
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("ffdv-tui: the app is not built yet; train headless with `ffdv train --data sample_data`.")
+    parser = argparse.ArgumentParser(prog="ffdv-tui", description="Train and judge deepfake image detectors.")
+    parser.add_argument("--data", type=Path, help="dataset for new runs (default: the bundled sample_data/)")
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default: ./runs)")
+    parser.add_argument("--images", choices=IMAGE_MODES, default="auto",
+                        help="image previews: auto, halfcell (any truecolor terminal), sixel, tgp (kitty), none")
+    args = parser.parse_args(argv)
+    data = args.data or bundled_sample_data()
+    if data is not None and not data.is_dir():
+        print(f"ffdv-tui: --data {data}: no such folder", file=sys.stderr)
+        return 2
+    from ffdv_tui.app import FfdvApp
+
+    message = FfdvApp(runs_dir=args.runs, data_dir=data, images=args.images).run()
+    if message:
+        print(message)
     return 0
 
 

@@ -57,3 +57,23 @@ def tiny_copy(tiny_ffdi: Path, tmp_path: Path) -> Path:
 FAST_TRAIN = [
     "--model", "resnet10t", "--img-size", "64", "--batch-size", "16", "--workers", "0", "--lr", "0.002",
 ]
+
+
+FIXTURE_RUNS = Path(__file__).resolve().parent / "fixtures" / "runs"
+DEAD_PID = 2**22 + 4321  # above Linux's default pid_max: no process has it
+
+
+def install_fixture_runs(target: Path) -> Path:
+    """Recorded runs (finished, stopped, crashed) in a private runs folder; the crashed one's engine is gone."""
+    import json
+    import shutil
+    import socket
+
+    runs = Path(shutil.copytree(FIXTURE_RUNS, target))
+    engine = {"pid": DEAD_PID, "engine_pid": DEAD_PID, "host": socket.gethostname(), "started": 0.0}
+    (runs / "crashed" / "engine.json").write_text(json.dumps(engine))
+    return runs
+
+
+MODEL_NAMES = ["resnet10t", "resnet18", "resnet50", "efficientnet_b0", "efficientnet_b1", "test_resnet",
+               "test_efficientnet", "vit_tiny_patch16_224"]

@@ -1,0 +1,305 @@
+"""The new-run form: every field checked as you type, with the reason beside it; Start only when all pass.
+
+Field checks reuse the engine's own (``engine.config`` rules, ``engine.dataset`` label
+checks, run-name rules), so the form says exactly what ``ffdv train`` would. The
+dataset check reads label files, so it runs in a worker; model names come from the
+engine once (``ffdv_tui.model_names``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
+from textual.widgets import Button, Input, Label, Select, Static
+
+from engine.config import AMP_MODES, AUGMENT_PRESETS, OPTIMIZERS, SCHEDULES, Config, load_config
+from engine.errors import FfdvError
+from engine.runstore import check_run_name
+
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str  # widget id
+    label: str
+    key: str | None  # config setting, "section.key"
+    kind: type | None = None  # int / float for numbers, None for text
+    choices: tuple[str, ...] = ()
+
+
+FIELDS = [
+    Field("data", "Dataset", "data.root"),
+    Field("model", "Model", "model.name"),
+    Field("img_size", "Image size", "data.img_size", int),
+    Field("epochs", "Epochs", "train.epochs", int),
+    Field("batch_size", "Batch size", "train.batch_size", int),
+    Field("lr", "Learning rate", "optim.lr", float),
+    Field("optimizer", "Optimizer", "optim.optimizer", choices=OPTIMIZERS),
+    Field("schedule", "Schedule", "optim.schedule", choices=SCHEDULES),
+    Field("augment", "Augmentation", "data.augment", choices=AUGMENT_PRESETS),
+    Field("amp", "Mixed precision", "train.amp", choices=AMP_MODES),
+    Field("pretrained", "Pretrained file", "model.pretrained"),
+    Field("gpus", "GPUs", None, int),
+    Field("name", "Run name", "run.name"),
+]
+BY_NAME = {field.name: field for field in FIELDS}
+
+
+def default_values(config: Config) -> dict[str, str]:
+    return {
+        "data": config.data.root, "model": config.model.name, "img_size": str(config.data.img_size),
+        "epochs": str(config.train.epochs), "batch_size": str(config.train.batch_size),
+        "lr": "auto" if not config.optim.lr else repr(config.optim.lr), "optimizer": config.optim.optimizer,
+        "schedule": config.optim.schedule, "augment": config.data.augment, "amp": config.train.amp,
+        "pretrained": config.model.pretrained, "gpus": "1", "name": "",
+    }
+
+
+def parse(field: Field, text: str) -> Any:
+    """The typed value of a field; ValueError says what is wrong with the text."""
+    text = text.strip()
+    if field.name == "lr" and text.lower() in ("", "auto", "0"):
+        return 0.0
+    if field.kind is int:
+        if not text.lstrip("-").isdigit():
+            raise ValueError("a whole number, please")
+        return int(text)
+    if field.kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError("a number (e.g. 0.001), or auto") from None
+    return text
+
+
+def check_setting(field: Field, value: Any) -> str | None:
+    """The engine's own rule for one setting, applied on top of the defaults."""
+    if field.key is None:
+        return None
+    try:
+        load_config(overrides={field.key: value})
+    except FfdvError as exc:
+        return str(exc)
+    return None
+
+
+def check_pretrained(value: str) -> str | None:
+    if not value or value == "hub":
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file():
+        return "no such file"
+    if path.suffix not in WEIGHT_SUFFIXES:
+        return f"expected a weights file ({', '.join(WEIGHT_SUFFIXES)})"
+    return None
+
+
+def check_name(value: str, runs_dir: Path) -> tuple[str | None, str | None]:
+    """(error, note): a taken name is not an error, the run gets the next free one."""
+    if not value:
+        return None, "empty: a timestamped name"
+    try:
+        check_run_name(value)
+    except ValueError as exc:
+        return str(exc), None
+    if (runs_dir / value).exists():
+        return None, f"taken: it will be {value}-2 or the next free"
+    return None, None
+
+
+class NewRunScreen(ModalScreen[str | None]):
+    """Returns the run's folder name once its engine is started, None when cancelled."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "start", "Start", priority=True),
+    ]
+
+    def __init__(self, defaults: Config, runs_dir: Path, model_names: Callable[[], list[str]],
+                 start_run: Callable[[Config, int], str], gpus_available: int) -> None:
+        super().__init__()
+        self.defaults = defaults
+        self.runs_dir = runs_dir
+        self.load_model_names = model_names
+        self.start_run = start_run
+        self.gpus_available = gpus_available
+        self.model_names: set[str] | None = None
+        self.errors: dict[str, str | None] = {f.name: None for f in FIELDS}
+        self.pending: set[str] = {"data", "model"}
+
+    def compose(self) -> ComposeResult:
+        values = default_values(self.defaults)
+        with Vertical(id="dialog"):
+            yield Static("[b]New run[/b]  [dim]every field is checked as you type · ctrl+s starts · escape cancels",
+                         id="form-title")
+            with VerticalScroll(id="form"):
+                for field in FIELDS:
+                    with Horizontal(classes="field"):
+                        yield Label(field.label, classes="field-label")
+                        if field.choices:
+                            yield Select([(c, c) for c in field.choices], value=values[field.name], id=field.name,
+                                         allow_blank=False, classes="field-input", compact=True)
+                        else:
+                            yield Input(values[field.name], id=field.name, classes="field-input",
+                                        placeholder=_placeholder(field), compact=True)
+                        yield Static("", id=f"{field.name}-why", classes="field-why")
+            with Horizontal(id="form-buttons"):
+                yield Button("Start", variant="success", id="start", disabled=True)
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        for field in FIELDS:
+            if not field.choices:
+                self._check(field, self.query_one(f"#{field.name}", Input).value)
+        self._load_models()
+        self.query_one("#data", Input).focus()
+
+    # ------------------------------------------------------------ checks
+
+    @on(Input.Changed)
+    def _input_changed(self, event: Input.Changed) -> None:
+        field = BY_NAME.get(event.input.id or "")
+        if field is not None:
+            self._check(field, event.value)
+
+    def _check(self, field: Field, text: str) -> None:
+        note = None
+        try:
+            value = parse(field, text)
+        except ValueError as exc:
+            self._show(field.name, str(exc), None)
+            return
+        if field.name == "data":
+            self._show(field.name, None, "checking the label files…", pending=True)
+            self._check_dataset(value)
+            return
+        if field.name == "model":
+            if self.model_names is None:
+                self._show(field.name, None, "loading timm's model list…", pending=True)
+                return
+            error = None if value in self.model_names else _unknown_model(value, self.model_names)
+            self._show(field.name, error, None)
+            return
+        if field.name == "pretrained":
+            error = check_pretrained(value)
+            note = "downloads from the hub: needs internet" if value == "hub" else None
+        elif field.name == "gpus":
+            error = _check_gpus(value, self.gpus_available)
+        elif field.name == "name":
+            error, note = check_name(value, self.runs_dir)
+        else:
+            error = check_setting(field, value)
+            if field.name == "lr" and value == 0 and not error:
+                note = "auto: 1e-3 from scratch, 2e-4 fine-tuning, ×batch/32"
+        self._show(field.name, error, note)
+
+    @work(thread=True, exclusive=True, group="dataset-check")
+    def _check_dataset(self, root: str) -> None:
+        from engine.dataset import training_splits  # pandas: loaded on first use, not at start-up
+
+        try:
+            train, val = training_splits(os.path.expanduser(root)) if root else training_splits("")
+            error, note = None, f"{len(train):,} train · {len(val):,} val images ({train.layout})"
+        except FfdvError as exc:
+            error, note = str(exc), None
+        except OSError as exc:
+            error, note = f"cannot read it: {exc}", None
+        if self.query_one("#data", Input).value.strip() == root:
+            self.app.call_from_thread(self._show, "data", error, note)
+
+    @work(thread=True, exclusive=True, group="model-names")
+    def _load_models(self) -> None:
+        try:
+            names = self.load_model_names()
+        except Exception as exc:  # noqa: BLE001 - shown in the form, never a crash
+            self.app.call_from_thread(self._show, "model", f"cannot list timm models: {exc}", None)
+            return
+        self.app.call_from_thread(self._models_loaded, names)
+
+    def _models_loaded(self, names: list[str]) -> None:
+        self.model_names = set(names)
+        model = self.query_one("#model", Input)
+        model.suggester = SuggestFromList(sorted(names), case_sensitive=False)
+        self._check(BY_NAME["model"], model.value)
+
+    def _show(self, name: str, error: str | None, note: str | None, pending: bool = False) -> None:
+        self.errors[name] = error
+        self.pending.discard(name)
+        if pending:
+            self.pending.add(name)
+        why = self.query_one(f"#{name}-why", Static)
+        text = error or note or "✓"
+        why.update(text.splitlines()[0] + (" …" if text.count("\n") else ""))
+        why.tooltip = text if text.count("\n") or len(text) > 40 else None
+        why.set_class(bool(error), "error")
+        why.set_class(not error and not note, "ok")
+        self.query_one("#start", Button).disabled = not self.ready
+
+    @property
+    def ready(self) -> bool:
+        return not self.pending and not any(self.errors.values())
+
+    # ------------------------------------------------------------ actions
+
+    @on(Button.Pressed, "#start")
+    def action_start(self) -> None:
+        if not self.ready:
+            self.notify("Fix the fields marked in red first.", severity="warning")
+            return
+        overrides: dict[str, Any] = {}
+        for field in FIELDS:
+            widget = self.query_one(f"#{field.name}")
+            text = str(widget.value) if isinstance(widget, Select) else widget.value
+            if field.key:
+                overrides[field.key] = parse(field, text)
+        gpus = parse(BY_NAME["gpus"], self.query_one("#gpus", Input).value)
+        overrides["run.runs"] = str(self.runs_dir)
+        config = load_config(overrides=overrides)
+        self.query_one("#start", Button).disabled = True
+        self._start(config, gpus)
+
+    @work(thread=True, exclusive=True, group="start")
+    def _start(self, config: Config, gpus: int) -> None:
+        try:
+            name = self.start_run(config, gpus)
+        except (FfdvError, OSError) as exc:
+            self.app.call_from_thread(self.notify, f"could not start: {exc}", severity="error", timeout=10)
+            self.app.call_from_thread(self._show, "name", None, None)
+            return
+        self.app.call_from_thread(self.dismiss, name)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def _placeholder(field: Field) -> str:
+    return {"pretrained": "empty: from scratch; a file; or hub", "name": "empty: a timestamped name",
+            "lr": "auto or a number", "data": "dataset folder"}.get(field.name, "")
+
+
+def _unknown_model(name: str, names: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    return f"not a timm model{': ' + ', '.join(close) + '?' if close else ''}"
+
+
+def _check_gpus(count: int, available: int) -> str | None:
+    if count < 1:
+        return "at least 1"
+    if available == 0 and count > 1:
+        return "no GPU found here: 1 process on the CPU"
+    if available and count > available:
+        return f"this machine has {available} GPU{'s' if available > 1 else ''}"
+    return None

@@ -1,0 +1,37 @@
+"""One row per validation of the selected run: AUC first, the best row marked."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from engine.fmt import fmt_metric
+from engine.protocol import METRIC_LABELS
+from ffdv_tui.runs import RunEntry
+
+
+class MetricsTable(DataTable):
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        self.add_column("epoch", key="epoch")
+        for key, label in METRIC_LABELS.items():
+            self.add_column(label, key=key)
+        self._shown: tuple = ()
+
+    def show(self, entry: RunEntry | None) -> None:
+        rows = list(entry.state.validations.values()) if entry is not None else []
+        best = entry.state.best_epoch if entry is not None else None
+        signature = (entry.name if entry else None, best, tuple((v["epoch"], id(v)) for v in rows))
+        if signature == self._shown:
+            return
+        self._shown = signature
+        self.clear()
+        for row in rows:
+            is_best = row["epoch"] == best
+            style = "bold green" if is_best else ""
+            label = Text(f"{row['epoch']}{' ★' if is_best else ''}", style=style)
+            cells = [Text(fmt_metric(row["metrics"].get(key)), style=style, justify="right") for key in METRIC_LABELS]
+            self.add_row(label, *cells, key=str(row["epoch"]))
+        if rows:
+            self.move_cursor(row=len(rows) - 1)

@@ -1,0 +1,93 @@
+"""The sidebar: every run in the runs folder with its status mark, epoch and best metric."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from engine.fmt import fmt_metric
+from ffdv_tui.runs import RunEntry
+
+# Status -> (mark, style). Marks are plain Unicode that every terminal font has.
+STATUS_MARKS = {
+    "starting": ("…", "dim"),
+    "running": ("▶", "green"),
+    "paused": ("‖", "yellow"),
+    "finished": ("✓", "green"),
+    "stopped": ("■", "yellow"),
+    "failed": ("!", "bold red"),
+    "crashed": ("✗", "bold red"),
+    "unresponsive": ("?", "red"),
+}
+
+
+def status_text(status: str) -> Text:
+    mark, style = STATUS_MARKS.get(status, ("·", ""))
+    return Text(f"{mark} {status}", style=style)
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 1)] + "…"
+
+
+def run_prompt(entry: RunEntry, width: int = 22) -> Text:
+    """Two lines: mark and name; epoch and best metric."""
+    state = entry.state
+    mark, style = STATUS_MARKS.get(entry.status, ("·", ""))
+    detail = f"{state.epoch}/{state.epochs}" if state.epochs else entry.status
+    if state.best_value is not None:
+        detail += f" · {state.best_metric} {fmt_metric(state.best_value)}"
+    text = Text()
+    text.append(f"{mark} ", style=style)
+    text.append(_fit(entry.name, width - 2), style="bold")
+    text.append("\n  " + _fit(detail, width - 2), style="dim")
+    return text
+
+
+class RunList(OptionList):
+    """Runs, newest first; moving the highlight selects a run."""
+
+    class RunSelected(Message):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._names: list[str] = []
+        self._prompts: list[str] = []
+
+    def show_runs(self, entries: list[RunEntry], selected: str | None) -> None:
+        """Rebuild the list only when something shown changed; keep the highlight on the selected run."""
+        width = max(self.scrollable_content_region.width - 1, 12)
+        prompts = [run_prompt(e, width) for e in entries]
+        names = [e.name for e in entries]
+        plain = [p.plain + e.status for p, e in zip(prompts, entries)]
+        if names == self._names and plain == self._prompts:
+            return
+        if names == self._names:
+            for index, prompt in enumerate(prompts):
+                if plain[index] != self._prompts[index]:
+                    self.replace_option_prompt_at_index(index, prompt)
+        else:
+            with self.prevent(OptionList.OptionHighlighted):
+                self.set_options([Option(p, id=n) for p, n in zip(prompts, names)])
+        self._names, self._prompts = names, plain
+        self.highlight_run(selected)
+
+    def highlight_run(self, name: str | None) -> None:
+        if name in self._names and self.highlighted != self._names.index(name):
+            with self.prevent(OptionList.OptionHighlighted):
+                self.highlighted = self._names.index(name)
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        event.stop()
+        if event.option.id:
+            self.post_message(self.RunSelected(event.option.id))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id:
+            self.post_message(self.RunSelected(event.option.id))

@@ -1,0 +1,85 @@
+"""ffdv-tui in a real terminal: tmux runs it at 100x30, the keyboard starts a run, the screen shows it train.
+
+Skipped when tmux is not installed (.ci/run installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLE_DATA
+from engine.launch import engine_alive, wait_for
+from engine.runstore import RunPaths, read_events
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")
+
+
+class Tmux:
+    def __init__(self, socket: str, width: int, height: int, command: str, cwd: Path, env: dict[str, str]):
+        self.base = ["tmux", "-L", socket]
+        subprocess.run([*self.base, "kill-server"], capture_output=True)
+        subprocess.run([*self.base, "-f", "/dev/null", "new-session", "-d", "-s", "app", "-x", str(width), "-y",
+                        str(height), "-c", str(cwd), "-e", f"PATH={env['PATH']}", "-e",
+                        f"XDG_CACHE_HOME={env['XDG_CACHE_HOME']}", "-e", "TERM=xterm-256color", command], check=True)
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run([*self.base, "send-keys", "-t", "app", *keys], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run([*self.base, "capture-pane", "-p", "-t", "app"], capture_output=True, text=True).stdout
+
+    def wait_for(self, predicate, timeout: float, what: str) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if predicate(screen):
+                return screen
+            time.sleep(0.3)
+        raise AssertionError(f"timed out waiting for {what}; the screen was:\n{self.screen()}")
+
+    def close(self) -> None:
+        subprocess.run([*self.base, "kill-server"], capture_output=True)
+
+
+def step_count(screen: str) -> int | None:
+    match = re.search(r"step\s+\S+\s+(\d+)/(\d+)", screen)
+    return int(match.group(1)) if match else None
+
+
+def test_start_a_run_from_the_keyboard_and_quit_while_it_trains(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    bin_dir = Path(sys.executable).parent
+    env = {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    command = f"ffdv-tui --runs {runs} --data {SAMPLE_DATA}; sleep 120"
+    tmux = Tmux(f"ffdv-test-{os.getpid()}", 100, 30, command, tmp_path, env)
+    try:
+        tmux.wait_for(lambda s: "New run" in s and "No runs in" in s, 30, "the empty workbench")
+        tmux.keys("n")
+        tmux.wait_for(lambda s: re.search(r"Model\s+resnet10t\s+✓", s) is not None, 120,
+                      "the form, with the model list loaded")
+        tmux.keys("Tab", "Tab", "Tab")  # dataset -> model -> image size -> epochs (its text is selected)
+        tmux.keys("2")
+        tmux.wait_for(lambda s: re.search(r"Epochs\s+2\s+✓", s) is not None, 10, "epochs = 2")
+        tmux.keys("C-s")
+        first = tmux.wait_for(lambda s: (step_count(s) or 0) > 0, 90, "the first steps")
+        tmux.wait_for(lambda s: (step_count(s) or 0) > step_count(first) or "auc 0." in s, 90, "rising steps")
+        screen = tmux.wait_for(lambda s: re.search(r"auc 0\.\d{4}", s) is not None, 120, "an AUC value")
+        name = re.search(r"ffdv-tui — (\S+) ·", screen).group(1)
+        tmux.keys("q")
+        tmux.wait_for(lambda s: "still training" in s, 10, "the quit confirmation")
+        tmux.keys("y")
+        tmux.wait_for(lambda s: "Left running:" in s, 10, "the goodbye")
+    finally:
+        tmux.close()
+    paths = RunPaths(runs / name)
+    assert wait_for(lambda: engine_alive(paths) is False, 180), "the engine did not finish on its own"
+    finished = read_events(paths.events)[-1]
+    assert finished.kind == "run_finished" and finished.status == "completed" and finished.epochs_completed == 2

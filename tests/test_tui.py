@@ -1,0 +1,274 @@
+"""The app driven like a person would, with Pilot: runs, curves, metrics, crash display, control, the form."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import MODEL_NAMES, SAMPLE_DATA, install_fixture_runs
+from engine.runstore import RunPaths, read_events
+from ffdv_tui.app import FfdvApp
+from ffdv_tui.screens.confirm import ConfirmScreen
+from ffdv_tui.screens.help import HelpScreen
+from ffdv_tui.screens.new_run import NewRunScreen
+from ffdv_tui.widgets.curves import LossPlot, MetricPlot
+from ffdv_tui.widgets.log_tail import LogTail
+from ffdv_tui.widgets.metrics_table import MetricsTable
+from ffdv_tui.widgets.run_list import RunList
+
+
+def make_app(runs: Path, **kwargs) -> FfdvApp:
+    return FfdvApp(runs_dir=runs, data_dir=SAMPLE_DATA, model_names=lambda: MODEL_NAMES, **kwargs)
+
+
+async def settle(pilot, seconds: float = 0.6) -> None:
+    await pilot.pause(seconds)
+
+
+async def wait_until(pilot, condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.2)
+
+
+def rendered(widget) -> str:
+    return "\n".join(strip.text for strip in widget.render_lines(widget.region.reset_offset)) if widget.region else ""
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    return install_fixture_runs(tmp_path / "runs")
+
+
+async def test_runs_list_shows_every_run_with_its_status(runs: Path) -> None:
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        run_list = app.query_one(RunList)
+        assert sorted(run_list._names) == ["crashed", "finished", "stopped"]
+        prompts = {o.id: str(o.prompt) for o in run_list.options}
+        assert prompts["finished"].startswith("✓ finished") and "3/3 · auc 0.8206" in prompts["finished"]
+        assert prompts["stopped"].startswith("■ stopped")
+        assert prompts["crashed"].startswith("✗ crashed")
+
+
+async def test_selecting_a_run_shows_its_curves_metrics_and_header(runs: Path) -> None:
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.select_run("finished")
+        await settle(pilot)
+        assert app.sub_title.startswith("finished · ✓ finished · cpu")
+        table = app.query_one(MetricsTable)
+        assert table.row_count == 3
+        best_row = [str(c) for c in table.get_row("3")]
+        assert best_row[0] == "3 ★" and best_row[1] == "0.8206"
+        loss = app.query_one(LossPlot)
+        xs, ys = app.selected_entry().state.loss.points()
+        assert len(xs) > 10 and all(y > 0 for y in ys)
+        assert "train" in rendered(loss) and "val" in rendered(loss)
+        assert "AUC" in rendered(app.query_one(MetricPlot))
+
+
+async def test_crashed_run_shows_how_it_ended_and_the_log(runs: Path) -> None:
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.select_run("crashed")
+        await settle(pilot, 1.5)
+        text = rendered(app.query_one(LogTail))
+        assert "crashed" in text and "killed by SIGKILL" in text and "Press r to resume" in text
+        assert "engine ended: killed by SIGKILL" in text
+
+
+async def test_moving_through_the_list_selects_runs(runs: Path) -> None:
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.query_one(RunList).focus()
+        first = app.model.selected
+        await pilot.press("down")
+        await settle(pilot)
+        assert app.model.selected != first
+        assert app.sub_title.startswith(app.model.selected)
+
+
+async def test_a_run_started_elsewhere_appears_live(runs: Path) -> None:
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        import shutil
+
+        shutil.copytree(runs / "finished", runs / "late")
+        await wait_until(pilot, lambda: "late" in app.query_one(RunList)._names, timeout=10)
+
+
+async def test_keys_screen_and_palette_list_the_actions(runs: Path) -> None:
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot, 0.3)
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await settle(pilot, 0.3)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for title in ("New run", "Pause or resume", "Stop run", "Checkpoint now", "Resume run", "Keys", "Quit",
+                      "Show run finished"):
+            assert title in titles
+
+
+async def test_commands_on_a_finished_run_explain_instead_of_sending(runs: Path) -> None:
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await settle(pilot)
+        app.select_run("finished")
+        await settle(pilot)
+        await pilot.press("p")
+        await settle(pilot, 0.3)
+        assert not (runs / "finished" / "commands.jsonl").exists()
+        assert any("nothing to pause" in n.message for n in app._notifications)
+
+
+async def test_quit_without_live_runs_needs_no_confirmation(runs: Path) -> None:
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        await settle(pilot, 0.3)
+    assert app.return_value == ""
+
+
+# ---------------------------------------------------------------- the new-run form
+
+
+async def open_form(pilot, app) -> NewRunScreen:
+    await pilot.press("n")
+    await wait_until(pilot, lambda: isinstance(app.screen, NewRunScreen), 10)
+    form = app.screen
+    await wait_until(pilot, lambda: form.ready, 30)  # defaults that work on the sample data
+    return form
+
+
+async def set_field(pilot, form: NewRunScreen, name: str, value: str) -> None:
+    from textual.widgets import Input
+
+    widget = form.query_one(f"#{name}", Input)
+    widget.value = value
+    await pilot.pause(0.1)
+
+
+BAD_VALUES = [
+    ("model", "resnet10", "not a timm model: resnet10t"),
+    ("img_size", "8", "between 16 and 4096"),
+    ("img_size", "big", "whole number"),
+    ("epochs", "0", "at least 1"),
+    ("batch_size", "-4", "at least 1"),
+    ("lr", "fast", "a number"),
+    ("lr", "20", "below 10"),
+    ("pretrained", "/nonexistent/weights.safetensors", "no such file"),
+    ("gpus", "0", "at least 1"),
+    ("name", "../escape", "not usable as a folder name"),
+]
+
+
+async def test_every_bad_value_is_explained_and_blocks_start(runs: Path, tmp_path: Path) -> None:
+    app = make_app(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        form = await open_form(pilot, app)
+        start = form.query_one("#start")
+        assert not start.disabled
+        for name, bad, reason in BAD_VALUES:
+            good = form.query_one(f"#{name}").value
+            await set_field(pilot, form, name, bad)
+            why = str(form.query_one(f"#{name}-why").render())
+            assert reason in why or reason in (form.query_one(f"#{name}-why").tooltip or ""), (name, why)
+            assert start.disabled, name
+            await set_field(pilot, form, name, good)
+            assert not start.disabled, name
+        weights = tmp_path / "notes.txt"
+        weights.write_text("x")
+        await set_field(pilot, form, "pretrained", str(weights))
+        assert "weights file" in str(form.query_one("#pretrained-why").render()) and start.disabled
+
+
+async def test_dataset_field_reports_broken_label_files(runs: Path, tiny_copy: Path) -> None:
+    (tiny_copy / "valset_label.txt").write_text("img_name,target\nval00000.jpg,5\n")
+    app = make_app(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        form = await open_form(pilot, app)
+        await set_field(pilot, form, "data", str(tiny_copy))
+        await wait_until(pilot, lambda: "data" not in form.pending, 20)
+        why = form.query_one("#data-why")
+        assert "valset_label.txt" in str(why.render()) and "not 0 or 1" in (why.tooltip or "")
+        assert form.query_one("#start").disabled
+        await set_field(pilot, form, "data", str(tiny_copy / "nothing-here"))
+        await wait_until(pilot, lambda: "data" not in form.pending, 20)
+        assert "not found" in str(why.render())
+
+
+# ---------------------------------------------------------------- a real run, steered from the app
+
+
+async def test_start_pause_resume_stop_a_real_run(tiny_ffdi: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    app = FfdvApp(runs_dir=runs, data_dir=tiny_ffdi, model_names=lambda: MODEL_NAMES)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot)
+        form = await open_form(pilot, app)
+        await set_field(pilot, form, "img_size", "64")
+        await set_field(pilot, form, "epochs", "30")
+        await set_field(pilot, form, "name", "steered")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: app.model.selected == "steered" and app.selected_entry() is not None, 60)
+        entry = app.selected_entry()
+        await wait_until(pilot, lambda: entry.state.step > 0, 120)
+        assert app.query_one(RunList)._names[0] == "steered"
+        await pilot.press("p")
+        await wait_until(pilot, lambda: entry.status == "paused", 60)
+        assert any("paused at epoch" in n.message for n in app._notifications)
+        step = entry.state.step
+        await pilot.pause(1.5)
+        assert entry.state.step == step
+        await pilot.press("p")
+        await wait_until(pilot, lambda: entry.status == "running" and entry.state.step > step, 60)
+        await pilot.press("c")
+        await wait_until(pilot, lambda: any("checkpoint saved" in n.message for n in app._notifications), 60)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10)
+        await pilot.press("y")
+        await wait_until(pilot, lambda: entry.status == "stopped", 90)
+        events = read_events(RunPaths(runs / "steered").events)
+        assert events[-1].kind == "run_finished" and events[-1].status == "stopped"
+        await pilot.press("q")
+        await settle(pilot, 0.3)
+    assert app.return_value == ""
+
+
+async def test_quitting_with_a_live_run_asks_and_leaves_it_running(tiny_ffdi: Path, tmp_path: Path) -> None:
+    from engine.config import load_config
+    from engine.launch import engine_alive, stop_engine, wait_for
+
+    runs = tmp_path / "runs"
+    app = FfdvApp(runs_dir=runs, data_dir=tiny_ffdi, model_names=lambda: MODEL_NAMES)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        config = load_config(overrides={"data.root": str(tiny_ffdi), "data.img_size": 48, "train.epochs": 50,
+                                         "run.name": "longer"})
+        name = await asyncio.get_running_loop().run_in_executor(None, app.start_run, config)
+        await wait_until(pilot, lambda: (e := app.model.runs.get(name)) is not None and e.status == "running", 60)
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10)
+        await pilot.press("y")
+        await settle(pilot, 0.3)
+    assert "Left running: longer" in app.return_value
+    paths = RunPaths(runs / "longer")
+    assert engine_alive(paths)
+    stop_engine(paths)
+    assert wait_for(lambda: engine_alive(paths) is False, 60)

@@ -1,0 +1,60 @@
+"""Layout snapshots of the app on recorded runs (pytest-textual-snapshot; update with --snapshot-update).
+
+Deterministic by construction: recorded runs that do not change, times and memory from
+their events, no clock in the header, notifications off.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import MODEL_NAMES, REPO, install_fixture_runs
+from ffdv_tui.app import FfdvApp
+from ffdv_tui.screens.new_run import NewRunScreen
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FfdvApp:
+    runs = install_fixture_runs(tmp_path / "runs")
+    monkeypatch.chdir(REPO)  # paths on screen relative to the checkout, wherever it is
+    return FfdvApp(runs_dir=runs, data_dir=Path("sample_data"), model_names=lambda: MODEL_NAMES)
+
+
+async def settle(pilot) -> None:
+    await pilot.pause(1.5)
+    await pilot.wait_for_scheduled_animations()
+
+
+def select(name: str):
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        pilot.app.select_run(name)
+        await settle(pilot)
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_main_screen_finished_run(snap_compare, app: FfdvApp, size) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=select("finished"))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_main_screen_crashed_run(snap_compare, app: FfdvApp, size) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=select("crashed"))
+
+
+def test_new_run_form(snap_compare, app: FfdvApp) -> None:
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        await pilot.press("n")
+        for _ in range(50):
+            if isinstance(pilot.app.screen, NewRunScreen) and pilot.app.screen.ready:
+                break
+            await pilot.pause(0.2)
+        pilot.app.screen.query_one("#model").value = "resnet10"  # one field in error
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
