@@ -19,8 +19,10 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -98,6 +100,36 @@ class PlainDataset(Dataset):
 # ---------------------------------------------------------------- measurements
 
 
+class GpuUtilization:
+    """nvidia-smi's utilisation, sampled twice a second while a block runs (empty without a GPU)."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                                      "-i", "0"], capture_output=True, text=True, timeout=5).stdout
+                self.samples.append(float(out.strip().splitlines()[0]))
+            except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+                return
+
+    def __enter__(self) -> GpuUtilization:
+        if torch.cuda.is_available() and shutil.which("nvidia-smi"):
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def mean(self) -> float | None:
+        busy = self.samples[len(self.samples) // 3:]  # skip start-up
+        return sum(busy) / len(busy) if busy else None
+
+
 def engine_train(data: Path, args, workers: int) -> float:
     runs = Path(tempfile.mkdtemp(prefix="ffdv-bench-"))
     config = resolve(load_config(overrides={
@@ -121,7 +153,8 @@ def plain_train(data: Path, args, workers: int) -> float:
     split = find_dataset(data).splits["train"]
     loader = DataLoader(PlainDataset(split.folder, split.names, split.targets, args.img_size), batch_size=args.batch_size,
                         shuffle=True, num_workers=workers, drop_last=True, persistent_workers=workers > 0)
-    model = timm.create_model(args.model, num_classes=2)
+    device = bench_device()
+    model = timm.create_model(args.model, num_classes=2).to(device)
     criterion = torch.nn.CrossEntropyLoss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     rate = 0.0
@@ -129,6 +162,8 @@ def plain_train(data: Path, args, workers: int) -> float:
         model.train()
         start, images = time.perf_counter(), 0
         for inputs, target in loader:
+            inputs = inputs.to(device, non_blocking=True)
+            target = target.to(device, non_blocking=True)
             output = model(inputs)
             loss = criterion(output, target)
             optimizer.zero_grad()
@@ -141,23 +176,40 @@ def plain_train(data: Path, args, workers: int) -> float:
     return rate
 
 
-def limit_train(args, channels_last: bool, steps: int = 30) -> float:
-    model = timm.create_model(args.model, num_classes=2)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
-    x = torch.randn(args.batch_size, 3, args.img_size, args.img_size)
-    y = torch.randint(0, 2, (args.batch_size,))
+def bench_device() -> torch.device:
+    return setup_device(load_config()).device
+
+
+def limit_setup(args, batch: int, channels_last: bool, train: bool):
+    """The model and one batch already on the device, in the engine's precision (the best it can do)."""
+    setup = setup_device(load_config())
+    model = timm.create_model(args.model, num_classes=2).to(setup.device)
+    x = torch.randn(batch, 3, args.img_size, args.img_size, device=setup.device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    model.train()
+    return setup, model.train(train), x
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def limit_train(args, channels_last: bool, steps: int = 30) -> float:
+    setup, model, x = limit_setup(args, args.batch_size, channels_last, train=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    y = torch.randint(0, 2, (args.batch_size,), device=setup.device)
     for i in range(steps + 3):
         if i == 3:
+            synchronize(setup.device)
             start = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        with setup.autocast():
+            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    float(loss.detach())
+    synchronize(setup.device)
     return steps * args.batch_size / (time.perf_counter() - start)
 
 
@@ -184,28 +236,28 @@ def plain_predict(data: Path, args, workers: int) -> float:
     dataset.transform.transforms.pop(1)  # no flip at test time
     loader = DataLoader(dataset, batch_size=args.batch_size * 2, shuffle=False, num_workers=workers,
                         persistent_workers=workers > 0)
-    model = timm.create_model(args.model, num_classes=2).eval()
+    device = bench_device()
+    model = timm.create_model(args.model, num_classes=2).to(device).eval()
     rate = 0.0
     for _ in range(3):
         start, out = time.perf_counter(), []
         with torch.no_grad():
             for inputs, _target in loader:
-                out.append(torch.softmax(model(inputs), dim=1)[:, 1].cpu().numpy())
+                out.append(torch.softmax(model(inputs.to(device)), dim=1)[:, 1].cpu().numpy())
         rate = max(rate, sum(len(o) for o in out) / (time.perf_counter() - start))
     return rate
 
 
 def limit_predict(args, channels_last: bool, steps: int = 30) -> float:
-    model = timm.create_model(args.model, num_classes=2).eval()
-    x = torch.randn(args.batch_size * 2, 3, args.img_size, args.img_size)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
+    setup, model, x = limit_setup(args, args.batch_size * 2, channels_last, train=False)
     with torch.inference_mode():
         for i in range(steps + 3):
             if i == 3:
+                synchronize(setup.device)
                 start = time.perf_counter()
-            model(x)
+            with setup.autocast():
+                model(x)
+    synchronize(setup.device)
     return steps * x.shape[0] / (time.perf_counter() - start)
 
 
@@ -213,6 +265,8 @@ def limit_predict(args, channels_last: bool, steps: int = 30) -> float:
 
 
 def machine() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -240,13 +294,16 @@ def main() -> int:
     config = load_config()
     config.data.workers = args.workers
     workers = resolve_workers(config)
-    data = make_bench_data(REPO / ".bench" / "data", args.train_images, args.val_images, tuple(args.sides))
+    data = make_bench_data(REPO / ".bench" / f"data-{args.train_images}", args.train_images, args.val_images,
+                           tuple(args.sides))
     print(f"machine: {machine()}")
     print(f"model {args.model} at {args.img_size} px, batch {args.batch_size}, {workers} loader workers, "
           f"{args.train_images} train / {args.val_images} val JPEGs with sides of {args.sides[0]}-{args.sides[1]} px")
+    with GpuUtilization() as utilization:
+        engine_rate = engine_train(data, args, workers)
     results = {
         "train": {
-            "engine": engine_train(data, args, workers),
+            "engine": engine_rate,
             "plain loop": plain_train(data, args, workers),
             "limit": max(limit_train(args, False), limit_train(args, True)),
         },
@@ -260,9 +317,12 @@ def main() -> int:
     for phase, r in results.items():
         print(f"{phase:8} {r['engine']:10.1f} {r['plain loop']:10.1f} {r['limit']:10.1f} "
               f"{r['engine'] / r['plain loop']:13.2f} {r['engine'] / r['limit']:13.2f}")
+    if utilization.mean() is not None:
+        print(f"GPU utilisation while the engine trained: {utilization.mean():.0f}%")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()},
-                                     "images_per_sec": results, "time": time.time()}, indent=2))
+                                     "images_per_sec": results, "gpu_utilization": utilization.mean(),
+                                     "time": time.time()}, indent=2))
     return 0
 
 

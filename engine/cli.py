@@ -38,6 +38,10 @@ TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
     ("--device", "train.device", str, "auto, cpu, cuda, cuda:N or mps"),
     ("--amp", "train.amp", str, "mixed precision: auto, bf16, fp16 or off"),
     ("--best-metric", "train.best_metric", str, "metric that picks the best checkpoint (default auc)"),
+    ("--nproc-per-node", "dist.nproc_per_node", int, "processes on this machine, one per GPU (torchrun)"),
+    ("--nnodes", "dist.nnodes", int, "machines taking part (the run folder on a shared file system)"),
+    ("--node-rank", "dist.node_rank", int, "this machine's number, 0 to nnodes-1 (0 writes the run store)"),
+    ("--rdzv-endpoint", "dist.rdzv_endpoint", str, "HOST:PORT of machine 0, with --nnodes > 1"),
     ("--runs", "run.runs", str, "folder that holds the run folders"),
     ("--name", "run.name", str, "run name (a folder name; made unique when taken)"),
 ]
@@ -54,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         train.add_argument(flag, dest=dest, type=kind, help=help_text)
     train.add_argument("--ema", dest="train.ema", action="store_true", default=None, help="keep an EMA of weights")
     train.add_argument("--compile", dest="train.compile", action="store_true", default=None, help="torch.compile")
+    train.add_argument("--sync-bn", dest="dist.sync_bn", action="store_true", default=None,
+                       help="SyncBatchNorm over all processes")
     train.add_argument("--resume", metavar="RUN", help="continue a stopped or crashed run (folder or name)")
     train.add_argument("--detach", action="store_true", help="start the run and return at once")
 
@@ -64,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     supervise.add_argument("run_dir", type=Path)
     supervise.add_argument("--resume", action="store_true")
     supervise.add_argument("--daemon", action="store_true")
+    supervise.add_argument("--nproc-per-node", type=int, default=1)
+    supervise.add_argument("--nnodes", type=int, default=1)
+    supervise.add_argument("--node-rank", type=int, default=0)
+    supervise.add_argument("--rdzv-endpoint", default="")
 
     runs = sub.add_parser("runs", help="list the runs: status, epoch, best metric, start, duration")
     runs.add_argument("--runs", default="runs", help="folder that holds the run folders")
@@ -140,39 +150,57 @@ def cmd_train(args: argparse.Namespace) -> int:
         paths = RunPaths(_find_run(args.resume, overrides.get("run.runs", "runs")))
         if engine_alive(paths):
             raise FfdvError(f"{paths.root}: the run is still running; watch it with `ffdv watch {paths.root}`")
-        config = load_config(paths.config, {k: v for k, v in overrides.items() if k == "train.epochs"})
+        keep = {k: v for k, v in overrides.items() if k == "train.epochs" or k.startswith("dist.")}
+        config = load_config(paths.config, keep)
         training_splits(config.data.root)
         save_config(paths, config)
-        return _start(paths, resume=True, detach=args.detach)
+        return _start(paths, config, resume=True, detach=args.detach)
     config = resolve(load_config(args.config, overrides))
     training_splits(config.data.root)  # a broken label file stops us before a run folder exists
     check_model_name(config.model.name)
+    if config.dist.node_rank > 0:
+        return _join(config, args.detach)
     paths = create_run_dir(config.run.runs, config.run.name or None, default_stem=config.model.name)
     config.run.name = paths.root.name
     save_config(paths, config)
-    return _start(paths, resume=False, detach=args.detach)
+    return _start(paths, config, resume=False, detach=args.detach)
 
 
-def _start(paths, resume: bool, detach: bool) -> int:
-    """Launch the engine process; follow it here unless detached."""
+def _join(config, detach: bool) -> int:
+    """Machine N > 0 of a several-machine run: the run folder is machine 0's, on a shared file system."""
+    from engine.runstore import RunPaths
+
+    if not config.run.name:
+        raise FfdvError("--node-rank > 0 joins a run started on machine 0: pass its --name (and the same --runs)")
+    root = Path(config.run.runs) / config.run.name
+    if not (root / "config.toml").is_file():
+        raise FfdvError(f"{root}: no run folder here; machine 0 creates it, and --runs must be on a shared file "
+                        "system that every machine sees")
+    return _start(RunPaths(root, node=config.dist.node_rank), config, resume=False, detach=detach)
+
+
+def _start(paths, config, resume: bool, detach: bool) -> int:
+    """Launch the engine process (torchrun for several); follow it here unless detached."""
     from engine.launch import launch_run
+    from engine.runstate import load_run
 
-    pid = launch_run(paths, resume=resume)
-    if detach:
+    seen = load_run(paths.root).last_seq if resume else 0  # a resumed run's old end is not this one's
+    pid = launch_run(paths, resume=resume, dist=config.dist)
+    if detach or paths.node > 0:
         print(f"{paths.root}")
         print(f"engine started (pid {pid}); follow it with `ffdv watch {paths.root}`", file=sys.stderr)
         return 0
-    return _follow(paths, from_start=True, interactive_stop=True)
+    return _follow(paths, from_start=True, interactive_stop=True, after_seq=seen)
 
 
-def _follow(paths, from_start: bool, interactive_stop: bool = False) -> int:
-    """Show a run's events until it ends; Ctrl+C detaches (or, when asked, stops the run)."""
+def _follow(paths, from_start: bool, interactive_stop: bool = False, after_seq: int = 0) -> int:
+    """Show a run's events (those after ``after_seq``) until it ends; Ctrl+C detaches, or stops when asked."""
     from engine.console import ConsoleView
     from engine.launch import engine_alive, engine_exit, log_tail
     from engine.runstore import EventReader, append_command
 
     view = ConsoleView()
-    reader = EventReader(paths.events)
+    reader = EventReader(paths.events, from_seq=after_seq + 1)
     if not from_start:
         for event in reader.poll():
             if event.kind == "run_started":
@@ -239,22 +267,27 @@ def _follow_after_stop(paths, reader, view) -> int:
     return 1
 
 
-def _train_here(paths, config, resume: bool) -> int:
+def _train_here(paths, config, resume: bool, dist_ctx=None) -> int:
+    """Train in this process: one rank of the run (rank 0 writes the events and shows the progress)."""
     from engine.console import ConsoleView
+    from engine.distributed import DistContext
     from engine.runstore import EventWriter
     from engine.sink import EventSink
     from engine.train import Trainer
 
-    view = ConsoleView()
-    sink = EventSink(EventWriter(paths.events), [view])
+    dist_ctx = dist_ctx or DistContext()
+    view = ConsoleView() if dist_ctx.is_main else None
+    sink = EventSink(EventWriter(paths.events), [view]) if dist_ctx.is_main else EventSink()
     try:
-        finished = Trainer(paths, config, sink).run(resume=resume)
+        finished = Trainer(paths, config, sink, dist_ctx).run(resume=resume)
     finally:
-        view.close()
+        if view is not None:
+            view.close()
         sink.close()
-    view.console.print(f"run folder: {paths.root}")
-    if (paths.checkpoints / "best.safetensors").exists():
-        view.console.print(f"best checkpoint: {paths.checkpoints / 'best.safetensors'}")
+    if view is not None:
+        view.console.print(f"run folder: {paths.root}")
+        if (paths.checkpoints / "best.safetensors").exists():
+            view.console.print(f"best checkpoint: {paths.checkpoints / 'best.safetensors'}")
     return 0 if finished.status in ("completed", "stopped") else 1
 
 
@@ -266,23 +299,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.launch import SUPERVISED_ENV, RunLock
     from engine.runstore import RunPaths, write_engine_info
 
+    from engine.distributed import context_from_env
+
     paths = RunPaths(args.run_dir)
+    dist_ctx = context_from_env()  # set by torchrun; one process of one without it
     lock = RunLock(paths)
-    lock.acquire()
+    if dist_ctx.is_main:
+        lock.acquire()
     try:
         config = load_config(paths.config)
-        if not os.environ.get(SUPERVISED_ENV):
+        if not os.environ.get(SUPERVISED_ENV) and dist_ctx.is_main:
             write_engine_info(paths)
-        return _train_here(paths, config, resume=args.resume)
+        return _train_here(paths, config, resume=args.resume, dist_ctx=dist_ctx)
     finally:
         lock.release()
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
+    from engine.config import DistConfig
     from engine.launch import supervise
     from engine.runstore import RunPaths
 
-    return supervise(RunPaths(args.run_dir), resume=args.resume, daemon=args.daemon)
+    dist = DistConfig(args.nproc_per_node, args.nnodes, args.node_rank, args.rdzv_endpoint)
+    return supervise(RunPaths(args.run_dir, node=args.node_rank), resume=args.resume, daemon=args.daemon, dist=dist)
 
 
 # ---------------------------------------------------------------- runs, watch, commands

@@ -93,6 +93,21 @@ class TrainConfig:
 
 
 @dataclass
+class DistConfig:
+    """Several processes through torchrun: one per GPU (or CPU process, with gloo), on one or more machines."""
+
+    nproc_per_node: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    rdzv_endpoint: str = ""  # host:port of the first machine, for several machines
+    sync_bn: bool = False  # SyncBatchNorm: batch statistics over all processes
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc_per_node * self.nnodes
+
+
+@dataclass
 class RunConfig:
     runs: str = "runs"
     name: str = ""
@@ -104,6 +119,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -255,6 +271,11 @@ def check_config(config: Config) -> None:
         (t.keep_top_k >= 1, "train.keep_top_k must be at least 1"),
         (t.val_every >= 1, "train.val_every must be at least 1"),
         (bool(re.match(r"^(auto|cpu|mps|cuda(:\d+)?)$", t.device)), "train.device must be auto, cpu, cuda, cuda:N or mps"),
+        (config.dist.nproc_per_node >= 1, "dist.nproc_per_node must be at least 1 (one process per GPU)"),
+        (config.dist.nnodes >= 1, "dist.nnodes must be at least 1"),
+        (0 <= config.dist.node_rank < config.dist.nnodes, "dist.node_rank must be between 0 and nnodes - 1"),
+        (config.dist.nnodes == 1 or bool(re.match(r"^[^:\s]+:\d+$", config.dist.rdzv_endpoint)),
+         "dist.rdzv_endpoint must be HOST:PORT of the first machine when nnodes > 1"),
     ]
     for ok, message in checks:
         if not ok:
@@ -268,12 +289,17 @@ def check_config(config: Config) -> None:
             raise ConfigError(f"run.name: {exc}") from None
 
 
+def effective_batch_size(config: Config) -> int:
+    """Images per optimiser step: per-process batch x accumulation steps x processes."""
+    return config.train.batch_size * config.optim.accum_steps * config.dist.world_size
+
+
 def resolve_lr(config: Config) -> float:
-    """The learning rate to use: the configured one, or the automatic one for this batch size."""
+    """The learning rate to use: the configured one, or the automatic one scaled to the effective batch."""
     if config.optim.lr > 0:
         return config.optim.lr
     base = LR_FINE_TUNE if config.model.pretrained else LR_FROM_SCRATCH
-    return base * config.train.batch_size * config.optim.accum_steps / 32
+    return base * effective_batch_size(config) / 32
 
 
 def resolve(config: Config) -> Config:
@@ -307,7 +333,9 @@ def save_config(paths, config: Config) -> None:
     """The resolved configuration in the run folder, so the run can be repeated (``ffdv train --config``)."""
     from engine.runstore import atomic_write_text
 
-    atomic_write_text(paths.config, to_toml(config, meta={"versions": versions()}))
+    meta = {"versions": versions(), "effective_batch_size": effective_batch_size(config),
+            "world_size": config.dist.world_size}
+    atomic_write_text(paths.config, to_toml(config, meta=meta))
 
 
 def to_toml(config: Config, meta: dict[str, Any] | None = None) -> str:

@@ -29,17 +29,15 @@ from typing import Any
 
 from engine.errors import FfdvError
 from engine.runstate import CRASHED, STARTING, RunState
-from engine.runstore import RunPaths, atomic_write_json
+from engine.config import DistConfig
+from engine.protocol import RunError
+from engine.runstore import EventReader, EventWriter, RunPaths, atomic_write_json
 
 SUPERVISED_ENV = "FFDV_SUPERVISED"
 # The engine yields the CPU to interactive programs (the app, a shell) when they need it; with the
 # CPU to itself it loses nothing. Its loader workers sit lower still (engine/loader.py).
 ENGINE_NICENESS = 10
 LOG_TAIL_LINES = 20
-
-
-def exit_path(paths: RunPaths) -> Path:
-    return paths.root / "exit.json"
 
 
 def lock_path(paths: RunPaths) -> Path:
@@ -49,18 +47,42 @@ def lock_path(paths: RunPaths) -> Path:
 # ---------------------------------------------------------------- starting
 
 
-def launch_run(paths: RunPaths, resume: bool = False, python: str | None = None) -> int:
+def launch_run(paths: RunPaths, resume: bool = False, dist: DistConfig | None = None) -> int:
     """Start the run's engine in the background; returns the supervisor's pid once it runs."""
-    cmd = [python or sys.executable, "-m", "engine", "supervise", str(paths.root), "--daemon"]
+    dist = dist or DistConfig()
+    cmd = [sys.executable, "-m", "engine", "supervise", str(paths.root), "--daemon", *dist_args(dist)]
     if resume:
         cmd.append("--resume")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    exit_path(paths).unlink(missing_ok=True)
+    paths.exit.unlink(missing_ok=True)
     result = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
                             start_new_session=True, timeout=60)
     if result.returncode != 0 or not result.stdout.strip().isdigit():
         raise FfdvError(f"could not start the engine for {paths.root}: {result.stderr.strip() or result.stdout.strip()}")
-    return int(result.stdout.strip())
+    pid = int(result.stdout.strip())
+    # engine.json names the new supervisor before we return: no viewer mistakes a resumed run for the old, dead one
+    wait_for(lambda: (read_json(paths.engine) or {}).get("pid") == pid, 10, interval=0.01)
+    return pid
+
+
+def dist_args(dist: DistConfig) -> list[str]:
+    return [f"--nproc-per-node={dist.nproc_per_node}", f"--nnodes={dist.nnodes}", f"--node-rank={dist.node_rank}",
+            f"--rdzv-endpoint={dist.rdzv_endpoint}"]
+
+
+def engine_command(paths: RunPaths, resume: bool, dist: DistConfig) -> list[str]:
+    """``python -m engine run RUN``, through torchrun (PyTorch's launcher) when the run has several processes."""
+    run = ["-m", "engine", "run", str(paths.root)] + (["--resume"] if resume else [])
+    if dist.world_size == 1:
+        return [sys.executable, *run]
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={dist.nproc_per_node}",
+           f"--nnodes={dist.nnodes}"]
+    if dist.nnodes == 1:
+        cmd.append("--standalone")
+    else:
+        cmd += [f"--node-rank={dist.node_rank}", "--rdzv-backend=c10d", f"--rdzv-endpoint={dist.rdzv_endpoint}",
+                f"--rdzv-id={paths.root.name}"]
+    return cmd + run
 
 
 def _daemonize(paths: RunPaths) -> None:
@@ -79,11 +101,12 @@ def _daemonize(paths: RunPaths) -> None:
     os.close(null)
 
 
-def supervise(paths: RunPaths, resume: bool, daemon: bool) -> int:
+def supervise(paths: RunPaths, resume: bool, daemon: bool, dist: DistConfig | None = None) -> int:
     """Run the engine as a child, pass stop signals on, record how it ended."""
+    dist = dist or DistConfig()
     if daemon:
         _daemonize(paths)
-    cmd = [sys.executable, "-m", "engine", "run", str(paths.root)] + (["--resume"] if resume else [])
+    cmd = engine_command(paths, resume, dist)
     print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} engine starting: {' '.join(cmd)}", flush=True)
     child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env={**os.environ, SUPERVISED_ENV: "1"},
                              preexec_fn=lambda: os.nice(ENGINE_NICENESS))
@@ -100,10 +123,29 @@ def supervise(paths: RunPaths, resume: bool, daemon: bool) -> int:
     code = child.wait()
     ended = {"returncode": code, "signal": signal.Signals(-code).name if code < 0 else None,
              "engine_pid": child.pid, "started": started, "time": time.time()}
-    atomic_write_json(exit_path(paths), ended)
+    atomic_write_json(paths.exit, ended)
     how = f"killed by {ended['signal']}" if ended["signal"] else f"exit status {code}"
     print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} engine ended: {how}", flush=True)
+    if paths.node == 0:
+        report_rank_errors(paths)
     return 0
+
+
+def report_rank_errors(paths: RunPaths) -> None:
+    """Errors other ranks left, written to the log if rank 0 could not (it died first, or without a word)."""
+    errors = paths.rank_errors()
+    if not errors:
+        return
+    logged = {(e.get("rank"), e.get("message")) for e in read_events_dicts(paths) if e.get("kind") == "error"}
+    with EventWriter(paths.events) as writer:
+        for error in errors:
+            if (error.get("rank"), error.get("message")) not in logged:
+                writer.emit(RunError(message=str(error.get("message", "")), traceback=str(error.get("traceback", "")),
+                                     rank=int(error.get("rank", -1))))
+
+
+def read_events_dicts(paths: RunPaths) -> list[dict[str, Any]]:
+    return EventReader(paths.events).poll_dicts()
 
 
 # ---------------------------------------------------------------- one engine per folder
@@ -205,7 +247,7 @@ class Exit:
 
 
 def engine_exit(paths: RunPaths) -> Exit:
-    info = read_json(exit_path(paths)) or {}
+    info = read_json(paths.exit) or {}
     return Exit(info.get("returncode"), info.get("signal"))
 
 

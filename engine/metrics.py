@@ -53,11 +53,18 @@ def detection_metrics(scores: torch.Tensor, targets: torch.Tensor, threshold: fl
     return out
 
 
+def _as_tensor(value) -> torch.Tensor:
+    """CatMetric's result: a tensor, or an empty list when nothing was added anywhere."""
+    return value.reshape(-1).cpu() if isinstance(value, torch.Tensor) else torch.empty(0)
+
+
 class PredictionCollector:
     """Accumulates per-image (index, score, target, loss) over a validation, across processes."""
 
     def __init__(self, device: torch.device | str = "cpu"):
         self.parts = {name: CatMetric(nan_strategy="disable").to(device) for name in ("index", "score", "target", "loss")}
+        for metric in self.parts.values():  # a rank that sees no image still joins the gather in compute()
+            metric.update(torch.empty(0, device=device))
 
     def update(self, indices: torch.Tensor, scores: torch.Tensor, targets: torch.Tensor, losses: torch.Tensor) -> None:
         for name, value in (("index", indices), ("score", scores), ("target", targets), ("loss", losses)):
@@ -65,10 +72,7 @@ class PredictionCollector:
 
     def compute(self) -> dict[str, torch.Tensor]:
         """Synchronised across ranks, each index once, in index order."""
-        if not self.parts["index"].update_called:
-            empty = torch.empty(0)
-            return {"index": empty.long(), "score": empty, "target": empty.long(), "loss": empty}
-        values = {name: metric.compute().reshape(-1).cpu() for name, metric in self.parts.items()}
+        values = {name: _as_tensor(metric.compute()) for name, metric in self.parts.items()}
         index = values["index"].long()
         order = torch.argsort(index, stable=True)
         index = index[order]
@@ -85,3 +89,4 @@ class PredictionCollector:
     def reset(self) -> None:
         for metric in self.parts.values():
             metric.reset()
+            metric.update(torch.empty(0, device=metric.device))

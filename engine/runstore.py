@@ -31,9 +31,17 @@ except ImportError:  # pragma: no cover
 
 @dataclass(frozen=True)
 class RunPaths:
-    """Where each part of a run lives (DESIGN.md, "The run store")."""
+    """Where each part of a run lives (DESIGN.md, "The run store").
+
+    ``node`` > 0: another machine of a several-machine run, sharing the folder; its engine's
+    own files (log, pids, exit) get the node in their names, everything else is rank 0's.
+    """
 
     root: Path
+    node: int = 0
+
+    def _own(self, stem: str, suffix: str) -> Path:
+        return self.root / (f"{stem}{suffix}" if self.node == 0 else f"{stem}-node{self.node}{suffix}")
 
     @property
     def config(self) -> Path:
@@ -49,11 +57,15 @@ class RunPaths:
 
     @property
     def log(self) -> Path:
-        return self.root / "engine.log"
+        return self._own("engine", ".log")
 
     @property
     def engine(self) -> Path:
-        return self.root / "engine.json"
+        return self._own("engine", ".json")
+
+    @property
+    def exit(self) -> Path:
+        return self._own("exit", ".json")
 
     @property
     def checkpoints(self) -> Path:
@@ -74,6 +86,19 @@ class RunPaths:
     @property
     def bad_images(self) -> Path:
         return self.root / "bad_images.txt"
+
+    def rank_error(self, rank: int) -> Path:
+        """Where a process other than rank 0 leaves its error (only rank 0 writes events)."""
+        return self.root / f"rank-{rank}-error.json"
+
+    def rank_errors(self) -> list[dict[str, Any]]:
+        found = []
+        for path in sorted(self.root.glob("rank-*-error.json")):
+            try:
+                found.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                continue
+        return found
 
 
 # ---------------------------------------------------------------- atomic files

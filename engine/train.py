@@ -9,6 +9,7 @@ after the files it mentions exist.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -22,13 +23,22 @@ import timm.scheduler
 import torch
 import torch.nn.functional as F
 from timm.utils import ModelEmaV3
+from torch.nn.parallel import DistributedDataParallel
 
 from engine.checkpoints import CheckpointManager, load_training_state, newest_resumable
 from engine.config import BEST_METRICS, Config, resolve_lr, resolve_workers, versions
 from engine.control import Control
 from engine.dataset import Split, training_splits
 from engine.device import DeviceSetup, memory_and_utilization, setup_device
-from engine.errors import DataError, FfdvError
+from engine.distributed import (
+    DistContext,
+    agree,
+    destroy_process_group,
+    gather_objects,
+    init_process_group,
+    record_rank_error,
+)
+from engine.errors import ConfigError, DataError, FfdvError
 from engine.inference import Scores, predictions_frame, score_batches
 from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, eval_transform, make_loader, train_transform
 from engine.metrics import detection_metrics
@@ -69,13 +79,14 @@ def _sig(value: float, digits: int = 6) -> float:
 class Trainer:
     """One training run in one process (one rank of several under torchrun)."""
 
-    def __init__(self, paths: RunPaths, config: Config, sink: EventSink, rank: int = 0, world_size: int = 1):
+    def __init__(self, paths: RunPaths, config: Config, sink: EventSink, dist_ctx: DistContext | None = None):
         self.paths = paths
         self.config = config
         self.sink = sink
-        self.rank = rank
-        self.world_size = world_size
-        self.control = Control(paths if rank == 0 else None, sink)
+        self.dist = dist_ctx or DistContext()
+        self.rank = self.dist.rank
+        self.world_size = self.dist.world_size
+        self.control = Control(paths if self.dist.is_main else None, sink)
         self.bad_images: dict[str, str] = {}
         self.started = time.time()
         self.epoch = 0  # epochs completed
@@ -90,7 +101,8 @@ class Trainer:
         cfg = self.config
         self.train_split, self.val_split = training_splits(cfg.data.root)
         self.device: DeviceSetup = setup_device(cfg)
-        torch.manual_seed(cfg.train.seed)
+        init_process_group(self.dist, self.device.device)
+        torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank
         if self.device.is_cuda:
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -108,6 +120,14 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler(self.device.device.type, enabled=self.device.amp_dtype == torch.float16)
         self.ema = ModelEmaV3(self.model, decay=cfg.train.ema_decay) if cfg.train.ema else None
+        if cfg.dist.sync_bn and not self.device.is_cuda:
+            raise ConfigError("dist.sync_bn needs CUDA GPUs (PyTorch's SyncBatchNorm is GPU-only). "
+                              "Fix: drop --sync-bn; on the CPU each process normalises its own batch.")
+        if self.dist.enabled:
+            if cfg.dist.sync_bn:
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            device_ids = [self.device.device.index] if self.device.is_cuda else None
+            self.model = DistributedDataParallel(self.model, device_ids=device_ids)
         self.forward_model = torch.compile(self.model) if cfg.train.compile else self.model
         self._build_loaders()
         self._build_scheduler()
@@ -155,6 +175,9 @@ class Trainer:
     # ------------------------------------------------------------ state
 
     def training_state(self) -> dict[str, Any]:
+        """The state to resume from; RNG states of every rank (a collective: all ranks call this)."""
+        rng = gather_objects(self.dist, (torch.get_rng_state(),
+                                         torch.cuda.get_rng_state_all() if self.device.is_cuda else []))
         return {
             "format": 1,
             "model": plain_module(self.model).state_dict(),
@@ -165,8 +188,9 @@ class Trainer:
             "epoch_step": self.epoch_step,
             "global_step": self.global_step,
             "num_updates": self.num_updates,
-            "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.is_cuda else [],
+            "world_size": self.world_size,
+            "rng_cpu": [r[0] for r in rng],
+            "rng_cuda": [r[1] for r in rng],
         }
 
     def _restore(self) -> str | None:
@@ -182,9 +206,13 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         self.epoch, self.epoch_step = int(state["epoch"]), int(state["epoch_step"])
         self.global_step, self.num_updates = int(state["global_step"]), int(state["num_updates"])
-        torch.set_rng_state(state["rng_cpu"])
-        if self.device.is_cuda and state.get("rng_cuda"):
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        rng_cpu, rng_cuda = state["rng_cpu"], state.get("rng_cuda") or []
+        if isinstance(rng_cpu, list):  # one state per rank; a run resumed with fewer/more ranks reuses rank 0's
+            index = self.rank if self.rank < len(rng_cpu) else 0
+            rng_cpu, rng_cuda = rng_cpu[index], (rng_cuda[index] if index < len(rng_cuda) else [])
+        torch.set_rng_state(rng_cpu)
+        if self.device.is_cuda and rng_cuda:
+            torch.cuda.set_rng_state_all(rng_cuda)
         self.scheduler.step_update(self.num_updates)
         self._load_bad_images()
         return state_path.name.removesuffix(".state.pt")
@@ -217,8 +245,14 @@ class Trainer:
                 self.sink.emit(RunWarning(message=f"more unreadable images; all are listed in {self.paths.bad_images}",
                                           code="bad_image"))
 
+    def _merge_bad_images(self) -> None:
+        """Unreadable images seen by any rank (a collective: every rank calls it at the same point)."""
+        for found in gather_objects(self.dist, self.bad_images):
+            for name, reason in found.items():
+                self.bad_images.setdefault(name, reason)
+
     def _write_bad_images(self) -> None:
-        if self.bad_images and self.rank == 0:
+        if self.bad_images and self.dist.is_main:
             text = "".join(f"{name}\t{reason}\n" for name, reason in sorted(self.bad_images.items()))
             atomic_write_text(self.paths.bad_images, text)
 
@@ -232,15 +266,24 @@ class Trainer:
             status = self._loop()
             return self._finish(status, "")
         except FfdvError as exc:
-            self.sink.emit(RunError(message=str(exc), rank=self.rank))
-            return self._finish(FAILED, str(exc))
+            return self._fail(exc, str(exc), "")
         except Exception as exc:
-            self.sink.emit(RunError(message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
-                                    rank=self.rank))
-            self._finish(FAILED, f"{type(exc).__name__}: {exc}")
+            self._fail(exc, f"{type(exc).__name__}: {exc}", traceback.format_exc())
             raise
         finally:
             self.control.restore_signal_handlers()
+            destroy_process_group()
+
+    def _fail(self, exc: BaseException, message: str, trace: str) -> RunFinished:
+        """Report a failure with the rank it happened on; other ranks' errors reach the log through rank 0."""
+        if not self.dist.is_main:
+            record_rank_error(self.paths, self.dist, exc)
+        else:
+            for other in self.paths.rank_errors():
+                self.sink.emit(RunError(message=other.get("message", ""), traceback=other.get("traceback", ""),
+                                        rank=int(other.get("rank", -1))))
+        self.sink.emit(RunError(message=message, traceback=trace, rank=self.rank))
+        return self._finish(FAILED, message)
 
     def _started_event(self) -> None:
         cfg = self.config
@@ -291,13 +334,18 @@ class Trainer:
             if batch.bad:
                 self._note_bad(self.train_split, batch.bad)
             n = batch.images.shape[0]
+            if not n and self.dist.enabled:
+                self._empty_ddp_step()  # every rank must join each gradient all-reduce
             if n:
                 x = self.normalizer(batch.images)
                 y = batch.targets.to(device.device, non_blocking=True)
-                with device.autocast():
-                    logits = self.forward_model(x)
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=criterion_smoothing)
-                self.scaler.scale(loss / accum).backward()
+                accumulating = (self.epoch_step + 1) % accum != 0 and self.epoch_step + 1 != self.steps_per_epoch
+                # DDP all-reduces gradients only on the step that applies them
+                with self.model.no_sync() if self.dist.enabled and accumulating else contextlib.nullcontext():
+                    with device.autocast():
+                        logits = self.forward_model(x)
+                        loss = F.cross_entropy(logits.float(), y, label_smoothing=criterion_smoothing)
+                    self.scaler.scale(loss / accum).backward()
                 loss_sum += loss.detach()
                 epoch_loss += loss.detach()
                 window_steps += 1
@@ -319,7 +367,8 @@ class Trainer:
                 self.sink.emit(Step(
                     epoch=self.epoch, step=self.global_step, epoch_step=self.epoch_step,
                     steps_per_epoch=self.steps_per_epoch, loss=_sig(float(loss_sum) / window_steps),
-                    lr=_sig(float(lr_used)), images_per_sec=round(window_images / max(now - last_event, 1e-9), 1),
+                    lr=_sig(float(lr_used)),
+                    images_per_sec=round(window_images * self.world_size / max(now - last_event, 1e-9), 1),
                 ))
                 loss_sum.zero_()
                 window_steps = window_images = 0
@@ -329,10 +378,20 @@ class Trainer:
         duration = time.monotonic() - epoch_start
         self.sink.emit(EpochEnded(
             epoch=self.epoch, train_loss=float(epoch_loss) / max(epoch_steps, 1), duration_s=duration,
-            images_per_sec=epoch_images / max(duration, 1e-9),
+            images_per_sec=epoch_images * self.world_size / max(duration, 1e-9),
         ))
+        self._merge_bad_images()
         self._write_bad_images()
         return COMPLETED
+
+    def _empty_ddp_step(self) -> None:
+        """This rank's batch had only unreadable images: contribute zero gradients to the all-reduce."""
+        size = self.spec.img_size
+        x = torch.zeros(1, 3, size, size, device=self.device.device)
+        if self.device.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self.device.autocast():
+            (self.forward_model(x).float().sum() * 0.0).backward()
 
     def _optimizer_step(self) -> None:
         clip = self.config.optim.clip_grad
@@ -345,35 +404,41 @@ class Trainer:
         self.num_updates += 1
         self.scheduler.step_update(self.num_updates)
         if self.ema is not None:
-            self.ema.update(self.model, step=self.num_updates)
+            self.ema.update(plain_module(self.model), step=self.num_updates)
 
     def _between_steps(self) -> str | None:
-        """Commands, signals and heartbeats; blocks here while paused."""
+        """Commands, signals and heartbeats; blocks here while paused. Every rank decides the same."""
         now = time.monotonic()
-        if now >= self._next_heartbeat:
+        if self.dist.is_main and now >= self._next_heartbeat:
             self._heartbeat(now)
         paused = False
         while True:
-            for command in self.control.poll():
-                answer = {"command": command.id}
+            want_pause, checkpoint_ids, answer = paused, [], {}
+            for command in self.control.poll():  # rank 0 reads commands; the others learn from `agree`
                 if command.name == "checkpoint_now":
-                    self._checkpoint("command", command_id=command.id)
-                elif command.name in ("pause", "resume") and paused == (command.name == "pause"):
-                    state = "paused" if paused else "running"
+                    checkpoint_ids.append(command.id)
+                elif command.name in ("pause", "resume") and want_pause == (command.name == "pause"):
+                    state = "paused" if want_pause else "running"
                     self.sink.emit(RunWarning(message=f"{command.name} ignored: the run is already {state}",
-                                              code="command_ignored", extra=answer))
-                elif command.name == "pause":
-                    paused = True
-                    self.sink.emit(Paused(epoch=self.epoch, step=self.global_step, extra=answer))
-                elif command.name == "resume":
-                    paused = False
-                    self.sink.emit(Resumed(epoch=self.epoch, step=self.global_step, extra=answer))
-            if self.control.stop_requested:
+                                              code="command_ignored", extra={"command": command.id}))
+                elif command.name in ("pause", "resume"):
+                    want_pause, answer = command.name == "pause", {"command": command.id}
+            # Stop: any rank (each gets the signal). Pause and checkpoint: rank 0's word (it reads the commands).
+            main = self.dist.is_main
+            stop, pause, checkpoint = agree(self.dist, [int(self.control.stop_requested), int(want_pause and main),
+                                                        int(bool(checkpoint_ids) and main)], self.device.device)
+            if checkpoint:
+                self._checkpoint("command", command_id=",".join(checkpoint_ids))
+            if bool(pause) != paused:
+                paused = bool(pause)
+                event = Paused if paused else Resumed
+                self.sink.emit(event(epoch=self.epoch, step=self.global_step, extra=answer))
+            if stop:
                 return STOPPED
             if not paused:
                 return None
             time.sleep(PAUSE_POLL_S)
-            if time.monotonic() >= self._next_heartbeat:
+            if self.dist.is_main and time.monotonic() >= self._next_heartbeat:
                 self._heartbeat(time.monotonic())
 
     def _heartbeat(self, now: float) -> None:
@@ -384,11 +449,16 @@ class Trainer:
     # ------------------------------------------------------------ validation and checkpoints
 
     def _eval_model(self) -> torch.nn.Module:
-        return self.ema.module if self.ema is not None else self.forward_model
+        """EMA weights when kept; under DDP the bare module (evaluation needs no collectives)."""
+        if self.ema is not None:
+            return self.ema.module
+        return plain_module(self.model) if self.dist.enabled else self.forward_model
 
     def _validate(self) -> dict[str, Any]:
         self.val_sampler.set_epoch(0)
         scores: Scores = score_batches(self._eval_model(), self.val_loader, self.normalizer, self.device)
+        for bad in gather_objects(self.dist, scores.bad):
+            scores.bad.update(bad)
         if scores.bad:
             self._note_bad(self.val_split, scores.bad)
         metrics = detection_metrics(torch.from_numpy(scores.score), torch.from_numpy(scores.target))
@@ -415,13 +485,15 @@ class Trainer:
         }
 
     def _checkpoint(self, reason: str, metrics: dict[str, Any] | None = None, command_id: str = "") -> None:
-        if self.rank != 0:
+        """Every rank calls this (the RNG states are gathered); rank 0 writes."""
+        state = self.training_state()
+        if not self.dist.is_main:
             return
         weights_model = self.ema.module if self.ema is not None else self.model
         metric_value = metrics.get(self.config.train.best_metric) if metrics else None
         path, is_best = self.checkpoints.save(
             epoch=self.epoch, step=self.global_step, weights=plain_module(weights_model).state_dict(),
-            sidecar=self._sidecar(metrics), state=self.training_state(), metric_value=metric_value, reason=reason,
+            sidecar=self._sidecar(metrics), state=state, metric_value=metric_value, reason=reason,
         )
         if metrics is not None:
             scores = self._last_scores

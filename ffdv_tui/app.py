@@ -240,7 +240,7 @@ class FfdvApp(App[str]):
     @work(thread=True, group="launch")
     def _relaunch(self, entry: RunEntry) -> None:
         try:
-            launch_run(entry.paths, resume=True)
+            launch_run(entry.paths, resume=True, dist=load_config(entry.paths.config).dist)
         except Exception as exc:  # noqa: BLE001 - shown, never a crash
             self.call_from_thread(self.notify, f"{entry.name}: could not resume: {exc}", severity="error")
 
@@ -253,12 +253,13 @@ class FfdvApp(App[str]):
 
     def start_run(self, config: Config, gpus: int = 1) -> str:
         """Create the run folder and launch its engine (called from the form's worker thread)."""
+        config.dist.nproc_per_node = gpus
         config = resolve(config)
         paths = create_run_dir(self.runs_dir, config.run.name or None, default_stem=config.model.name)
         config.run.name = paths.root.name
         config.run.runs = str(self.runs_dir)
         save_config(paths, config)
-        launch_run(paths)
+        launch_run(paths, dist=config.dist)
         return paths.root.name
 
     def action_new_run(self) -> None:

@@ -220,7 +220,7 @@ def test_unknown_section_without_a_close_match_lists_sections(tmp_path):
         load_config(path)
     message = str(info.value)
     assert f"{path}:1: " in message
-    assert "[data], [model], [optim], [train], [run]" in message
+    assert "[data], [model], [optim], [train], [dist], [run]" in message
 
 
 def test_setting_before_any_section_header_names_its_line(tmp_path):

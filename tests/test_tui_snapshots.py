@@ -50,10 +50,11 @@ def test_new_run_form(snap_compare, app: FfdvApp) -> None:
     async def run_before(pilot) -> None:
         await settle(pilot)
         await pilot.press("n")
-        for _ in range(50):
+        for _ in range(300):  # the dataset check runs in a worker: slower on a busy machine
             if isinstance(pilot.app.screen, NewRunScreen) and pilot.app.screen.ready:
                 break
             await pilot.pause(0.2)
+        assert pilot.app.screen.ready
         pilot.app.screen.query_one("#model").value = "resnet10"  # one field in error
         await settle(pilot)
 

@@ -1,0 +1,84 @@
+"""Scale: a 1,000,000-row label file, and 2 training processes (torchrun, gloo) against 1, on this machine.
+
+    python bench/bench_scale.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from engine.dataset import read_label_file  # noqa: E402
+from engine.runstate import load_run  # noqa: E402
+
+
+def label_file_open(rows: int, tmp: Path) -> dict[str, float]:
+    """Parse and check a label file of ``rows`` lines (images need not exist to browse)."""
+    path = tmp / "trainset_label.txt"
+    with open(path, "w") as fh:
+        fh.write("img_name,target\n")
+        fh.writelines(f"{i:032x}.jpg,{i % 2}\n" for i in range(rows))
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        split = read_label_file(path, tmp / "trainset", check_files=False)
+        best = min(best, time.perf_counter() - start)
+    assert len(split) == rows
+    return {f"label file of {rows:,} rows: parse and check, s": best}
+
+
+def processes(data: Path, tmp: Path) -> dict[str, float]:
+    """Images/s of the second epoch with 1 process (batch 32) and with 2 processes (16 each)."""
+    out = {}
+    for nproc in (1, 2):
+        name = f"p{nproc}"
+        cmd = [sys.executable, "-m", "engine", "train", "--data", str(data), "--runs", str(tmp), "--name", name,
+               "--epochs", "2", "--batch-size", str(32 // nproc), "--img-size", "128", "--workers", "1",
+               "--nproc-per-node", str(nproc)]
+        subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=True)
+        assert load_run(tmp / name).status == "finished"
+        out[f"train, {nproc} process{'es' if nproc > 1 else ''}: images/s"] = _epoch_rates(tmp / name)[-1]
+    out["2 processes / 1 process"] = out["train, 2 processes: images/s"] / out["train, 1 process: images/s"]
+    return out
+
+
+def _epoch_rates(run: Path) -> list[float]:
+    rates = []
+    for line in (run / "events.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if event.get("kind") == "epoch_ended":
+            rates.append(event["images_per_sec"])
+    return rates
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--data", type=Path, default=REPO / ".bench" / "data-640",
+                        help="a dataset (bench/bench_engine.py makes .bench/data-640)")
+    parser.add_argument("--json", type=Path, default=REPO / ".bench" / "scale.json")
+    args = parser.parse_args()
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        results.update(label_file_open(args.rows, Path(tmp)))
+    data = args.data if args.data.is_dir() else REPO / "sample_data"
+    with tempfile.TemporaryDirectory() as tmp:
+        results.update(processes(data, Path(tmp)))
+    width = max(len(k) for k in results)
+    for key, value in results.items():
+        print(f"{key:<{width}}  {value:,.3f}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
