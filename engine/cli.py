@@ -104,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto")
         p.add_argument("--model", help="model name, for a checkpoint whose sidecar is lost")
         p.add_argument("--img-size", type=int, help="input size, for a checkpoint whose sidecar is lost")
+        p.add_argument("--progress", choices=("bar", "json"), default="bar",
+                       help="json: one JSON object a line (progress, then the result), for programs such as the app")
 
     models = sub.add_parser("models", help="list timm model names (optionally matching a pattern like '*efficientnet*')")
     models.add_argument("pattern", nargs="?", default="")
@@ -120,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                    "checkpoint": cmd_control}[args.command]
         return handler(args)
     except FfdvError as exc:
+        if getattr(args, "progress", "") == "json":
+            _json_line({"error": str(exc)})
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -429,12 +433,26 @@ def _score(args: argparse.Namespace, default_split: str):
     config = Config()
     config.data.workers = args.workers
     started = time.monotonic()
+    if args.progress == "json":
+        done = [0]
+
+        def report(n: int) -> None:
+            done[0] += n
+            _json_line({"done": done[0], "total": len(split)})
+
+        _json_line({"done": 0, "total": len(split)})
+        scores = score_split(loaded, split, setup, args.batch_size, resolve_workers(config), on_batch=report)
+        return loaded, split, scores, time.monotonic() - started
     with Progress(TextColumn(f"[bold]{split.folder.name}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), transient=True) as progress:
         task = progress.add_task("score", total=len(split))
         scores = score_split(loaded, split, setup, args.batch_size, resolve_workers(config),
                              on_batch=lambda n: progress.advance(task, n))
     return loaded, split, scores, time.monotonic() - started
+
+
+def _json_line(data: dict[str, Any]) -> None:
+    print(json.dumps(data), flush=True)
 
 
 def _is_root(path: Path) -> bool:
@@ -457,6 +475,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = evaluation_report(loaded, split, scores, seconds)
     out = args.out or default_evaluation_paths(loaded.path, split)
     predictions = write_evaluation(out, report, split, scores)
+    if args.progress == "json":
+        _json_line({"result": {"metrics_file": str(out), "predictions": str(predictions), "images": str(split.folder),
+                               "metrics": report["metrics"], "unreadable": len(scores.bad)}})
+        return 0
     console = Console()
     console.print(f"[bold]{loaded.path.resolve().name}[/] on {split.folder}: {len(scores.index)} images")
     console.print(metric_list_table(report["metrics"]))
@@ -476,6 +498,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         stem = f"{loaded.path.resolve().stem}-{split.folder.name}.csv"
         out = run_dir / "submissions" / stem if loaded.path.resolve().parent.name == "checkpoints" else Path(stem)
     write_submission(out, split, scores)
+    if args.progress == "json":
+        _json_line({"result": {"submission": str(out), "rows": len(split), "unreadable": len(scores.bad)}})
+        return 0
     _report_unreadable(split, scores)
     print(f"wrote {out}: {len(split)} rows (img_name,y_pred) in {seconds:.1f}s")
     return 0

@@ -303,8 +303,13 @@ def resolve_lr(config: Config) -> float:
 
 
 def resolve(config: Config) -> Config:
-    """Fix the values that were left automatic and change results (the learning rate), for the record."""
+    """Fix what was left automatic or relative, for the record: the learning rate, absolute paths
+    (a run folder is read later from anywhere: the app, another terminal, a resume)."""
     config.optim.lr = resolve_lr(config)
+    if config.data.root:
+        config.data.root = str(Path(config.data.root).expanduser().resolve())
+    if config.model.pretrained and config.model.pretrained != "hub":
+        config.model.pretrained = str(Path(config.model.pretrained).expanduser().resolve())
     return config
 
 

@@ -73,7 +73,7 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
-def _list_images(folder: Path, recursive: bool = False) -> list[str]:
+def list_images(folder: Path, recursive: bool = False) -> list[str]:
     """Image file names under folder, relative to it, sorted."""
     if not recursive:
         with os.scandir(folder) as it:
@@ -264,7 +264,7 @@ def _class_folder_split(name: str, folder: Path) -> Split:
     for cls, target in CLASS_FOLDERS.items():
         if cls not in classes:
             continue
-        found = [f"{classes[cls]}/{f}" for f in _list_images(folder / classes[cls], recursive=True)]
+        found = [f"{classes[cls]}/{f}" for f in list_images(folder / classes[cls], recursive=True)]
         names += found
         targets += [target] * len(found)
     if not names:
@@ -300,7 +300,7 @@ def load_split_folder(folder: Path, name: str = "", check_files: bool = True, la
         return read_label_file(label_file, folder, need_target=False, check_files=check_files, split=name)
     if _has_class_folders(folder):
         return _class_folder_split(name, folder)
-    names = _list_images(folder)
+    names = list_images(folder)
     if not names:
         raise DataError(
             f"{folder}: no images here and no label file beside it ({folder.name}_label.txt). "
@@ -309,34 +309,60 @@ def load_split_folder(folder: Path, name: str = "", check_files: bool = True, la
     return Split(name, folder, names, None, None, "list")
 
 
-def find_dataset(root: Path | str, check_files: bool = True) -> Dataset:
-    """Recognise the layout of ``root`` and read every split it has (train and val are required)."""
+@dataclass(frozen=True)
+class SplitProblem:
+    """A split that could not be read, where it is, and the engine's message about it."""
+
+    split: str
+    folder: Path
+    label_file: Path | None
+    message: str
+
+
+def find_dataset(root: Path | str, check_files: bool = True, problems: list[SplitProblem] | None = None) -> Dataset:
+    """Recognise the layout of ``root`` and read every split it has.
+
+    A broken split raises its DataError, or, when ``problems`` is a list, is recorded there and left
+    out, so that a health check can still look at the others.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: dataset folder not found. Fix: pass --data with the folder that holds trainset/.")
     splits: dict[str, Split] = {}
+
+    def read(split: str, folder: Path, label: Path | None, reader) -> None:
+        try:
+            splits[split] = reader()
+        except (DataError, OSError) as exc:
+            if problems is None:
+                raise
+            message = str(exc) if isinstance(exc, DataError) else f"{exc.filename}: cannot read it ({exc.strerror})"
+            problems.append(SplitProblem(split, folder, label, message))
+
     if any((root / f).is_dir() or (root / f"{f}_label.txt").is_file() for f in FFDI_SPLITS.values()):
         for split, folder_name in FFDI_SPLITS.items():
             folder, label = root / folder_name, root / f"{folder_name}_label.txt"
             if split != "test":
-                if not label.is_file() and not folder.is_dir():
-                    continue
-                splits[split] = read_label_file(label, folder, need_target=True, check_files=check_files, split=split)
+                if label.is_file() or folder.is_dir():
+                    read(split, folder, label, lambda: read_label_file(label, folder, need_target=True,
+                                                                      check_files=check_files, split=split))
             elif folder.is_dir():
-                splits[split] = load_split_folder(folder, split, check_files)
+                read(split, folder, _label_file_for(folder), lambda: load_split_folder(folder, split, check_files))
         return Dataset(root, "ffdi", splits)
+    def labelled_by_folders(split: str, folder: Path) -> Split:
+        if not _has_class_folders(folder):
+            raise DataError(f"{folder}: expected class folders real/ and fake/ inside. Fix: sort the images into them.")
+        return _class_folder_split(split, folder)
+
     for split, names in FOLDER_SPLITS.items():
-        for folder_name in names:
-            folder = root / folder_name
-            if folder.is_dir():
-                if split == "test":
-                    splits[split] = load_split_folder(folder, split, check_files)
-                elif _has_class_folders(folder):
-                    splits[split] = _class_folder_split(split, folder)
-                else:
-                    raise DataError(f"{folder}: expected class folders real/ and fake/ inside. Fix: sort the images into them.")
-                break
-    if not splits:
+        folder = next((root / n for n in names if (root / n).is_dir()), None)
+        if folder is None:
+            continue
+        if split == "test":
+            read(split, folder, _label_file_for(folder), lambda: load_split_folder(folder, split, check_files))
+        else:
+            read(split, folder, None, lambda: labelled_by_folders(split, folder))
+    if not splits and not problems:
         found = sorted(os.listdir(root))[:8]
         raise DataError(
             f"{root}: not a dataset. Expected trainset/ with trainset_label.txt (FFDI layout) "

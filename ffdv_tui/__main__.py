@@ -19,8 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ffdv-tui", description="Train and judge deepfake image detectors.")
     parser.add_argument("--data", type=Path, help="dataset for new runs (default: the bundled sample_data/)")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default: ./runs)")
-    parser.add_argument("--images", choices=IMAGE_MODES, default="auto",
-                        help="image previews: auto, halfcell (any truecolor terminal), sixel, tgp (kitty), none")
+    parser.add_argument("--images", choices=IMAGE_MODES, default="halfcell",
+                        help="image previews: halfcell (default: any truecolor terminal, SSH, tmux), sixel, "
+                             "tgp (kitty graphics), auto (what the terminal supports), none")
     args = parser.parse_args(argv)
     data = args.data or bundled_sample_data()
     if data is not None and not data.is_dir():

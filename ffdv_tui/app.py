@@ -27,10 +27,13 @@ from engine.launch import launch_run
 from engine.runstore import append_command, create_run_dir, new_command_id
 from ffdv_tui.model_names import model_names
 from ffdv_tui.runs import Answer, RunEntry, RunsModel
+from ffdv_tui.screens.checkpoints import CheckpointsScreen
 from ffdv_tui.screens.confirm import ConfirmScreen
+from ffdv_tui.screens.dataset import DatasetScreen
 from ffdv_tui.screens.help import HelpScreen
 from ffdv_tui.screens.main import MainScreen
 from ffdv_tui.screens.new_run import NewRunScreen
+from ffdv_tui.screens.predictions import PredictionsScreen, run_source
 from ffdv_tui.widgets.run_list import RunList
 
 REPAINT_S = 0.25  # header and progress of the selected run
@@ -54,11 +57,6 @@ class FfdvApp(App[str]):
     CSS_PATH = "app.tcss"
     TITLE = "ffdv-tui"
     BINDINGS = [
-        Binding("n", "new_run", "New run"),
-        Binding("p", "pause_resume", "Pause/Resume"),
-        Binding("s", "stop", "Stop"),
-        Binding("c", "checkpoint", "Checkpoint"),
-        Binding("r", "resume_run", "Resume run"),
         Binding("question_mark", "keys", "Keys"),
         Binding("q", "quit_app", "Quit"),
     ]
@@ -69,7 +67,7 @@ class FfdvApp(App[str]):
             self.names = names
             self.answers = answers
 
-    def __init__(self, runs_dir: Path | str = "runs", data_dir: Path | str | None = None, images: str = "auto",
+    def __init__(self, runs_dir: Path | str = "runs", data_dir: Path | str | None = None, images: str = "halfcell",
                  watch: bool = True, model_names: Callable[[], list[str]] = model_names) -> None:
         super().__init__()
         self.list_models = model_names
@@ -244,12 +242,38 @@ class FfdvApp(App[str]):
         except Exception as exc:  # noqa: BLE001 - shown, never a crash
             self.call_from_thread(self.notify, f"{entry.name}: could not resume: {exc}", severity="error")
 
+    # ------------------------------------------------------------ other screens
+
+    def action_predictions(self) -> None:
+        entry = self.selected_entry()
+        if entry is None:
+            self.notify("No run selected.", severity="warning")
+            return
+        root = (entry.state.config.get("data") or {}).get("root") or load_config(entry.paths.config).data.root
+        self.push_screen(PredictionsScreen(run_source(entry.paths.root, root), self.images))
+
     # ------------------------------------------------------------ new run
 
     def form_defaults(self) -> Config:
         config = load_config()
         config.data.root = str(self.data_dir) if self.data_dir else ""
         return config
+
+    def open_new_run(self, model: str | None = None, img_size: int | None = None, data_root: str | None = None,
+                     pretrained: str = "", name: str = "") -> None:
+        """The new-run form, prefilled (fine-tuning from a checkpoint, for one)."""
+        config = self.form_defaults()
+        config.model.name = model or config.model.name
+        config.data.img_size = img_size or config.data.img_size
+        config.data.root = data_root or config.data.root
+        config.model.pretrained = pretrained
+        config.run.name = name
+        self._push_new_run(config)
+
+    def resume_run_named(self, name: str) -> None:
+        if name in self.model.runs:
+            self.select_run(name)
+            self.action_resume_run()
 
     def start_run(self, config: Config, gpus: int = 1) -> str:
         """Create the run folder and launch its engine (called from the form's worker thread)."""
@@ -263,14 +287,30 @@ class FfdvApp(App[str]):
         return paths.root.name
 
     def action_new_run(self) -> None:
+        self._push_new_run(self.form_defaults())
+
+    def _push_new_run(self, defaults: Config) -> None:
         def started(name: str | None) -> None:
             if name:
                 self.notify(f"{name}: engine started")
                 self._expected.add(name)
+                while not isinstance(self.screen, MainScreen) and len(self.screen_stack) > 1:
+                    self.pop_screen()
                 self.select_run(name)
 
-        self.push_screen(NewRunScreen(self.form_defaults(), self.runs_dir, self.list_models, self.start_run, self.gpus),
-                         started)
+        self.push_screen(NewRunScreen(defaults, self.runs_dir, self.list_models, self.start_run, self.gpus), started)
+
+    def action_dataset(self) -> None:
+        """The selected run's dataset, or the one new runs use."""
+        entry = self.selected_entry()
+        root = ((entry.state.config.get("data") or {}).get("root") if entry is not None else None) or self.data_dir
+        self.push_screen(DatasetScreen(Path(root) if root else None, self.images))
+
+    def action_checkpoints(self) -> None:
+        from ffdv_tui.model_names import cached_model_names
+
+        names = cached_model_names()
+        self.push_screen(CheckpointsScreen(self.runs_dir, set(names) if names else None, self.images))
 
     # ------------------------------------------------------------ keys, palette, quitting
 
@@ -283,6 +323,10 @@ class FfdvApp(App[str]):
         yield SystemCommand("Stop run", "Stop the selected run cleanly (checkpoint first)", self.action_stop)
         yield SystemCommand("Checkpoint now", "Save a checkpoint of the selected run", self.action_checkpoint)
         yield SystemCommand("Resume run", "Continue a stopped or crashed run", self.action_resume_run)
+        yield SystemCommand("Predictions", "Per-image predictions of the selected run", self.action_predictions)
+        yield SystemCommand("Checkpoints", "Every checkpoint: evaluate, submission, fine-tune, compare",
+                            self.action_checkpoints)
+        yield SystemCommand("Dataset", "Splits, balance, sizes, a health scan, the images", self.action_dataset)
         yield SystemCommand("Keys", "Every key of the app", self.action_keys)
         yield SystemCommand("Quit", "Quit; engines keep running", self.action_quit_app)
         for entry in self.model.ordered():

@@ -70,6 +70,11 @@ def install_fixture_runs(target: Path) -> Path:
     import socket
 
     runs = Path(shutil.copytree(FIXTURE_RUNS, target))
+    for run in runs.iterdir():  # the recorded runs trained on sample_data: point them at this checkout's
+        for name in ("config.toml", "events.jsonl"):
+            path = run / name
+            text = path.read_text().replace('"sample_data"', json.dumps(str(SAMPLE_DATA)))
+            path.write_text(text)
     engine = {"pid": DEAD_PID, "engine_pid": DEAD_PID, "host": socket.gethostname(), "started": 0.0}
     (runs / "crashed" / "engine.json").write_text(json.dumps(engine))
     return runs

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 HEAVY = {"torch", "timm", "torchvision", "torchmetrics", "safetensors"}
 # The torch-free engine modules the app may use: the contract and the checks it shares with the engine.
 APP_MAY_IMPORT = {"engine", "engine.protocol", "engine.runstore", "engine.runstate", "engine.launch", "engine.errors",
-                  "engine.config", "engine.fmt", "engine.dataset", "engine.images"}
+                  "engine.config", "engine.fmt", "engine.scan", "engine.dataset", "engine.images"}
 TORCH_FREE = sorted(APP_MAY_IMPORT)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
@@ -16,6 +17,17 @@ from ffdv_tui.widgets.run_progress import RunProgress
 
 
 class MainScreen(Screen):
+    BINDINGS = [
+        Binding("n", "app.new_run", "New run"),
+        Binding("p", "app.pause_resume", "Pause/Resume"),
+        Binding("s", "app.stop", "Stop"),
+        Binding("c", "app.checkpoint", "Checkpoint"),
+        Binding("r", "app.resume_run", "Resume run"),
+        Binding("v", "app.predictions", "Predictions"),
+        Binding("d", "app.dataset", "Dataset"),
+        Binding("k", "app.checkpoints", "Checkpoints"),
+    ]
+
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="body"):

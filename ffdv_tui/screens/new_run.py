@@ -61,7 +61,7 @@ def default_values(config: Config) -> dict[str, str]:
         "epochs": str(config.train.epochs), "batch_size": str(config.train.batch_size),
         "lr": "auto" if not config.optim.lr else repr(config.optim.lr), "optimizer": config.optim.optimizer,
         "schedule": config.optim.schedule, "augment": config.data.augment, "amp": config.train.amp,
-        "pretrained": config.model.pretrained, "gpus": "1", "name": "",
+        "pretrained": config.model.pretrained, "gpus": str(config.dist.nproc_per_node), "name": config.run.name,
     }
 
 

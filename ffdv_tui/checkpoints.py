@@ -1,0 +1,170 @@
+"""Every checkpoint of every run, with what its sidecar says, and engine jobs that use one.
+
+Torch-free: sidecars are JSON, and evaluating or predicting runs the engine as a
+separate process (``python -m engine evaluate|predict --progress json``) whose
+progress lines the app reads. A checkpoint whose sidecar is missing, unreadable or
+names a model timm does not have is listed with that problem, never hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ALIASES = ("best", "last")
+
+
+@dataclass
+class CheckpointEntry:
+    run: str
+    path: Path  # the .safetensors file
+    epoch: int | None = None
+    step: int | None = None
+    reason: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    best_metric: str = "auc"
+    is_best: bool = False
+    size: int = 0
+    mtime: float = 0.0
+    model: str | None = None
+    img_size: int | None = None
+    data_root: str | None = None
+    resumable: bool = False
+    problem: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def key(self) -> str:
+        return f"{self.run}/{self.name}"
+
+
+def _best_target(folder: Path) -> str | None:
+    link = folder / "best.safetensors"
+    try:
+        return Path(os.readlink(link)).stem if link.is_symlink() else None
+    except OSError:
+        return None
+
+
+def read_entry(run: str, weights: Path, best: str | None, model_names: set[str] | None) -> CheckpointEntry:
+    stat = weights.stat()
+    entry = CheckpointEntry(run, weights, size=stat.st_size, mtime=stat.st_mtime, is_best=weights.stem == best,
+                            resumable=weights.with_suffix(".state.pt").is_file())
+    sidecar = weights.with_suffix(".json")
+    if not sidecar.is_file():
+        entry.problem = "sidecar missing: the model name and input size are unknown (evaluate with --model)"
+        return entry
+    try:
+        data = json.loads(sidecar.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        entry.problem = f"unreadable sidecar {sidecar.name}: {exc}"
+        return entry
+    entry.epoch, entry.step, entry.reason = data.get("epoch"), data.get("step"), data.get("reason", "")
+    entry.metrics = data.get("metrics") or {}
+    entry.best_metric = data.get("best_metric", "auc")
+    entry.model, entry.img_size = data.get("model"), data.get("img_size")
+    entry.data_root = ((data.get("config") or {}).get("data") or {}).get("root")
+    if not entry.model:
+        entry.problem = f"{sidecar.name} names no model"
+    elif model_names is not None and entry.model not in model_names:
+        entry.problem = f"model {entry.model!r} is not a timm model in this installation"
+    return entry
+
+
+def list_checkpoints(runs_dir: Path, model_names: set[str] | None = None) -> list[CheckpointEntry]:
+    """All checkpoints under the runs folder: newest run first, then by epoch and step."""
+    entries = []
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return entries
+    for run in sorted(runs_dir.iterdir()):
+        folder = run / "checkpoints"
+        if not folder.is_dir():
+            continue
+        best = _best_target(folder)
+        for weights in sorted(folder.glob("*.safetensors")):
+            if weights.stem in ALIASES or weights.name.startswith("."):
+                continue
+            try:
+                entries.append(read_entry(run.name, weights, best, model_names))
+            except OSError:
+                continue  # deleted while we looked (a run pruning its top-k)
+    entries.sort(key=lambda e: (-e.mtime if e.epoch is None else 0, e.run, e.epoch or 0, e.step or 0))
+    return entries
+
+
+def catalog_frame(entries: list[CheckpointEntry]) -> pd.DataFrame:
+    rows = []
+    for i, e in enumerate(entries):
+        m = e.metrics
+        rows.append({"i": i, "run": e.run, "checkpoint": e.name, "epoch": e.epoch, "auc": m.get("auc"), "ap": m.get("ap"),
+                     "accuracy": m.get("accuracy"), "f1": m.get("f1"), "eer": m.get("eer"),
+                     "tpr": m.get("tpr_at_fpr_1e-3"), "loss": m.get("loss"), "best": e.is_best, "size": e.size,
+                     "time": e.mtime, "problem": e.problem or ""})
+    return pd.DataFrame(rows, columns=["i", "run", "checkpoint", "epoch", "auc", "ap", "accuracy", "f1", "eer", "tpr",
+                                       "loss", "best", "size", "time", "problem"]).set_index("i")
+
+
+# ---------------------------------------------------------------- engine jobs
+
+
+class JobError(Exception):
+    """An engine job that failed; the message is the engine's."""
+
+
+def run_engine_job(args: list[str], on_progress: Callable[[int, int], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Run ``python -m engine ARGS --progress json``; report progress; return its result object."""
+    proc = subprocess.Popen([sys.executable, "-m", "engine", *args, "--progress", "json"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    result, error = None, None
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if should_stop is not None and should_stop():
+            proc.terminate()
+            break
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if "done" in message and on_progress is not None:
+            on_progress(int(message["done"]), int(message.get("total", 0)))
+        result = message.get("result", result)
+        error = message.get("error", error)
+    stderr = proc.stderr.read() if proc.stderr is not None else ""
+    code = proc.wait()
+    if should_stop is not None and should_stop():
+        raise JobError("cancelled")
+    if code != 0 or result is None:
+        last = [line for line in stderr.strip().splitlines() if line.strip()][-1:] or [f"exit status {code}"]
+        raise JobError(error or last[0])
+    return result
+
+
+def check_submission_file(path: Path) -> str:
+    """Read a submission back, as a competition would: a sentence on what is there (or raise JobError)."""
+    try:
+        frame = pd.read_csv(path, dtype={"img_name": str}, keep_default_na=False)
+    except (OSError, ValueError) as exc:
+        raise JobError(f"{path}: cannot read the submission back ({exc})") from None
+    if list(frame.columns) != ["img_name", "y_pred"]:
+        raise JobError(f"{path}: header is {','.join(frame.columns)}, not img_name,y_pred")
+    if not frame["y_pred"].between(0, 1).all():
+        raise JobError(f"{path}: y_pred has values outside [0, 1]")
+    if frame["img_name"].duplicated().any():
+        raise JobError(f"{path}: an image is listed twice")
+    return f"{len(frame):,} rows, header img_name,y_pred, y_pred in [{frame['y_pred'].min():.3f}, " \
+           f"{frame['y_pred'].max():.3f}]"

@@ -1,0 +1,264 @@
+"""Every checkpoint of every run, and what to do with one: evaluate, predict a submission, fine-tune, resume, compare.
+
+Evaluating and predicting are engine processes started in the background; their
+progress and result appear in the side panel, and an evaluation's per-image
+predictions open in the predictions screen (o).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, ProgressBar, Static
+
+from engine.fmt import fmt_bytes, fmt_metric
+from engine.protocol import METRIC_LABELS
+from ffdv_tui.checkpoints import (
+    CheckpointEntry,
+    JobError,
+    catalog_frame,
+    check_submission_file,
+    list_checkpoints,
+    run_engine_job,
+)
+from ffdv_tui.screens.job import JobRequest, JobScreen
+from ffdv_tui.screens.predictions import PredictionSource, PredictionsScreen
+from ffdv_tui.widgets.frame_table import Column, FrameTable
+
+
+def _metric(value) -> str:
+    return "–" if value is None or value != value else f"{value:.4f}"
+
+
+COLUMNS = [
+    Column("run", "run", 20),
+    Column("checkpoint", "checkpoint", 26),
+    Column("best", "", 1, lambda v: "★" if v else "", style=lambda v: "bold green" if v else ""),
+    Column("auc", "AUC", 7, _metric, "right"),
+    Column("ap", "AP", 7, _metric, "right"),
+    Column("accuracy", "Acc", 7, _metric, "right"),
+    Column("f1", "F1", 7, _metric, "right"),
+    Column("eer", "EER", 7, _metric, "right"),
+    Column("tpr", "TPR@1e-3", 8, _metric, "right"),
+    Column("loss", "Loss", 7, _metric, "right"),
+    Column("size", "size", 9, lambda v: fmt_bytes(v), "right"),
+    Column("time", "saved", 11, lambda v: time.strftime("%m-%d %H:%M", time.localtime(v)), "right"),
+    Column("problem", "problem", 40, style=lambda v: "red" if v else ""),
+]
+
+
+def describe(entry: CheckpointEntry) -> Table:
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("run", entry.run)
+    table.add_row("file", str(entry.path))
+    table.add_row("model", f"{entry.model or '?'} at {entry.img_size or '?'} px")
+    epoch = f"{entry.epoch}" + (f" (step {entry.step}, {entry.reason})" if entry.reason and entry.reason != "epoch" else "")
+    table.add_row("epoch", epoch)
+    for key, label in METRIC_LABELS.items():
+        table.add_row(label, fmt_metric(entry.metrics.get(key)))
+    table.add_row("size", fmt_bytes(entry.size))
+    table.add_row("resumable", "yes (training state beside it)" if entry.resumable else "no")
+    if entry.problem:
+        table.add_row("problem", Text(entry.problem, style="red"))
+    return table
+
+
+def compare(a: CheckpointEntry, b: CheckpointEntry) -> Table:
+    table = Table(title="compare", title_justify="left", show_edge=False, header_style="bold")
+    table.add_column("")
+    table.add_column(f"{a.run}/{a.name}", justify="right")
+    table.add_column(f"{b.run}/{b.name}", justify="right")
+    table.add_column("Δ", justify="right")
+    for key, label in METRIC_LABELS.items():
+        x, y = a.metrics.get(key), b.metrics.get(key)
+        delta = f"{y - x:+.4f}" if isinstance(x, (int, float)) and isinstance(y, (int, float)) else "–"
+        table.add_row(label, fmt_metric(x), fmt_metric(y), delta)
+    return table
+
+
+class CheckpointsScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("e", "evaluate", "Evaluate"),
+        Binding("s", "submission", "Submission"),
+        Binding("f", "fine_tune", "Fine-tune"),
+        Binding("r", "resume", "Resume run"),
+        Binding("m", "mark", "Mark to compare"),
+        Binding("o", "open_predictions", "Open predictions"),
+    ]
+
+    def __init__(self, runs_dir: Path, model_names: set[str] | None = None, images: str = "halfcell") -> None:
+        super().__init__()
+        self.runs_dir = runs_dir
+        self.model_names = model_names
+        self.images = images
+        self.entries: list[CheckpointEntry] = []
+        self.marked: CheckpointEntry | None = None
+        self.last_evaluation: PredictionSource | None = None
+        self.job_text: Text | Group = Text("")
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="ckpt-body"):
+            yield FrameTable(COLUMNS, id="ckpt-table")
+            with Vertical(id="ckpt-side"):
+                yield Static(id="ckpt-detail")
+                yield ProgressBar(id="job-progress", show_eta=True)
+                yield Static(id="job-result")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.app.sub_title = f"checkpoints · {self.runs_dir}"
+        self.query_one("#job-progress").display = False
+        self.reload()
+        self.query_one(FrameTable).focus()
+
+    @work(thread=True, exclusive=True, group="catalog")
+    def reload(self) -> None:
+        entries = list_checkpoints(self.runs_dir, self.model_names)
+        self.app.call_from_thread(self._show_entries, entries)
+
+    def _show_entries(self, entries: list[CheckpointEntry]) -> None:
+        table = self.query_one(FrameTable)
+        keep = self.highlighted.key if self.highlighted else None
+        self.entries = entries
+        frame = catalog_frame(entries)
+        index = next((i for i, e in enumerate(entries) if e.key == keep), None)
+        table.set_frame(frame, keep_index=index)
+        if not entries:
+            self.query_one("#ckpt-detail", Static).update(f"No checkpoints in {self.runs_dir}/ yet.")
+
+    @property
+    def highlighted(self) -> CheckpointEntry | None:
+        table = self.query_one(FrameTable)
+        index = table.index_at(table.cursor_row)
+        return self.entries[index] if index is not None and index < len(self.entries) else None
+
+    @on(FrameTable.RowHighlighted, "#ckpt-table")
+    def _highlight(self, event: FrameTable.RowHighlighted) -> None:
+        entry = self.highlighted
+        if entry is None:
+            return
+        parts = [describe(entry)]
+        if self.marked is not None and self.marked.key != entry.key:
+            parts.append(compare(self.marked, entry))
+        elif self.marked is not None:
+            parts.append(Text("marked: move to another checkpoint to compare", style="dim"))
+        self.query_one("#ckpt-detail", Static).update(Group(*parts))
+
+    def action_mark(self) -> None:
+        entry = self.highlighted
+        if entry is not None:
+            self.marked = None if self.marked is not None and self.marked.key == entry.key else entry
+            self.notify(f"marked {entry.key} to compare" if self.marked else "mark cleared", timeout=3)
+            table = self.query_one(FrameTable)
+            table.post_message(FrameTable.RowHighlighted(table, table.cursor_row, table.index_at(table.cursor_row)))
+
+    # ------------------------------------------------------------ jobs
+
+    def _usable(self) -> CheckpointEntry | None:
+        entry = self.highlighted
+        if entry is None:
+            self.notify("No checkpoint here.", severity="warning")
+        elif entry.problem and entry.model is None:
+            self.notify(f"{entry.key}: {entry.problem}", severity="error")
+            return None
+        return entry
+
+    def action_evaluate(self) -> None:
+        entry = self._usable()
+        if entry is not None:
+            self.app.push_screen(JobScreen(f"Evaluate {entry.key} on a labelled split", entry.data_root or "", "val",
+                                           None), lambda request: request and self._run_evaluate(entry, request))
+
+    def action_submission(self) -> None:
+        entry = self._usable()
+        if entry is not None:
+            out = entry.path.parent.parent / "submissions" / f"{entry.path.stem}-test.csv"
+            self.app.push_screen(JobScreen(f"Predict a split with {entry.key} and write the submission",
+                                           entry.data_root or "", "test", str(out)),
+                                 lambda request: request and self._run_predict(entry, request))
+
+    def _job_args(self, command: str, entry: CheckpointEntry, request: JobRequest) -> list[str]:
+        args = [command, "--checkpoint", str(entry.path), "--data", str(request.data)]
+        if any((request.data / d).is_dir() for d in ("trainset", "valset", "testset", "train", "val", "test")):
+            args += ["--split", request.split]
+        return args + (["--out", str(request.out)] if request.out else [])
+
+    @work(thread=True, exclusive=True, group="job")
+    def _run_evaluate(self, entry: CheckpointEntry, request: JobRequest) -> None:
+        self.app.call_from_thread(self._job_started, f"evaluating {entry.key} on {request.split}…")
+        try:
+            result = run_engine_job(self._job_args("evaluate", entry, request), self._progress)
+        except JobError as exc:
+            self.app.call_from_thread(self._job_done, Text(f"evaluation failed: {exc}", style="red"))
+            return
+        metrics = result["metrics"]
+        table = Table(title=f"{entry.key} on {request.split}", title_justify="left", show_edge=False)
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key, label in METRIC_LABELS.items():
+            table.add_row(label, fmt_metric(metrics.get(key)))
+        self.last_evaluation = PredictionSource(f"{entry.key} on {request.split}", {0: Path(result["predictions"])},
+                                                Path(result["images"]))
+        note = Text(f"metrics: {result['metrics_file']}\npress o to open its {metrics.get('count', 0):,} predictions",
+                    style="dim")
+        self.app.call_from_thread(self._job_done, Group(table, note))
+
+    @work(thread=True, exclusive=True, group="job")
+    def _run_predict(self, entry: CheckpointEntry, request: JobRequest) -> None:
+        self.app.call_from_thread(self._job_started, f"predicting {request.split} with {entry.key}…")
+        try:
+            result = run_engine_job(self._job_args("predict", entry, request), self._progress)
+            checked = check_submission_file(Path(result["submission"]))
+        except JobError as exc:
+            self.app.call_from_thread(self._job_done, Text(f"prediction failed: {exc}", style="red"))
+            return
+        unreadable = f"\n{result['unreadable']} unreadable images got 0.5" if result.get("unreadable") else ""
+        text = Text.assemble(("submission written and checked\n", "bold green"), f"{result['submission']}\n{checked}",
+                             (unreadable, "yellow"))
+        self.app.call_from_thread(self._job_done, text)
+
+    def _progress(self, done: int, total: int) -> None:
+        self.app.call_from_thread(self.query_one("#job-progress", ProgressBar).update, total=total, progress=done)
+
+    def _job_started(self, what: str) -> None:
+        bar = self.query_one("#job-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=None, progress=0)
+        self.query_one("#job-result", Static).update(Text(what, style="dim"))
+
+    def _job_done(self, result) -> None:
+        self.query_one("#job-progress").display = False
+        self.job_text = result
+        self.query_one("#job-result", Static).update(result)
+
+    def action_open_predictions(self) -> None:
+        if self.last_evaluation is None:
+            self.notify("Evaluate a checkpoint first (e).", severity="warning")
+            return
+        self.app.push_screen(PredictionsScreen(self.last_evaluation, self.images))
+
+    # ------------------------------------------------------------ new runs from a checkpoint
+
+    def action_fine_tune(self) -> None:
+        entry = self._usable()
+        if entry is not None:
+            self.app.open_new_run(model=entry.model, img_size=entry.img_size, data_root=entry.data_root,
+                                  pretrained=str(entry.path.resolve()), name=f"{entry.run}-ft")
+
+    def action_resume(self) -> None:
+        entry = self.highlighted
+        if entry is not None:
+            self.app.resume_run_named(entry.run)

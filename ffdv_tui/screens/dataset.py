@@ -1,0 +1,263 @@
+"""Knowing the data: splits, class balance, image sizes and formats, a health scan, and the images themselves.
+
+The scan (engine.scan) runs in a worker, shows its progress, can be cancelled (x),
+and reports unreadable or suspicious files and label-file problems in the engine's
+own words, with line numbers. The image table opens a split's first rows at once and
+the rest when its label file is read, so a million-line label file is on screen in
+about a second; class filter and name search work on the whole split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Label, ProgressBar, Select, Static
+from textual.worker import get_current_worker
+
+from engine.scan import ScanReport, scan_dataset
+from ffdv_tui.widgets.frame_table import Column, FrameTable
+from ffdv_tui.widgets.image_preview import ImagePreview
+
+QUICK_ROWS = 1000
+LABELS = {0: "real", 1: "fake", -1: "–"}
+IMAGE_COLUMNS = [
+    Column("img_name", "image", 44),
+    Column("target", "label", 6, lambda v: LABELS.get(int(v), "?")),
+]
+ISSUE_COLUMNS = [
+    Column("split", "split", 6),
+    Column("line", "line", 7, lambda v: "" if v is None or v != v else str(int(v)), "right"),
+    Column("kind", "kind", 10, style=lambda v: "yellow" if v == "mode" else "red"),
+    Column("message", "what is wrong", 200),
+]
+CLASS_FILTERS = {"all": "all classes", "real": "real only", "fake": "fake only"}
+
+
+def split_table(report: ScanReport) -> Table:
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    for column in ("split", "images", "real", "fake", "scanned", "smallest", "largest", "formats", "issues"):
+        table.add_column(column, justify="left" if column in ("split", "formats") else "right", no_wrap=True)
+    for stats in report.splits.values():
+        size = lambda s: f"{s[0]}×{s[1]}" if s else "–"  # noqa: E731
+        formats = ", ".join(f"{k} {v:,}" for k, v in sorted(stats.formats.items(), key=lambda kv: -kv[1])) or "–"
+        issues = stats.issues - stats.issue_counts.get("mode", 0)
+        table.add_row(stats.split, f"{stats.images:,}", "–" if stats.real is None else f"{stats.real:,}",
+                      "–" if stats.fake is None else f"{stats.fake:,}", f"{stats.scanned:,}", size(stats.min_size),
+                      size(stats.max_size), formats, Text(f"{issues:,}", style="red" if issues else "green"))
+    return table
+
+
+def issues_frame(report: ScanReport) -> pd.DataFrame:
+    return pd.DataFrame([{"split": i.split, "line": i.line, "kind": i.kind, "message": i.message, "name": i.name}
+                         for i in report.issues], columns=["split", "line", "kind", "message", "name"])
+
+
+def quick_split(root: Path, split: str) -> pd.DataFrame | None:
+    """The first rows of an FFDI split's label file, read in milliseconds (the whole file follows)."""
+    folder = {"train": "trainset", "val": "valset", "test": "testset"}[split]
+    label = root / f"{folder}_label.txt"
+    if not label.is_file():
+        return None
+    try:
+        frame = pd.read_csv(label, nrows=QUICK_ROWS, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if "img_name" not in frame.columns:
+        return None
+    targets = pd.to_numeric(frame["target"], errors="coerce").fillna(-1) if "target" in frame else -1
+    return pd.DataFrame({"img_name": frame["img_name"], "target": np.asarray(targets, dtype=np.int64)})
+
+
+class DatasetScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("x", "cancel_scan", "Cancel scan"),
+        Binding("r", "rescan", "Rescan"),
+        Binding("slash", "focus('ds-search')", "Search"),
+    ]
+
+    def __init__(self, root: Path | None, images: str = "halfcell") -> None:
+        super().__init__()
+        self.root = root
+        self.images_mode = images
+        self.split_frame: pd.DataFrame | None = None
+        self.split_folder: Path | None = None
+        self._stop_scan = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="ds-top"):
+            yield Label("Dataset")
+            yield Input(str(self.root or ""), id="ds-path", compact=True, placeholder="a dataset folder (enter opens)")
+        yield Static(id="ds-summary")
+        with Horizontal(id="ds-scan"):
+            yield ProgressBar(id="scan-progress", show_eta=True)
+            yield Static(id="scan-status")
+        yield FrameTable(ISSUE_COLUMNS, id="ds-issues")
+        with Horizontal(id="ds-body"):
+            with Vertical(id="ds-left"):
+                with Horizontal(id="ds-filters"):
+                    yield Select([(s, s) for s in ("train", "val", "test")], value="train", id="ds-split",
+                                 allow_blank=False, compact=True)
+                    yield Select([(v, k) for k, v in CLASS_FILTERS.items()], value="all", id="ds-class",
+                                 allow_blank=False, compact=True)
+                    yield Input(placeholder="search names (/)", id="ds-search", compact=True)
+                yield FrameTable(IMAGE_COLUMNS, id="ds-images")
+            yield ImagePreview(self.images_mode, id="ds-preview")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.app.sub_title = "dataset"
+        self.query_one("#ds-issues").display = False
+        if self.root is not None:
+            self.open(self.root)
+        self.query_one("#ds-images", FrameTable).focus()
+
+    def open(self, root: Path) -> None:
+        self.root = root
+        self.app.sub_title = f"dataset · {root}"
+        self.action_rescan()
+        self._load_split(root, str(self.query_one("#ds-split", Select).value))
+
+    @on(Input.Submitted, "#ds-path")
+    def _path_entered(self, event: Input.Submitted) -> None:
+        self.open(Path(event.value.strip()).expanduser())
+
+    # ------------------------------------------------------------ the health scan
+
+    def action_rescan(self) -> None:
+        if self.root is None:
+            return
+        self._stop_scan = False
+        bar = self.query_one("#scan-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=None, progress=0)
+        self._scan(self.root)
+
+    def action_cancel_scan(self) -> None:
+        self._stop_scan = True
+
+    @work(thread=True, exclusive=True, group="dataset-scan")
+    def _scan(self, root: Path) -> None:
+        worker = get_current_worker()
+        report = scan_dataset(root, on_progress=lambda r: self.app.call_from_thread(self._scan_progress, r),
+                              should_stop=lambda: self._stop_scan or worker.is_cancelled)
+        self.app.call_from_thread(self._scan_progress, report)
+
+    def _scan_progress(self, report: ScanReport) -> None:
+        summary = self.query_one("#ds-summary", Static)
+        status = self.query_one("#scan-status", Static)
+        bar = self.query_one("#scan-progress", ProgressBar)
+        if report.error:
+            summary.update(Text(report.error, style="red"))
+            bar.display = False
+            status.update("")
+            return
+        parts = [Text(f"{report.root} · {report.layout} layout", style="bold"), split_table(report)]
+        parts += [Text(problem, style="red") for problem in report.label_problems]
+        summary.update(Group(*parts))
+        bar.update(total=max(report.images, 1), progress=report.scanned)
+        issues = [i for i in report.issues if i.kind != "mode"]
+        if report.done:
+            state = "scan done" if not issues and not report.label_problems else "scan done: problems below"
+            bar.display = False
+        elif report.cancelled:
+            state = "scan cancelled (r rescans)"
+            bar.display = False
+        else:
+            state = "scanning… (x cancels)"
+        status.update(Text(f" {state} · {report.scanned:,} of {report.images:,} images · {len(issues):,} problems "
+                           f"in {report.seconds:.1f}s", style="dim"))
+        table = self.query_one("#ds-issues", FrameTable)
+        table.display = bool(report.issues)
+        if report.issues and (report.done or report.cancelled or table.row_count != len(report.issues)):
+            table.set_frame(issues_frame(report), keep_index=table.index_at(table.cursor_row))
+
+    # ------------------------------------------------------------ the images
+
+    @on(Select.Changed, "#ds-split")
+    def _split_changed(self, event: Select.Changed) -> None:
+        if self.root is not None:
+            self._load_split(self.root, str(event.value))
+
+    @work(thread=True, exclusive=True, group="dataset-split")
+    def _load_split(self, root: Path, split: str) -> None:
+        from engine.dataset import SplitProblem, find_dataset  # pandas-heavy: loaded here, in the worker
+
+        quick = quick_split(root, split) if split in ("train", "val", "test") else None
+        if quick is not None:
+            self.app.call_from_thread(self._show_split, quick, None, True)
+        problems: list[SplitProblem] = []
+        try:
+            dataset = find_dataset(root, check_files=False, problems=problems)
+        except Exception as exc:  # noqa: BLE001 - shown, never a crash (the scan says more)
+            self.app.call_from_thread(self._show_split, None, None, False, str(exc))
+            return
+        found = dataset.splits.get(split)
+        if found is None:
+            reason = next((p.message for p in problems if p.split == split), f"the dataset has no {split} split")
+            self.app.call_from_thread(self._show_split, None, None, False, reason)
+            return
+        targets = found.targets if found.targets is not None else np.full(len(found), -1)
+        frame = pd.DataFrame({"img_name": found.names, "target": np.asarray(targets, dtype=np.int64)})
+        self.app.call_from_thread(self._show_split, frame, found.folder, False)
+
+    def _show_split(self, frame: pd.DataFrame | None, folder: Path | None, partial: bool, error: str = "") -> None:
+        if frame is None:
+            self.split_frame = None
+            self.query_one("#ds-images", FrameTable).set_frame(pd.DataFrame(columns=["img_name", "target"]))
+            self.notify(error, severity="warning", timeout=6)
+            return
+        self.split_frame = frame
+        if folder is not None:
+            self.split_folder = folder
+        elif self.root is not None:
+            self.split_folder = self.root / {"train": "trainset", "val": "valset", "test": "testset"}[
+                str(self.query_one("#ds-split", Select).value)]
+        self._filter(partial)
+
+    @on(Select.Changed, "#ds-class")
+    @on(Input.Changed, "#ds-search")
+    def _filters_changed(self) -> None:
+        self._filter()
+
+    def _filter(self, partial: bool = False) -> None:
+        if self.split_frame is None:
+            return
+        frame = self.split_frame
+        wanted = self.query_one("#ds-class", Select).value
+        mask = np.ones(len(frame), dtype=bool)
+        if wanted in ("real", "fake"):
+            mask &= frame["target"].to_numpy() == (1 if wanted == "fake" else 0)
+        search = self.query_one("#ds-search", Input).value.strip().lower()
+        if search:
+            mask &= frame["img_name"].str.lower().str.contains(search, regex=False).to_numpy()
+        table = self.query_one("#ds-images", FrameTable)
+        table.set_frame(frame[mask], keep_index=table.index_at(table.cursor_row))
+        table.border_subtitle = f"{int(mask.sum()):,} of {len(frame):,}" + (" (reading the rest…)" if partial else "")
+
+    @on(FrameTable.RowHighlighted, "#ds-images")
+    def _image(self, event: FrameTable.RowHighlighted) -> None:
+        if self.split_frame is None or event.index is None or self.split_folder is None:
+            return
+        row = self.split_frame.loc[event.index]
+        name = str(row["img_name"])
+        caption = Text.assemble((name, "bold"), "\n", f"label {LABELS.get(int(row['target']), '?')}")
+        self.query_one("#ds-preview", ImagePreview).show(self.split_folder / name, caption, [])
+
+    @on(FrameTable.RowHighlighted, "#ds-issues")
+    def _issue(self, event: FrameTable.RowHighlighted) -> None:
+        """The whole message of the highlighted problem (the column is cut to the screen's width)."""
+        message = event.table.value_at(event.row, "message")
+        if message is not None:
+            self.query_one("#scan-status", Static).update(Text(str(message), style="red"))

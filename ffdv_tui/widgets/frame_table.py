@@ -1,0 +1,171 @@
+"""A table over a pandas DataFrame that draws only the rows on screen.
+
+Textual's DataTable holds every row as widget data: 150,000 predictions or a
+1,000,000-line label file would take seconds to add and much memory. This widget
+keeps the frame's columns as numpy arrays and formats the visible rows on demand
+(Textual's line API), so opening, filtering and sorting cost what pandas costs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # frame column
+    label: str
+    width: int
+    fmt: Callable[[Any], str] = str
+    justify: str = "left"  # "left" or "right"
+    style: Callable[[Any], str] | None = None  # rich style of a cell from its value
+
+
+def _fit(text: str, width: int, justify: str) -> str:
+    if len(text) > width:
+        return text[: max(width - 1, 0)] + "…"
+    return text.rjust(width) if justify == "right" else text.ljust(width)
+
+
+class FrameTable(ScrollView, can_focus=True):
+    """Rows of a DataFrame under a fixed header; the cursor row is highlighted and announced."""
+
+    COMPONENT_CLASSES = {"frame-table--header", "frame-table--cursor"}
+    DEFAULT_CSS = """
+    FrameTable > .frame-table--header { text-style: bold; background: $panel; }
+    FrameTable > .frame-table--cursor { background: $accent 40%; }
+    FrameTable:focus > .frame-table--cursor { background: $accent; color: $text; }
+    """
+    BINDINGS = [
+        Binding("up,k", "cursor(-1)", "Up", show=False),
+        Binding("down,j", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "jump(0)", "First", show=False),
+        Binding("end", "jump(-1)", "Last", show=False),
+    ]
+
+    cursor_row: reactive[int] = reactive(0)
+
+    class RowHighlighted(Message):
+        """The cursor moved to ``row`` (position in the table); ``index`` is the frame's index label."""
+
+        def __init__(self, table: FrameTable, row: int, index: Any) -> None:
+            super().__init__()
+            self.table = table
+            self.row = row
+            self.index = index
+
+        @property
+        def control(self) -> FrameTable:
+            return self.table
+
+    def __init__(self, columns: list[Column], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.columns = columns
+        self._data: list[np.ndarray] = []
+        self._index: np.ndarray = np.empty(0)
+        self.row_count = 0
+
+    def set_frame(self, frame: pd.DataFrame, keep_index: Any = None) -> None:
+        """Show ``frame``; the cursor goes to the row whose index is ``keep_index`` (if present), else the top."""
+        self._data = [frame[c.key].to_numpy() for c in self.columns]
+        self._index = frame.index.to_numpy()
+        self.row_count = len(frame)
+        width = sum(c.width + 1 for c in self.columns)
+        self.virtual_size = Size(width, self.row_count + 1)  # +1: the header line
+        row = 0
+        if keep_index is not None and self.row_count:
+            found = np.flatnonzero(self._index == keep_index)
+            row = int(found[0]) if len(found) else 0
+        self.cursor_row = row
+        self._announce()
+        self.refresh()
+
+    def index_at(self, row: int) -> Any:
+        return self._index[row] if 0 <= row < self.row_count else None
+
+    def value_at(self, row: int, key: str) -> Any:
+        """The value of column ``key`` in ``row`` (as shown, before formatting)."""
+        for column, data in zip(self.columns, self._data):
+            if column.key == key and 0 <= row < self.row_count:
+                return data[row]
+        return None
+
+    # ------------------------------------------------------------ drawing
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.size.width
+        if y == 0:
+            style = self.get_component_rich_style("frame-table--header")
+            text = " ".join(_fit(c.label, c.width, c.justify) for c in self.columns)
+            return Strip([Segment(text, style)]).crop(scroll_x, scroll_x + width).extend_cell_length(width, style)
+        row = scroll_y + y - 1
+        base = self.rich_style
+        if row >= self.row_count:
+            return Strip.blank(width, base)
+        cursor = row == self.cursor_row
+        row_style = self.get_component_rich_style("frame-table--cursor") if cursor else base
+        segments = []
+        for column, data in zip(self.columns, self._data):
+            value = data[row]
+            cell = _fit(column.fmt(value), column.width, column.justify)
+            style = row_style
+            if column.style is not None and not cursor:
+                style = base + Style.parse(column.style(value) or "")
+            segments += [Segment(cell, style), Segment(" ", row_style)]
+        return Strip(segments).crop(scroll_x, scroll_x + width).extend_cell_length(width, row_style)
+
+    # ------------------------------------------------------------ the cursor
+
+    def watch_cursor_row(self, old: int, new: int) -> None:
+        self.refresh_line_for_row(old)
+        self.refresh_line_for_row(new)
+        top, visible = self.scroll_offset.y, max(self.size.height - 1, 1)  # the header takes a line
+        if new < top:
+            self.scroll_to(y=new, animate=False, force=True)
+        elif new >= top + visible:
+            self.scroll_to(y=new - visible + 1, animate=False, force=True)
+
+    def refresh_line_for_row(self, row: int) -> None:
+        self.refresh(Region(0, row - self.scroll_offset.y + 1, self.size.width, 1))
+
+    def _announce(self) -> None:
+        if self.row_count:
+            self.post_message(self.RowHighlighted(self, self.cursor_row, self.index_at(self.cursor_row)))
+
+    def _move_to(self, row: int) -> None:
+        if not self.row_count:
+            return
+        row = max(0, min(self.row_count - 1, row))
+        if row != self.cursor_row:
+            self.cursor_row = row
+            self._announce()
+
+    def action_cursor(self, delta: int) -> None:
+        self._move_to(self.cursor_row + delta)
+
+    def action_page(self, direction: int) -> None:
+        self._move_to(self.cursor_row + direction * max(self.size.height - 2, 1))
+
+    def action_jump(self, where: int) -> None:
+        self._move_to(self.row_count - 1 if where < 0 else 0)
+
+    def on_click(self, event) -> None:
+        row = self.scroll_offset.y + event.y - 1
+        if event.y >= 1:
+            self._move_to(row)

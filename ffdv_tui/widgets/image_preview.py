@@ -1,0 +1,113 @@
+"""The selected image, drawn in the terminal, with its label, score and score history.
+
+Pictures go through textual-image: half-cell blocks by default (any truecolor
+terminal, over SSH and inside tmux), sixel or the kitty graphics protocol when asked
+for, or none. Decoding happens in a worker and thumbnails are kept (least recently
+used first out), so moving through a table never waits for a JPEG. A file that is
+missing or cannot be decoded shows the reason instead of a picture.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+from PIL import Image as PILImage
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Sparkline, Static
+
+# textual-image asks the terminal for its cell size when imported; it must happen before the app starts.
+from textual_image.widget import HalfcellImage, SixelImage, TGPImage
+from textual_image.widget import Image as AutoImage
+
+from engine.images import BadImage, open_rgb
+
+THUMBNAIL = 384
+CACHE_SIZE = 256
+IMAGE_WIDGETS = {"auto": AutoImage, "halfcell": HalfcellImage, "sixel": SixelImage, "tgp": TGPImage}
+
+
+class ThumbnailCache:
+    """Decoded, shrunk images by path; errors are remembered too (as their reason)."""
+
+    def __init__(self, size: int = CACHE_SIZE):
+        self.size = size
+        self._items: OrderedDict[Path, PILImage.Image | str] = OrderedDict()
+
+    def get(self, path: Path) -> PILImage.Image | str | None:
+        item = self._items.get(path)
+        if item is not None:
+            self._items.move_to_end(path)
+        return item
+
+    def load(self, path: Path) -> PILImage.Image | str:
+        item = self.get(path)
+        if item is None:
+            try:
+                image = open_rgb(path, THUMBNAIL)
+                image.thumbnail((THUMBNAIL, THUMBNAIL))
+                item = image
+            except BadImage as exc:
+                item = f"{path.name}: {exc}"
+            self._items[path] = item
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return item
+
+
+class ImagePreview(Vertical):
+    """Picture, caption and sparkline of one image; ``show`` is cheap, decoding is not done here."""
+
+    def __init__(self, mode: str = "halfcell", cache: ThumbnailCache | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.mode = mode
+        self.cache = cache or ThumbnailCache()
+        self._path: Path | None = None
+        self._caption = Text()
+
+    def compose(self) -> ComposeResult:
+        if self.mode == "none":
+            yield Static("previews are off (--images none)", id="picture", classes="picture-off")
+        else:
+            yield IMAGE_WIDGETS[self.mode](id="picture")
+        yield Static(id="caption")
+        yield Sparkline([], id="history")
+        yield Static(id="history-caption")
+
+    def show(self, path: Path | None, caption: Text, history: list[tuple[int, float]]) -> None:
+        self._caption = caption
+        self.query_one("#caption", Static).update(caption)
+        spark = self.query_one("#history", Sparkline)
+        spark.data = [score for _, score in history] if len(history) > 1 else []
+        text = ""
+        if len(history) > 1:
+            text = f"score over epochs {history[0][0]}–{history[-1][0]}: " + " → ".join(
+                f"{s:.2f}" for _, s in (history[:1] + history[-1:]))
+        self.query_one("#history-caption", Static).update(Text(text, style="dim"))
+        self._path = path
+        if self.mode == "none" or path is None:
+            return
+        cached = self.cache.get(path)
+        if cached is not None:
+            self._draw(path, cached)
+        else:
+            self.query_one("#picture").image = None
+            self._decode(path)
+
+    @work(thread=True, exclusive=True, group="thumbnail")
+    def _decode(self, path: Path) -> None:
+        item = self.cache.load(path)
+        self.app.call_from_thread(self._draw, path, item)
+
+    def _draw(self, path: Path, item: PILImage.Image | str) -> None:
+        if path != self._path:
+            return  # the cursor has moved on
+        picture = self.query_one("#picture")
+        if isinstance(item, str):  # the reason it cannot be shown, under the caption
+            picture.image = None
+            self.query_one("#caption", Static).update(Text.assemble(self._caption, "\n", (item, "red")))
+        else:
+            picture.image = item
