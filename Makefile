@@ -28,6 +28,7 @@ bench: setup
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_runstore.py
 	$(BIN)/python bench/bench_tui.py
+	$(BIN)/python bench/bench_scale.py
 
 sample-data: setup
 	$(BIN)/python scripts/make_sample_data.py --out sample_data
