@@ -330,9 +330,9 @@ def find_dataset(root: Path | str, check_files: bool = True, problems: list[Spli
         raise DataError(f"{root}: dataset folder not found. Fix: pass --data with the folder that holds trainset/.")
     splits: dict[str, Split] = {}
 
-    def read(split: str, folder: Path, label: Path | None, reader) -> None:
+    def read(split: str, folder: Path, label: Path | None, reader, *args) -> None:
         try:
-            splits[split] = reader()
+            splits[split] = reader(*args)
         except (DataError, OSError) as exc:
             if problems is None:
                 raise
@@ -344,10 +344,9 @@ def find_dataset(root: Path | str, check_files: bool = True, problems: list[Spli
             folder, label = root / folder_name, root / f"{folder_name}_label.txt"
             if split != "test":
                 if label.is_file() or folder.is_dir():
-                    read(split, folder, label, lambda: read_label_file(label, folder, need_target=True,
-                                                                      check_files=check_files, split=split))
+                    read(split, folder, label, read_label_file, label, folder, True, check_files, split)
             elif folder.is_dir():
-                read(split, folder, _label_file_for(folder), lambda: load_split_folder(folder, split, check_files))
+                read(split, folder, _label_file_for(folder), load_split_folder, folder, split, check_files)
         return Dataset(root, "ffdi", splits)
     def labelled_by_folders(split: str, folder: Path) -> Split:
         if not _has_class_folders(folder):
@@ -359,9 +358,9 @@ def find_dataset(root: Path | str, check_files: bool = True, problems: list[Spli
         if folder is None:
             continue
         if split == "test":
-            read(split, folder, _label_file_for(folder), lambda: load_split_folder(folder, split, check_files))
+            read(split, folder, _label_file_for(folder), load_split_folder, folder, split, check_files)
         else:
-            read(split, folder, None, lambda: labelled_by_folders(split, folder))
+            read(split, folder, None, labelled_by_folders, split, folder)
     if not splits and not problems:
         found = sorted(os.listdir(root))[:8]
         raise DataError(

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 import math
+import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -238,7 +237,3 @@ class DeviceNormalizer:
         if not self.channels_last:
             x = x.contiguous()
         return x.sub_(self.mean).mul_(self.inv_std)
-
-
-def split_path(split: Split, index: int) -> Path:
-    return split.folder / split.names[index]

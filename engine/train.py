@@ -93,7 +93,6 @@ class Trainer:
         self.epoch_step = 0  # steps done in the current epoch
         self.global_step = 0
         self.num_updates = 0
-        self.last_metrics: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ setup
 
@@ -464,7 +463,6 @@ class Trainer:
         metrics = detection_metrics(torch.from_numpy(scores.score), torch.from_numpy(scores.target))
         metrics["loss"] = scores.mean_loss()
         metrics = {k: (clean_number(v) if isinstance(v, float) else v) for k, v in metrics.items()}
-        self.last_metrics = metrics
         self._last_scores = scores
         return metrics
 

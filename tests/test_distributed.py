@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from torch.utils.data import DistributedSampler
 
 from conftest import FAST_TRAIN
