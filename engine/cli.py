@@ -428,7 +428,7 @@ def _score(args: argparse.Namespace, default_split: str):
     from engine.predict import inference_setup, load_checkpoint, score_split
 
     setup = inference_setup(args.device)
-    split = resolve_split(args.data, args.split or (default_split if _is_root(args.data) else None), args.labels)
+    split = resolve_split(args.data, args.split, args.labels, default_split=default_split)
     loaded = load_checkpoint(args.checkpoint, setup, args.model, args.img_size)
     config = Config()
     config.data.workers = args.workers
@@ -453,10 +453,6 @@ def _score(args: argparse.Namespace, default_split: str):
 
 def _json_line(data: dict[str, Any]) -> None:
     print(json.dumps(data), flush=True)
-
-
-def _is_root(path: Path) -> bool:
-    return any((path / d).is_dir() for d in ("trainset", "valset", "testset", "train", "val", "test"))
 
 
 def _report_unreadable(split, scores) -> None:

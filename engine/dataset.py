@@ -385,8 +385,9 @@ def training_splits(root: Path | str) -> tuple[Split, Split]:
 
 
 def resolve_split(path: Path | str, split: str | None = None, labels: Path | str | None = None,
-                  check_files: bool = True) -> Split:
-    """What ``--data`` names for evaluate/predict: a dataset root (with ``split``), a split folder or a label file."""
+                  check_files: bool = True, default_split: str = "val") -> Split:
+    """What ``--data`` names for evaluate/predict: a dataset root (its ``split``, else ``default_split``), a split
+    folder, or a label file."""
     path = Path(path)
     if path.is_file():
         stem = path.name
@@ -395,11 +396,12 @@ def resolve_split(path: Path | str, split: str | None = None, labels: Path | str
                 folder = path.parent / stem[: -len(suffix)]
                 return read_label_file(path, folder, need_target=False, check_files=check_files, split=folder.name)
         raise DataError(f"{path}: cannot tell which image folder this file describes. Fix: pass the split folder.")
-    if split is not None or _looks_like_dataset_root(path):
-        dataset = find_dataset(path, check_files=check_files)
-        return dataset.split(split or ("val" if "val" in dataset.splits else "test"))
+    if looks_like_dataset_root(path):
+        return find_dataset(path, check_files=check_files).split(split or default_split)
     return load_split_folder(path, check_files=check_files, labels=Path(labels) if labels else None)
 
 
-def _looks_like_dataset_root(path: Path) -> bool:
-    return any((path / f).is_dir() for f in (*FFDI_SPLITS.values(), "train"))
+def looks_like_dataset_root(path: Path | str) -> bool:
+    """A folder of splits (trainset/, valset/ ... or train/, val/ ...) rather than a folder of images."""
+    path = Path(path)
+    return any((path / name).is_dir() for names in (FFDI_SPLITS.values(), *FOLDER_SPLITS.values()) for name in names)

@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     if data is not None and not data.is_dir():
         print(f"ffdv-tui: --data {data}: no such folder", file=sys.stderr)
         return 2
+    if args.images != "none":
+        import textual_image.widget  # noqa: F401 - asks the terminal its cell size, which only works before the app runs
+
     from ffdv_tui.app import FfdvApp
 
     message = FfdvApp(runs_dir=args.runs, data_dir=data, images=args.images).run()

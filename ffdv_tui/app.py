@@ -27,13 +27,10 @@ from engine.launch import launch_run
 from engine.runstore import append_command, create_run_dir, new_command_id
 from ffdv_tui.model_names import model_names
 from ffdv_tui.runs import Answer, RunEntry, RunsModel
-from ffdv_tui.screens.checkpoints import CheckpointsScreen
 from ffdv_tui.screens.confirm import ConfirmScreen
-from ffdv_tui.screens.dataset import DatasetScreen
 from ffdv_tui.screens.help import HelpScreen
 from ffdv_tui.screens.main import MainScreen
 from ffdv_tui.screens.new_run import NewRunScreen
-from ffdv_tui.screens.predictions import PredictionsScreen, run_source
 from ffdv_tui.widgets.run_list import RunList
 
 REPAINT_S = 0.25  # header and progress of the selected run
@@ -243,8 +240,11 @@ class FfdvApp(App[str]):
             self.call_from_thread(self.notify, f"{entry.name}: could not resume: {exc}", severity="error")
 
     # ------------------------------------------------------------ other screens
+    # Imported when first opened: they bring pandas and textual-image, which the first frame does not need.
 
     def action_predictions(self) -> None:
+        from ffdv_tui.screens.predictions import PredictionsScreen, run_source
+
         entry = self.selected_entry()
         if entry is None:
             self.notify("No run selected.", severity="warning")
@@ -302,12 +302,15 @@ class FfdvApp(App[str]):
 
     def action_dataset(self) -> None:
         """The selected run's dataset, or the one new runs use."""
+        from ffdv_tui.screens.dataset import DatasetScreen
+
         entry = self.selected_entry()
         root = ((entry.state.config.get("data") or {}).get("root") if entry is not None else None) or self.data_dir
         self.push_screen(DatasetScreen(Path(root) if root else None, self.images))
 
     def action_checkpoints(self) -> None:
         from ffdv_tui.model_names import cached_model_names
+        from ffdv_tui.screens.checkpoints import CheckpointsScreen
 
         names = cached_model_names()
         self.push_screen(CheckpointsScreen(self.runs_dir, set(names) if names else None, self.images))

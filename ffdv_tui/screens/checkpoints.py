@@ -20,6 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, Static
 
+from engine.dataset import looks_like_dataset_root
 from engine.fmt import fmt_bytes, fmt_metric
 from engine.protocol import METRIC_LABELS
 from ffdv_tui.checkpoints import (
@@ -192,7 +193,7 @@ class CheckpointsScreen(Screen):
 
     def _job_args(self, command: str, entry: CheckpointEntry, request: JobRequest) -> list[str]:
         args = [command, "--checkpoint", str(entry.path), "--data", str(request.data)]
-        if any((request.data / d).is_dir() for d in ("trainset", "valset", "testset", "train", "val", "test")):
+        if looks_like_dataset_root(request.data):
             args += ["--split", request.split]
         return args + (["--out", str(request.out)] if request.out else [])
 
