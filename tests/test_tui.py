@@ -216,13 +216,13 @@ async def test_dataset_field_reports_broken_label_files(runs: Path, tiny_copy: P
 # ---------------------------------------------------------------- a real run, steered from the app
 
 
-async def test_start_pause_resume_stop_a_real_run(tiny_ffdi: Path, tmp_path: Path) -> None:
+async def test_start_pause_resume_stop_a_real_run_on_the_sample_data(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    app = FfdvApp(runs_dir=runs, data_dir=tiny_ffdi, model_names=lambda: MODEL_NAMES)
+    app = FfdvApp(runs_dir=runs, data_dir=SAMPLE_DATA, model_names=lambda: MODEL_NAMES)
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await settle(pilot)
         form = await open_form(pilot, app)
-        await set_field(pilot, form, "img_size", "64")
+        await set_field(pilot, form, "img_size", "48")
         await set_field(pilot, form, "epochs", "30")
         await set_field(pilot, form, "name", "steered")
         await pilot.press("ctrl+s")
@@ -230,6 +230,10 @@ async def test_start_pause_resume_stop_a_real_run(tiny_ffdi: Path, tmp_path: Pat
         entry = app.selected_entry()
         await wait_until(pilot, lambda: entry.state.step > 0, 120)
         assert app.query_one(RunList)._names[0] == "steered"
+        # the first validation reaches the curves and the metrics table
+        await wait_until(pilot, lambda: app.query_one(MetricsTable).row_count >= 1, 180)
+        assert len(entry.state.loss.points()[0]) >= 2 and "val" in rendered(app.query_one(LossPlot))
+        assert "AUC" in rendered(app.query_one(MetricPlot))
         await pilot.press("p")
         await wait_until(pilot, lambda: entry.status == "paused", 60)
         assert any("paused at epoch" in n.message for n in app._notifications)
