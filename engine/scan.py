@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from engine.dataset import FFDI_SPLITS, Split, SplitProblem, list_images, find_dataset, is_image_name
+from engine.dataset import FFDI_SPLITS, Dataset, Split, SplitProblem, find_dataset, is_image_name, list_images
 from engine.errors import DataError
 from engine.images import BadImage, open_rgb  # also sets PIL's limits as the engine has them
 
@@ -221,14 +221,17 @@ def _message(exc: Exception) -> str:
     return str(exc)
 
 
-def _find_splits(root: Path, report: ScanReport) -> list[_Listed]:
+def _find_splits(root: Path, report: ScanReport, found: tuple[Dataset, list[SplitProblem]] | None) -> list[_Listed]:
     """Every split that can be listed; a broken one is reported in the engine's words and listed leniently."""
-    problems: list[SplitProblem] = []
-    try:
-        dataset = find_dataset(root, check_files=False, problems=problems)
-    except (DataError, OSError) as exc:
-        report.error = _message(exc)
-        return []
+    if found is not None:
+        dataset, problems = found
+    else:
+        problems = []
+        try:
+            dataset = find_dataset(root, check_files=False, problems=problems)
+        except (DataError, OSError) as exc:
+            report.error = _message(exc)
+            return []
     report.layout = dataset.layout
     report.label_problems += [p.message for p in problems]
     listed = [_listed(split) for split in dataset.splits.values()]
@@ -392,13 +395,15 @@ def scan_dataset(
     *,
     progress_every: float = 0.2,
     max_issues_per_kind: int = MAX_ISSUES_PER_KIND,
+    found: tuple[Dataset, list[SplitProblem]] | None = None,
 ) -> ScanReport:
     """Scan the dataset at ``root``; never raises for a broken or missing dataset (see ScanReport.error).
 
     ``on_progress(snapshot)`` is called once the splits are read (before any image is opened),
     then at most every ``progress_every`` seconds during the image pass, and at the end.
     ``should_stop()`` is polled before each image; when it returns True the scan ends with
-    ``cancelled=True, done=False``.
+    ``cancelled=True, done=False``. ``found``: what ``find_dataset(root, check_files=False,
+    problems=...)`` returned, when the caller has read the label files already (they are not read twice).
     """
     started = time.monotonic()
     report = ScanReport(Path(root), "")
@@ -408,7 +413,7 @@ def scan_dataset(
         if on_progress is not None:
             on_progress(report.snapshot())
 
-    listed = _find_splits(report.root, report)
+    listed = _find_splits(report.root, report, found)
     for item in listed:
         report.splits[item.split] = _stats(item)
         if item.label_file is not None and not item.folder.is_dir():

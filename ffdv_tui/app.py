@@ -152,17 +152,25 @@ class FfdvApp(App[str]):
     def on_run_list_run_selected(self, message: RunList.RunSelected) -> None:
         if message.name != self.model.selected:
             self.model.select(message.name)
-            screen = self._main()
-            if screen is not None:
-                with self.model.lock:
-                    screen.show_run(self.selected_entry())
-                self._last_full = time.monotonic()
+            self._show_selected()
 
     def select_run(self, name: str) -> None:
         self.model.select(name)
-        self._dirty.add(name)
         if self._main() is not None:
             self.query_one(RunList).highlight_run(name)
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        """A run chosen by the user is drawn in full at once, not at the next throttled repaint."""
+        screen = self._main()
+        if screen is None:
+            return
+        if self.selected_entry() is None:
+            self._dirty.add(self.model.selected or "")
+            return
+        with self.model.lock:
+            screen.show_run(self.selected_entry())
+        self._last_full = time.monotonic()
 
     # ------------------------------------------------------------ commands to the engine
 
@@ -309,11 +317,9 @@ class FfdvApp(App[str]):
         self.push_screen(DatasetScreen(Path(root) if root else None, self.images))
 
     def action_checkpoints(self) -> None:
-        from ffdv_tui.model_names import cached_model_names
         from ffdv_tui.screens.checkpoints import CheckpointsScreen
 
-        names = cached_model_names()
-        self.push_screen(CheckpointsScreen(self.runs_dir, set(names) if names else None, self.images))
+        self.push_screen(CheckpointsScreen(self.runs_dir, self.list_models, self.images))
 
     # ------------------------------------------------------------ keys, palette, quitting
 

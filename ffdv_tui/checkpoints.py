@@ -128,24 +128,23 @@ class JobError(Exception):
 def run_engine_job(args: list[str], on_progress: Callable[[int, int], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Run ``python -m engine ARGS --progress json``; report progress; return its result object."""
-    proc = subprocess.Popen([sys.executable, "-m", "engine", *args, "--progress", "json"], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     result, error = None, None
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if should_stop is not None and should_stop():
-            proc.terminate()
-            break
-        try:
-            message = json.loads(line)
-        except ValueError:
-            continue
-        if "done" in message and on_progress is not None:
-            on_progress(int(message["done"]), int(message.get("total", 0)))
-        result = message.get("result", result)
-        error = message.get("error", error)
-    stderr = proc.stderr.read() if proc.stderr is not None else ""
-    code = proc.wait()
+    with subprocess.Popen([sys.executable, "-m", "engine", *args, "--progress", "json"], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        for line in proc.stdout:
+            if should_stop is not None and should_stop():
+                proc.terminate()
+                break
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if "done" in message and on_progress is not None:
+                on_progress(int(message["done"]), int(message.get("total", 0)))
+            result = message.get("result", result)
+            error = message.get("error", error)
+        stderr = proc.stderr.read()
+        code = proc.wait()
     if should_stop is not None and should_stop():
         raise JobError("cancelled")
     if code != 0 or result is None:

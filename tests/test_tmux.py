@@ -58,7 +58,8 @@ def test_start_a_run_from_the_keyboard_and_quit_while_it_trains(tmp_path: Path) 
     runs = tmp_path / "runs"
     bin_dir = Path(sys.executable).parent
     env = {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    command = f"ffdv-tui --runs {runs} --data {SAMPLE_DATA}; sleep 120"
+    # pytest sets COLUMNS/LINES for its own output; the app must see tmux's 100x30 instead
+    command = f"env -u COLUMNS -u LINES ffdv-tui --runs {runs} --data {SAMPLE_DATA}; sleep 120"
     tmux = Tmux(f"ffdv-test-{os.getpid()}", 100, 30, command, tmp_path, env)
     try:
         tmux.wait_for(lambda s: "New run" in s and "No runs in" in s, 30, "the empty workbench")

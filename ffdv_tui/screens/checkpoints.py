@@ -8,6 +8,7 @@ predictions open in the predictions screen (o).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Group
@@ -41,9 +42,10 @@ def _metric(value) -> str:
 
 
 COLUMNS = [
-    Column("run", "run", 20),
-    Column("checkpoint", "checkpoint", 26),
     Column("best", "", 1, lambda v: "★" if v else "", style=lambda v: "bold green" if v else ""),
+    Column("run", "run", 18),
+    Column("checkpoint", "checkpoint", 18),
+    Column("problem", "problem", 24, style=lambda v: "red" if v else ""),
     Column("auc", "AUC", 7, _metric, "right"),
     Column("ap", "AP", 7, _metric, "right"),
     Column("accuracy", "Acc", 7, _metric, "right"),
@@ -53,7 +55,6 @@ COLUMNS = [
     Column("loss", "Loss", 7, _metric, "right"),
     Column("size", "size", 9, lambda v: fmt_bytes(v), "right"),
     Column("time", "saved", 11, lambda v: time.strftime("%m-%d %H:%M", time.localtime(v)), "right"),
-    Column("problem", "problem", 40, style=lambda v: "red" if v else ""),
 ]
 
 
@@ -76,11 +77,12 @@ def describe(entry: CheckpointEntry) -> Table:
 
 
 def compare(a: CheckpointEntry, b: CheckpointEntry) -> Table:
-    table = Table(title="compare", title_justify="left", show_edge=False, header_style="bold")
+    table = Table(title=f"compare  A = {a.key}\n         B = {b.key}", title_justify="left", show_edge=False,
+                  header_style="bold")
     table.add_column("")
-    table.add_column(f"{a.run}/{a.name}", justify="right")
-    table.add_column(f"{b.run}/{b.name}", justify="right")
-    table.add_column("Δ", justify="right")
+    table.add_column("A (marked)", justify="right")
+    table.add_column("B", justify="right")
+    table.add_column("B − A", justify="right")
     for key, label in METRIC_LABELS.items():
         x, y = a.metrics.get(key), b.metrics.get(key)
         delta = f"{y - x:+.4f}" if isinstance(x, (int, float)) and isinstance(y, (int, float)) else "–"
@@ -99,10 +101,11 @@ class CheckpointsScreen(Screen):
         Binding("o", "open_predictions", "Open predictions"),
     ]
 
-    def __init__(self, runs_dir: Path, model_names: set[str] | None = None, images: str = "halfcell") -> None:
+    def __init__(self, runs_dir: Path, model_names: Callable[[], list[str]] | None = None,
+                 images: str = "halfcell") -> None:
         super().__init__()
         self.runs_dir = runs_dir
-        self.model_names = model_names
+        self.model_names = model_names  # timm's names, to tell a sidecar naming an unknown model
         self.images = images
         self.entries: list[CheckpointEntry] = []
         self.marked: CheckpointEntry | None = None
@@ -127,8 +130,14 @@ class CheckpointsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="catalog")
     def reload(self) -> None:
-        entries = list_checkpoints(self.runs_dir, self.model_names)
+        entries = list_checkpoints(self.runs_dir)
         self.app.call_from_thread(self._show_entries, entries)
+        if self.model_names is not None:  # the first listing of timm's names can take seconds: check after
+            try:
+                names = set(self.model_names())
+            except Exception:  # noqa: BLE001 - without the list, models are simply not checked
+                return
+            self.app.call_from_thread(self._show_entries, list_checkpoints(self.runs_dir, names))
 
     def _show_entries(self, entries: list[CheckpointEntry]) -> None:
         table = self.query_one(FrameTable)

@@ -9,6 +9,7 @@ about a second; class filter and name search work on the whole split.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,7 @@ class DatasetScreen(Screen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("x", "cancel_scan", "Cancel scan"),
         Binding("r", "rescan", "Rescan"),
-        Binding("slash", "focus('ds-search')", "Search"),
+        Binding("slash", "focus('#ds-search')", "Search"),
     ]
 
     def __init__(self, root: Path | None, images: str = "halfcell") -> None:
@@ -93,6 +94,7 @@ class DatasetScreen(Screen):
         self.split_frame: pd.DataFrame | None = None
         self.split_folder: Path | None = None
         self._stop_scan = False
+        self._found = None  # (Dataset, [SplitProblem]) once the label files are read
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -104,6 +106,7 @@ class DatasetScreen(Screen):
             yield ProgressBar(id="scan-progress", show_eta=True)
             yield Static(id="scan-status")
         yield FrameTable(ISSUE_COLUMNS, id="ds-issues")
+        yield Static(id="issue-detail")
         with Horizontal(id="ds-body"):
             with Vertical(id="ds-left"):
                 with Horizontal(id="ds-filters"):
@@ -119,6 +122,7 @@ class DatasetScreen(Screen):
     def on_mount(self) -> None:
         self.app.sub_title = "dataset"
         self.query_one("#ds-issues").display = False
+        self.query_one("#issue-detail").display = False
         if self.root is not None:
             self.open(self.root)
         self.query_one("#ds-images", FrameTable).focus()
@@ -127,31 +131,50 @@ class DatasetScreen(Screen):
         self.root = root
         self.app.sub_title = f"dataset · {root}"
         self.action_rescan()
-        self._load_split(root, str(self.query_one("#ds-split", Select).value))
 
     @on(Input.Submitted, "#ds-path")
     def _path_entered(self, event: Input.Submitted) -> None:
         self.open(Path(event.value.strip()).expanduser())
 
-    # ------------------------------------------------------------ the health scan
+    # ------------------------------------------------------------ reading the dataset and the health scan
 
     def action_rescan(self) -> None:
+        """Read the label files once: the image table and the scan both use what was read."""
         if self.root is None:
             return
         self._stop_scan = False
         bar = self.query_one("#scan-progress", ProgressBar)
         bar.display = True
         bar.update(total=None, progress=0)
-        self._scan(self.root)
+        self._read_and_scan(self.root, self.current_split)
 
     def action_cancel_scan(self) -> None:
         self._stop_scan = True
 
+    @property
+    def current_split(self) -> str:
+        return str(self.query_one("#ds-split", Select).value)
+
     @work(thread=True, exclusive=True, group="dataset-scan")
-    def _scan(self, root: Path) -> None:
+    def _read_and_scan(self, root: Path, split: str) -> None:
+        from engine.dataset import SplitProblem, find_dataset  # pandas-heavy: loaded here, in the worker
+
         worker = get_current_worker()
+        quick = quick_split(root, split)
+        if quick is not None:
+            self.app.call_from_thread(self._show_split, quick, None, True)
+            time.sleep(0.2)  # let the first rows reach the screen before the whole file takes the CPU
+        problems: list[SplitProblem] = []
+        try:
+            found = (find_dataset(root, check_files=False, problems=problems), problems)
+        except Exception as exc:  # noqa: BLE001 - the scan reports it in the engine's words
+            found = None
+            self.app.call_from_thread(self._split_missing, str(exc))
+        self._found = found
+        if found is not None:
+            self.app.call_from_thread(self._show_current_split)
         report = scan_dataset(root, on_progress=lambda r: self.app.call_from_thread(self._scan_progress, r),
-                              should_stop=lambda: self._stop_scan or worker.is_cancelled)
+                              should_stop=lambda: self._stop_scan or worker.is_cancelled, found=found)
         self.app.call_from_thread(self._scan_progress, report)
 
     def _scan_progress(self, report: ScanReport) -> None:
@@ -177,47 +200,38 @@ class DatasetScreen(Screen):
         else:
             state = "scanning… (x cancels)"
         status.update(Text(f" {state} · {report.scanned:,} of {report.images:,} images · {len(issues):,} problems "
-                           f"in {report.seconds:.1f}s", style="dim"))
+                           f"in {report.seconds:.0f}s", style="dim"))
         table = self.query_one("#ds-issues", FrameTable)
         table.display = bool(report.issues)
+        self.query_one("#issue-detail").display = bool(report.issues)
         if report.issues and (report.done or report.cancelled or table.row_count != len(report.issues)):
             table.set_frame(issues_frame(report), keep_index=table.index_at(table.cursor_row))
 
     # ------------------------------------------------------------ the images
 
     @on(Select.Changed, "#ds-split")
-    def _split_changed(self, event: Select.Changed) -> None:
-        if self.root is not None:
-            self._load_split(self.root, str(event.value))
+    def _split_changed(self) -> None:
+        if self._found is not None:
+            self._show_current_split()
 
-    @work(thread=True, exclusive=True, group="dataset-split")
-    def _load_split(self, root: Path, split: str) -> None:
-        from engine.dataset import SplitProblem, find_dataset  # pandas-heavy: loaded here, in the worker
-
-        quick = quick_split(root, split) if split in ("train", "val", "test") else None
-        if quick is not None:
-            self.app.call_from_thread(self._show_split, quick, None, True)
-        problems: list[SplitProblem] = []
-        try:
-            dataset = find_dataset(root, check_files=False, problems=problems)
-        except Exception as exc:  # noqa: BLE001 - shown, never a crash (the scan says more)
-            self.app.call_from_thread(self._show_split, None, None, False, str(exc))
-            return
+    def _show_current_split(self) -> None:
+        dataset, problems = self._found
+        split = self.current_split
         found = dataset.splits.get(split)
         if found is None:
             reason = next((p.message for p in problems if p.split == split), f"the dataset has no {split} split")
-            self.app.call_from_thread(self._show_split, None, None, False, reason)
+            self._split_missing(reason)
             return
         targets = found.targets if found.targets is not None else np.full(len(found), -1)
         frame = pd.DataFrame({"img_name": found.names, "target": np.asarray(targets, dtype=np.int64)})
-        self.app.call_from_thread(self._show_split, frame, found.folder, False)
+        self._show_split(frame, found.folder, False)
 
-    def _show_split(self, frame: pd.DataFrame | None, folder: Path | None, partial: bool, error: str = "") -> None:
-        if frame is None:
-            self.split_frame = None
-            self.query_one("#ds-images", FrameTable).set_frame(pd.DataFrame(columns=["img_name", "target"]))
-            self.notify(error, severity="warning", timeout=6)
-            return
+    def _split_missing(self, reason: str) -> None:
+        self.split_frame = None
+        self.query_one("#ds-images", FrameTable).set_frame(pd.DataFrame(columns=["img_name", "target"]))
+        self.notify(reason.splitlines()[0], severity="warning", timeout=6)
+
+    def _show_split(self, frame: pd.DataFrame, folder: Path | None, partial: bool) -> None:
         self.split_frame = frame
         if folder is not None:
             self.split_folder = folder
@@ -260,4 +274,4 @@ class DatasetScreen(Screen):
         """The whole message of the highlighted problem (the column is cut to the screen's width)."""
         message = event.table.value_at(event.row, "message")
         if message is not None:
-            self.query_one("#scan-status", Static).update(Text(str(message), style="red"))
+            self.query_one("#issue-detail", Static).update(Text(str(message), style="red"))

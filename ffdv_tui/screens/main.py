@@ -42,6 +42,11 @@ class MainScreen(Screen):
                 yield LogTail(id="log")
         yield Footer()
 
+    sub_title_text = ""
+
+    def on_screen_resume(self) -> None:
+        self.app.sub_title = self.sub_title_text
+
     def on_mount(self) -> None:
         self.query_one("#runs", RunList).border_title = "runs"
         self.query_one("#metrics", MetricsTable).border_title = "validations"
@@ -58,11 +63,13 @@ class MainScreen(Screen):
     def show_run(self, entry: RunEntry | None, full: bool = True) -> None:
         """Header and progress always; curves, table and log only when ``full`` (they cost a frame)."""
         if entry is None:
-            self.app.sub_title = ""
+            self.sub_title_text = ""
         else:
             device = f" · {entry.state.device}" if entry.state.device else ""
             ranks = f" · {entry.state.world_size} processes" if entry.state.world_size > 1 else ""
-            self.app.sub_title = f"{entry.name} · {status_text(entry.status).plain}{device}{ranks}"
+            self.sub_title_text = f"{entry.name} · {status_text(entry.status).plain}{device}{ranks}"
+        if self.app.screen is self:  # another screen on top names itself in the header
+            self.app.sub_title = self.sub_title_text
         self.query_one(RunProgress).show(entry)
         if not full:
             return

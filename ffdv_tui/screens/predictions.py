@@ -35,7 +35,7 @@ from ffdv_tui.widgets.image_preview import ImagePreview
 
 LABELS = {0: "real", 1: "fake", -1: "–"}
 COLUMNS = [
-    Column("img_name", "image", 34),
+    Column("img_name", "image", 24),
     Column("target", "true", 5, lambda v: LABELS.get(int(v), "?")),
     Column("score", "fake score", 10, lambda v: f"{v:.4f}", "right"),
     Column("pred", "called", 6, lambda v: LABELS.get(int(v), "?")),
@@ -69,8 +69,8 @@ def validation_folder(data_root: str) -> Path | None:
 class PredictionsScreen(Screen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
-        Binding("slash", "focus('search')", "Search"),
-        Binding("t", "focus('threshold')", "Threshold"),
+        Binding("slash", "focus('#search')", "Search"),
+        Binding("t", "focus('#threshold')", "Threshold"),
         Binding("e", "eer", "At EER"),
         Binding("f", "next_filter", "Next filter"),
     ]
@@ -167,6 +167,8 @@ class PredictionsScreen(Screen):
         current = select.value
         with self.prevent(Select.Changed):
             select.set_options([(f"{label} ({counts[key]:,})", key) for key, label in FILTERS.items()])
+            # set_options picks the first option; its label is drawn only when the value changes
+            select.value = next(key for key in FILTERS if key != current)
             select.value = current
         c = confusion
         metrics = Text.assemble(

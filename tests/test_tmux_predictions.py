@@ -1,0 +1,77 @@
+"""The predictions screen in a real terminal: tmux runs ffdv-tui at 120x36 on the recorded runs, the keyboard
+picks the finished run, opens its predictions and filters them, and the half-cell picture is drawn.
+
+Skipped when tmux is not installed (.ci/run installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import install_fixture_runs
+from test_tmux import Tmux
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")
+
+ROW = re.compile(r"\b([0-9a-f]{16}\.jpg)\s+(real|fake)\s+(\d\.\d{4})\s+(real|fake)\s+([✓✗])")
+
+
+def table_rows(screen: str) -> list[tuple[str, str, float, str, str]]:
+    """The prediction rows on screen: name, true label, score, called, mark."""
+    return [(m[1], m[2], float(m[3]), m[4], m[5]) for m in ROW.finditer(screen)]
+
+
+def selected_run(screen: str) -> str | None:
+    match = re.search(r"ffdv-tui — (\S+) ·", screen)
+    return match.group(1) if match else None
+
+
+def test_predictions_filter_and_preview_in_tmux(tmp_path: Path) -> None:
+    runs = install_fixture_runs(tmp_path / "runs")
+    bin_dir = Path(sys.executable).parent
+    env = {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    # The pane inherits the server's environment, where COLUMNS=80 and LINES=24 may stand (they do under pytest
+    # here) and would win over the pane's real size: unset them so the app sees 120x36.
+    command = f"env -u COLUMNS -u LINES ffdv-tui --runs {runs} --images halfcell; echo ffdv-tui exited $?; sleep 60"
+    tmux = Tmux(f"ffdv-pred-{os.getpid()}", 120, 36, command, tmp_path, env)
+    try:
+        screen = tmux.wait_for(lambda s: selected_run(s) is not None and "finished" in s, 30, "the run list")
+        for _ in range(5):  # the list is newest first: stopped, crashed, finished
+            if selected_run(screen) == "finished":
+                break
+            before = selected_run(screen)
+            tmux.keys("Down")
+            screen = tmux.wait_for(lambda s, before=before: selected_run(s) != before, 10, "the next run")
+        assert selected_run(screen) == "finished", screen
+        tmux.keys("v")
+        screen = tmux.wait_for(lambda s: "128 shown of 128" in s and len(table_rows(s)) > 5, 20,
+                               "the predictions of finished")
+        assert any(mark == "✓" for *_, mark in table_rows(screen))
+        for _ in range(5):
+            if re.search(r"misclassified \(50\)", screen):
+                break
+            tmux.keys("f")
+            screen = tmux.wait_for(lambda s, before=screen: s != before, 10, "the next filter")
+        screen = tmux.wait_for(lambda s: re.search(r"misclassified \(50\)", s) is not None
+                               and "50 shown of 128" in s and all(r[4] == "✗" for r in table_rows(s)), 10,
+                               "only misclassified rows")
+        rows = table_rows(screen)
+        assert len(rows) > 5 and all(mark == "✗" for *_, mark in rows), screen
+        assert all((called == "fake") != (true == "fake") for _, true, _, called, _ in rows)
+        scores = [score for _, _, score, _, _ in rows]
+        assert scores == sorted(scores, reverse=True)  # score, high first
+        # the highlighted image is drawn in half cells: rows of ▀ beside the table
+        screen = tmux.wait_for(lambda s: sum(line.count("▀") >= 10 for line in s.splitlines()) >= 5, 20,
+                               "the half-cell picture")
+        assert rows[0][0] in screen.split(rows[0][0], 1)[1]  # its name again, in the caption under the picture
+        tmux.keys("Escape")
+        tmux.wait_for(lambda s: "shown of" not in s and "v Predictions" in s, 10, "the main screen")
+        tmux.keys("q")
+        tmux.wait_for(lambda s: "ffdv-tui exited 0" in s, 15, "the app to quit")
+    finally:
+        tmux.close()
