@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -23,12 +24,22 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 
 
 class Tmux:
-    def __init__(self, socket: str, width: int, height: int, command: str, cwd: Path, env: dict[str, str]):
+    """One tmux server running `ffdv-tui ARGS` in a pane of the given size.
+
+    The app is started by absolute path with its environment set by `env` itself: the pane's shell may read
+    startup files (a ~/.bashrc that rewrites PATH) and tmux's own environment may carry COLUMNS/LINES from
+    pytest, which would win over the pane's real size.
+    """
+
+    def __init__(self, socket: str, width: int, height: int, app_args: str, cwd: Path, cache: Path):
         self.base = ["tmux", "-L", socket]
+        app = Path(sys.executable).parent / "ffdv-tui"
+        path = f"{app.parent}:{os.environ.get('PATH', '')}"
+        command = (f"env -u COLUMNS -u LINES PATH={shlex.quote(path)} XDG_CACHE_HOME={shlex.quote(str(cache))} "
+                   f"TERM=xterm-256color {shlex.quote(str(app))} {app_args}; echo ffdv-tui exited $?; sleep 120")
         subprocess.run([*self.base, "kill-server"], capture_output=True)
         subprocess.run([*self.base, "-f", "/dev/null", "new-session", "-d", "-s", "app", "-x", str(width), "-y",
-                        str(height), "-c", str(cwd), "-e", f"PATH={env['PATH']}", "-e",
-                        f"XDG_CACHE_HOME={env['XDG_CACHE_HOME']}", "-e", "TERM=xterm-256color", command], check=True)
+                        str(height), "-c", str(cwd), command], check=True)
 
     def keys(self, *keys: str) -> None:
         subprocess.run([*self.base, "send-keys", "-t", "app", *keys], check=True)
@@ -56,11 +67,8 @@ def step_count(screen: str) -> int | None:
 
 def test_start_a_run_from_the_keyboard_and_quit_while_it_trains(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    bin_dir = Path(sys.executable).parent
-    env = {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    # pytest sets COLUMNS/LINES for its own output; the app must see tmux's 100x30 instead
-    command = f"env -u COLUMNS -u LINES ffdv-tui --runs {runs} --data {SAMPLE_DATA}; sleep 120"
-    tmux = Tmux(f"ffdv-test-{os.getpid()}", 100, 30, command, tmp_path, env)
+    tmux = Tmux(f"ffdv-test-{os.getpid()}", 100, 30, f"--runs {runs} --data {SAMPLE_DATA}", tmp_path,
+                tmp_path / "cache")
     try:
         tmux.wait_for(lambda s: "New run" in s and "No runs in" in s, 30, "the empty workbench")
         tmux.keys("n")

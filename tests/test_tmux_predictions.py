@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,12 +32,8 @@ def selected_run(screen: str) -> str | None:
 
 def test_predictions_filter_and_preview_in_tmux(tmp_path: Path) -> None:
     runs = install_fixture_runs(tmp_path / "runs")
-    bin_dir = Path(sys.executable).parent
-    env = {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    # The pane inherits the server's environment, where COLUMNS=80 and LINES=24 may stand (they do under pytest
-    # here) and would win over the pane's real size: unset them so the app sees 120x36.
-    command = f"env -u COLUMNS -u LINES ffdv-tui --runs {runs} --images halfcell; echo ffdv-tui exited $?; sleep 60"
-    tmux = Tmux(f"ffdv-pred-{os.getpid()}", 120, 36, command, tmp_path, env)
+    tmux = Tmux(f"ffdv-pred-{os.getpid()}", 120, 36, f"--runs {runs} --images halfcell", tmp_path,
+                tmp_path / "cache")
     try:
         screen = tmux.wait_for(lambda s: selected_run(s) is not None and "finished" in s, 30, "the run list")
         for _ in range(5):  # the list is newest first: stopped, crashed, finished
