@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ffdv_tui.app import FfdvApp
 
-    message = FfdvApp(runs_dir=args.runs, data_dir=data, images=args.images).run()
+    message = FfdvApp(runs_dir=args.runs, data_dir=data, images=args.images, quiet_gc=True).run()
     if message:
         print(message)
     return 0

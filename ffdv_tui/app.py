@@ -9,6 +9,7 @@ busy engine never floods the screen.
 
 from __future__ import annotations
 
+import gc
 import shutil
 import subprocess
 import threading
@@ -50,6 +51,19 @@ def count_gpus() -> int:
     return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
+def quiet_garbage_collector() -> None:
+    """Keep Python's full garbage collections out of key presses.
+
+    Replayed run logs and Textual's caches make a large heap; a full collection walked it
+    in 35-65 ms, several times a minute, and every key press that met one waited for it
+    (most of the p95 of bench/bench_tui.py). What exists after the first frame is frozen
+    (never walked again) and full collections come ten times less often.
+    """
+    gc.freeze()
+    gen0, gen1, _ = gc.get_threshold()
+    gc.set_threshold(gen0, gen1, 100)
+
+
 class FfdvApp(App[str]):
     CSS_PATH = "app.tcss"
     TITLE = "ffdv-tui"
@@ -65,8 +79,10 @@ class FfdvApp(App[str]):
             self.answers = answers
 
     def __init__(self, runs_dir: Path | str = "runs", data_dir: Path | str | None = None, images: str = "halfcell",
-                 watch: bool = True, model_names: Callable[[], list[str]] = model_names) -> None:
+                 watch: bool = True, model_names: Callable[[], list[str]] = model_names,
+                 quiet_gc: bool = False) -> None:
         super().__init__()
+        self.quiet_gc = quiet_gc  # the command sets it; tests leave the process's collector alone
         self.list_models = model_names
         self.runs_dir = Path(runs_dir)
         self.data_dir = Path(data_dir) if data_dir else None
@@ -87,6 +103,8 @@ class FfdvApp(App[str]):
         self.model.poll()  # the first frame already lists the runs
         self._dirty = set(self.model.runs)
         self.call_after_refresh(self._repaint)
+        if self.quiet_gc:
+            self.call_after_refresh(quiet_garbage_collector)
         if self.watch_runs:
             self._watch()
         self.set_interval(REPAINT_S, self._repaint)

@@ -276,3 +276,25 @@ async def test_quitting_with_a_live_run_asks_and_leaves_it_running(tiny_ffdi: Pa
     assert engine_alive(paths)
     stop_engine(paths)
     assert wait_for(lambda: engine_alive(paths) is False, 60)
+
+
+def test_the_command_keeps_full_garbage_collections_out_of_key_presses(tmp_path: Path, monkeypatch) -> None:
+    """`ffdv-tui` freezes the heap it starts with and makes full collections rare (bench/bench_tui.py's p95)."""
+    import gc
+
+    from ffdv_tui.__main__ import main
+    from ffdv_tui.app import quiet_garbage_collector
+
+    started = []
+    monkeypatch.setattr(FfdvApp, "run", lambda self: started.append(self.quiet_gc))
+    assert main(["--runs", str(tmp_path), "--images", "none"]) == 0
+    assert started == [True]
+
+    before = gc.get_threshold()
+    try:
+        quiet_garbage_collector()
+        assert gc.get_freeze_count() > 1000
+        assert gc.get_threshold()[2] == 100
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from rich.console import Group
 from rich.text import Text
-from textual.widgets import Static
 
 from ffdv_tui.runs import RunEntry
+from ffdv_tui.widgets.steady_text import SteadyText
 
 
-class LogTail(Static):
+class LogTail(SteadyText):
     def show(self, entry: RunEntry | None) -> None:
         if entry is None:
             self.update("")

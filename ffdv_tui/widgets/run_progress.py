@@ -6,10 +6,10 @@ from rich.console import Group
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static
 
 from engine.fmt import fmt_bytes, fmt_duration
 from ffdv_tui.runs import RunEntry
+from ffdv_tui.widgets.steady_text import SteadyText
 
 
 def eta_seconds(entry: RunEntry) -> float | None:
@@ -22,7 +22,7 @@ def eta_seconds(entry: RunEntry) -> float | None:
     return max(0.0, steps_left * images_per_step / s.images_per_sec) if images_per_step else None
 
 
-class RunProgress(Static):
+class RunProgress(SteadyText):
     """Two bars and one line of numbers; repainted when the run's state changes."""
 
     def show(self, entry: RunEntry | None) -> None:
