@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from engine.protocol import (  # noqa: E402
 )
 from engine.runstate import load_run  # noqa: E402
 from engine.runstore import EventWriter, read_events  # noqa: E402
+from report import report  # noqa: E402
 
 FFDI_TRAIN = 524_429
 METRICS = {"auc": 0.912345, "ap": 0.901234, "accuracy": 0.85, "precision": 0.84, "recall": 0.86, "f1": 0.85,
@@ -129,11 +129,7 @@ def main() -> int:
         results["write: µs per event"] = per_event * 1e6
         # A run writes at most ~1.3 events a second (steps at 1/s, heartbeats at 1/10 s, a few per epoch).
         results["write: share of training time, %"] = per_event * 1.3 * 100
-    width = max(len(k) for k in results)
-    for key, value in results.items():
-        print(f"{key:<{width}}  {value:,.3f}" if isinstance(value, float) else f"{key:<{width}}  {value:,}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
+    report(results, args.json)
     return 0
 
 

@@ -18,6 +18,7 @@ sys.path.insert(0, str(REPO))
 
 from engine.dataset import read_label_file  # noqa: E402
 from engine.runstate import load_run  # noqa: E402
+from report import report  # noqa: E402
 
 
 def label_file_open(rows: int, tmp: Path) -> dict[str, float]:
@@ -104,11 +105,7 @@ def main() -> int:
     data = args.data if args.data.is_dir() else REPO / "sample_data"
     with tempfile.TemporaryDirectory() as tmp:
         results.update(processes(data, Path(tmp)))
-    width = max(len(k) for k in results)
-    for key, value in results.items():
-        print(f"{key:<{width}}  {value:,.3f}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
+    report(results, args.json)
     return 0
 
 

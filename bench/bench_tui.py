@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import json
 import os
 import pty
 import select
@@ -38,6 +37,7 @@ from bench_runstore import long_run_events, write_log  # noqa: E402
 from engine.config import load_config, save_config  # noqa: E402
 from engine.launch import stop_engine, wait_for  # noqa: E402
 from engine.runstore import RunPaths  # noqa: E402
+from report import report  # noqa: E402
 
 COLS, ROWS = 100, 30
 
@@ -188,11 +188,7 @@ def main() -> int:
         wait_for(lambda: (training.root / "exit.json").exists(), 60)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    width = max(len(k) for k in results)
-    for key, value in results.items():
-        print(f"{key:<{width}}  {value:,.3f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
+    report(results, args.json)
     return 0
 
 
