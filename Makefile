@@ -29,6 +29,7 @@ bench: setup
 	$(BIN)/python bench/bench_runstore.py
 	$(BIN)/python bench/bench_tui.py
 	$(BIN)/python bench/bench_scale.py
+	$(BIN)/python bench/summary.py
 
 sample-data: setup
 	$(BIN)/python scripts/make_sample_data.py --out sample_data
