@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from engine.errors import CheckpointError
 from engine.runstore import atomic_path, atomic_write_json
@@ -178,13 +178,6 @@ def read_sidecar(weights: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or "model" not in data:
         raise CheckpointError(f"{sidecar}: not a ffdv checkpoint sidecar (no 'model' entry)")
     return data
-
-
-def read_weights(weights: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(weights))
-    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file raises many kinds
-        raise CheckpointError(f"{weights}: unreadable weights file ({type(exc).__name__}: {exc})") from None
 
 
 def load_training_state(path: Path) -> dict[str, Any]:

@@ -102,8 +102,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", type=int, default=64)
         p.add_argument("--workers", type=int, default=-1)
         p.add_argument("--device", default="auto")
-        p.add_argument("--model", help="model name, for a checkpoint whose sidecar is lost")
-        p.add_argument("--img-size", type=int, help="input size, for a checkpoint whose sidecar is lost")
+        p.add_argument("--model", help="model name, for weights without a sidecar (lost, or trained elsewhere)")
+        p.add_argument("--img-size", type=int, help="input size, for weights without a sidecar")
         p.add_argument("--progress", choices=("bar", "json"), default="bar",
                        help="json: one JSON object a line (progress, then the result), for programs such as the app")
 

@@ -8,7 +8,9 @@ two classes and is left at its fresh initialisation; every other tensor must fit
 from __future__ import annotations
 
 import difflib
+import pickle
 import socket
+import warnings
 from pathlib import Path
 
 import timm
@@ -51,18 +53,24 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: weights file not found")
+    fix = "Fix: pass a .safetensors file or a plain state dict saved with torch.save(model.state_dict())."
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's problem
+            with warnings.catch_warnings():  # torch warns about pickle protocols before it refuses or reads
+                warnings.simplefilter("ignore", UserWarning)
+                state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
         raise ModelError(
-            f"{path}: cannot read weights ({type(exc).__name__}: {exc}). "
-            "Fix: pass a .safetensors file or a plain state dict saved with torch.save(model.state_dict())."
+            f"{path}: cannot read weights: the file holds pickled Python objects besides tensors, and ffdv "
+            f"never unpickles those (torch.load with weights_only=True). {fix}"
         ) from None
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's problem
+        reason = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise ModelError(f"{path}: cannot read weights ({type(exc).__name__}: {reason}). {fix}") from None
     for key in ("state_dict_ema", "state_dict", "model_ema", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

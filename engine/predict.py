@@ -19,15 +19,15 @@ import pandas as pd
 import timm
 import torch
 
-from engine.checkpoints import read_sidecar, read_weights, resolve_checkpoint
+from engine.checkpoints import read_sidecar, resolve_checkpoint
 from engine.config import Config
 from engine.dataset import Split
 from engine.device import DeviceSetup, setup_device
-from engine.errors import CheckpointError, FfdvError
+from engine.errors import CheckpointError, FfdvError, ModelError
 from engine.inference import Scores, predictions_frame, score_batches
 from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, ImageSpec, eval_transform, make_loader
 from engine.metrics import detection_metrics
-from engine.models import NUM_CLASSES, check_model_name
+from engine.models import NUM_CLASSES, check_model_name, read_state_dict
 from engine.protocol import clean_number
 from engine.runstore import atomic_path, atomic_write_json
 
@@ -55,7 +55,10 @@ def load_checkpoint(path: Path | str, setup: DeviceSetup, model_name: str | None
     name = model_name or sidecar["model"]
     check_model_name(name)
     model = timm.create_model(name, pretrained=False, num_classes=NUM_CLASSES)
-    state = read_weights(weights_path)
+    try:  # ffdv's safetensors, or weights trained elsewhere (a state dict read with weights_only=True)
+        state = read_state_dict(weights_path)
+    except ModelError as exc:
+        raise CheckpointError(str(exc)) from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -146,7 +146,7 @@ def test_sidecar_of_another_model_is_reported(tiny_checkpoint: Path) -> None:
 def test_truncated_weights_are_reported(tiny_checkpoint: Path) -> None:
     data = tiny_checkpoint.read_bytes()
     tiny_checkpoint.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="unreadable weights"):
+    with pytest.raises(CheckpointError, match="cannot read weights"):
         load_checkpoint(tiny_checkpoint, inference_setup("cpu"))
 
 
@@ -161,8 +161,25 @@ class NotATensor:
 def test_a_pickle_with_code_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": {"w": torch.zeros(1)}, "x": NotATensor()}, path)
-    with pytest.raises(ModelError, match="cannot read weights"):
+    with pytest.raises(ModelError, match="cannot read weights") as caught:
         read_state_dict(path)
+    assert "never unpickles" in str(caught.value) and "weights_only set to `False`" not in str(caught.value)
+
+
+def test_predict_takes_a_state_dict_trained_elsewhere(tmp_path: Path) -> None:
+    """A .pth from a DDP training script (container and module. prefix) loads with --model; junk says why."""
+    from engine.errors import CheckpointError
+
+    source = timm.create_model("test_resnet", num_classes=2)
+    path = tmp_path / "elsewhere.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}}, path)
+    loaded = load_checkpoint(path, inference_setup("cpu"), model_name="test_resnet", img_size=64)
+    key = next(iter(source.state_dict()))
+    assert torch.equal(loaded.model.state_dict()[key], source.state_dict()[key]) and loaded.spec.img_size == 64
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read weights"):
+        load_checkpoint(junk, inference_setup("cpu"), model_name="test_resnet", img_size=64)
 
 
 def test_imagenet_weights_fit_except_the_head(tmp_path: Path) -> None:
