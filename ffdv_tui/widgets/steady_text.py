@@ -1,9 +1,9 @@
 """Text in a box whose size the stylesheet fixes: new content repaints this widget and nothing else.
 
 Static.update() also lays out the whole screen, in case the new content changes the
-widget's size. The progress lines and the log tail change several times a second while
-a run trains, and every one of them on a run switch; for them that layout pass (a reflow
-and a repaint of every widget) was most of the cost of a frame.
+widget's size. The progress lines change several times a second while a run trains and
+never change size, so for them that reflow of every widget is work the UI thread does
+for nothing while keys wait.
 """
 
 from __future__ import annotations
