@@ -20,8 +20,9 @@ import torch.distributed as dist
 
 from engine.runstore import RunPaths, atomic_write_json
 
-# Flags exchanged every optimiser step (max over ranks).
-STOP, PAUSE, CHECKPOINT = 0, 1, 2
+# The per-step flags travel over a CPU (gloo) group: an all-reduce of a CUDA tensor read back
+# with .tolist() would make the host wait for the GPU after every optimiser step.
+_flags_group: dist.ProcessGroup | None = None
 
 
 @dataclass(frozen=True)
@@ -48,22 +49,26 @@ def context_from_env() -> DistContext:
 def init_process_group(ctx: DistContext, device: torch.device) -> None:
     if not ctx.enabled or dist.is_initialized():
         return
+    global _flags_group
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    _flags_group = dist.new_group(backend="gloo") if device.type == "cuda" else None  # None: the default (gloo)
 
 
 def destroy_process_group() -> None:
+    global _flags_group
+    _flags_group = None
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
-def agree(ctx: DistContext, flags: list[int], device: torch.device) -> list[int]:
-    """Every rank gets the maximum of every flag over all ranks (one tiny all-reduce)."""
+def agree(ctx: DistContext, flags: list[int]) -> list[int]:
+    """Every rank gets the maximum of every flag over all ranks (one tiny all-reduce on the CPU)."""
     if not ctx.enabled:
         return flags
-    tensor = torch.tensor(flags, dtype=torch.int32, device=device)
-    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    tensor = torch.tensor(flags, dtype=torch.int32)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=_flags_group)
     return [int(v) for v in tensor.tolist()]
 
 

@@ -425,7 +425,7 @@ class Trainer:
             # Stop: any rank (each gets the signal). Pause and checkpoint: rank 0's word (it reads the commands).
             main = self.dist.is_main
             stop, pause, checkpoint = agree(self.dist, [int(self.control.stop_requested), int(want_pause and main),
-                                                        int(bool(checkpoint_ids) and main)], self.device.device)
+                                                        int(bool(checkpoint_ids) and main)])
             if checkpoint:
                 self._checkpoint("command", command_id=",".join(checkpoint_ids))
             if bool(pause) != paused:
