@@ -37,7 +37,6 @@ from ffdv_tui.widgets.run_list import RunList
 REPAINT_S = 0.25  # header and progress of the selected run
 FULL_REPAINT_S = 1.0  # its curves, table and log: a whole frame's work, once a second is plenty
 WATCH_S = 0.1
-COMMAND_WORDS = {"pause": "paused", "resume": "resumed", "checkpoint_now": "checkpoint saved", "stop": "stopped"}
 
 
 def count_gpus() -> int:

@@ -110,7 +110,6 @@ class CheckpointsScreen(Screen):
         self.entries: list[CheckpointEntry] = []
         self.marked: CheckpointEntry | None = None
         self.last_evaluation: PredictionSource | None = None
-        self.job_text: Text | Group = Text("")
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -251,7 +250,6 @@ class CheckpointsScreen(Screen):
 
     def _job_done(self, result) -> None:
         self.query_one("#job-progress").display = False
-        self.job_text = result
         self.query_one("#job-result", Static).update(result)
 
     def action_open_predictions(self) -> None:
