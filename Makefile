@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup run train test bench sample-data clean
+.PHONY: setup run train test lint bench sample-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,13 @@ run: setup
 train: setup
 	$(BIN)/ffdv train --data sample_data
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest -q
+
+# Lint and import order (ruff), and the layering law (import-linter's contracts in pyproject.toml).
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python bench/bench_engine.py

@@ -36,15 +36,19 @@ from torchvision import transforms
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from engine.config import load_config, resolve, resolve_workers  # noqa: E402
-from engine.dataset import find_dataset  # noqa: E402
-from engine.predict import LoadedCheckpoint, score_split  # noqa: E402
+from engine.contract.config import (  # noqa: E402
+    load_config,
+    resolve,
+    resolve_workers,
+    save_config,
+)
+from engine.contract.dataset import find_dataset  # noqa: E402
+from engine.contract.protocol import EpochEnded  # noqa: E402
+from engine.contract.runstore import EventWriter, create_run_dir  # noqa: E402
 from engine.device import setup_device  # noqa: E402
 from engine.models import create_model  # noqa: E402
-from engine.protocol import EpochEnded  # noqa: E402
-from engine.runstore import EventWriter, create_run_dir  # noqa: E402
+from engine.predict import LoadedCheckpoint, score_split  # noqa: E402
 from engine.sink import EventSink  # noqa: E402
-from engine.config import save_config  # noqa: E402
 from engine.train import Trainer  # noqa: E402
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

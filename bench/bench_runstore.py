@@ -24,7 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from engine.protocol import (  # noqa: E402
+from report import report  # noqa: E402
+
+from engine.contract.protocol import (  # noqa: E402
     CheckpointSaved,
     EpochEnded,
     Heartbeat,
@@ -34,9 +36,8 @@ from engine.protocol import (  # noqa: E402
     Validated,
     encode_event,
 )
-from engine.runstate import load_run  # noqa: E402
-from engine.runstore import EventWriter, read_events  # noqa: E402
-from report import report  # noqa: E402
+from engine.contract.runstate import load_run  # noqa: E402
+from engine.contract.runstore import EventWriter, read_events  # noqa: E402
 
 FFDI_TRAIN = 524_429
 METRICS = {"auc": 0.912345, "ap": 0.901234, "accuracy": 0.85, "precision": 0.84, "recall": 0.86, "f1": 0.85,
@@ -107,7 +108,7 @@ def main() -> int:
         seconds, state = timed(lambda: load_run_from(big))
         results["1M: replay into RunState, s"] = seconds
         results["1M: loss-curve points kept"] = len(state.loss.points()[0])
-        seconds, typed = timed(lambda: read_events(big), repeat=1)
+        seconds, _typed = timed(lambda: read_events(big), repeat=1)
         results["1M: replay as typed events, s"] = seconds
 
         ffdi = tmp / "ffdi.jsonl"

@@ -16,9 +16,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from engine.dataset import read_label_file  # noqa: E402
-from engine.runstate import load_run  # noqa: E402
 from report import report  # noqa: E402
+
+from engine.contract.dataset import read_label_file  # noqa: E402
+from engine.contract.runstate import load_run  # noqa: E402
 
 
 def label_file_open(rows: int, tmp: Path) -> dict[str, float]:

@@ -34,10 +34,11 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_runstore import long_run_events, write_log  # noqa: E402
-from engine.config import load_config, save_config  # noqa: E402
-from engine.launch import stop_engine, wait_for  # noqa: E402
-from engine.runstore import RunPaths  # noqa: E402
 from report import report  # noqa: E402
+
+from engine.contract.config import load_config, save_config  # noqa: E402
+from engine.contract.launch import stop_engine, wait_for  # noqa: E402
+from engine.contract.runstore import RunPaths  # noqa: E402
 
 COLS, ROWS = 100, 30
 

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from engine.errors import CheckpointError
-from engine.runstore import atomic_path, atomic_write_json
+from engine.contract.errors import CheckpointError
+from engine.contract.runstore import atomic_path, atomic_write_json
 
 FORMAT = 1
 INDEX = "index.json"
@@ -183,7 +183,7 @@ def read_sidecar(weights: Path) -> dict[str, Any]:
 def load_training_state(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise CheckpointError(f"{path}: unreadable training state ({type(exc).__name__}: {exc})") from None
 
 

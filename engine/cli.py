@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import __version__
-from engine.errors import FfdvError
+from engine.contract.errors import FfdvError
 
 # Command-line flags of `ffdv train` and the config settings they set.
 TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help=argparse.SUPPRESS)  # python -m engine run RUN_DIR: the engine process
     run.add_argument("run_dir", type=Path)
     run.add_argument("--resume", action="store_true")
-    supervise = sub.add_parser("supervise", help=argparse.SUPPRESS)  # the engine's parent (engine/launch.py)
+    supervise = sub.add_parser("supervise", help=argparse.SUPPRESS)  # the engine's parent (engine/contract/launch.py)
     supervise.add_argument("run_dir", type=Path)
     supervise.add_argument("--resume", action="store_true")
     supervise.add_argument("--daemon", action="store_true")
@@ -143,11 +143,11 @@ def _find_run(value: str, runs: str) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from engine.config import load_config, resolve, save_config
-    from engine.dataset import training_splits
-    from engine.launch import engine_alive
+    from engine.contract.config import load_config, resolve, save_config
+    from engine.contract.dataset import training_splits
+    from engine.contract.launch import engine_alive
+    from engine.contract.runstore import RunPaths, create_run_dir
     from engine.models import check_model_name
-    from engine.runstore import RunPaths, create_run_dir
 
     overrides = _overrides(args)
     if args.resume:
@@ -172,7 +172,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _join(config, detach: bool) -> int:
     """Machine N > 0 of a several-machine run: the run folder is machine 0's, on a shared file system."""
-    from engine.runstore import RunPaths
+    from engine.contract.runstore import RunPaths
 
     if not config.run.name:
         raise FfdvError("--node-rank > 0 joins a run started on machine 0: pass its --name (and the same --runs)")
@@ -185,8 +185,8 @@ def _join(config, detach: bool) -> int:
 
 def _start(paths, config, resume: bool, detach: bool) -> int:
     """Launch the engine process (torchrun for several); follow it here unless detached."""
-    from engine.launch import launch_run
-    from engine.runstate import load_run
+    from engine.contract.launch import launch_run
+    from engine.contract.runstate import load_run
 
     seen = load_run(paths.root).last_seq if resume else 0  # a resumed run's old end is not this one's
     pid = launch_run(paths, resume=resume, dist=config.dist)
@@ -200,8 +200,8 @@ def _start(paths, config, resume: bool, detach: bool) -> int:
 def _follow(paths, from_start: bool, interactive_stop: bool = False, after_seq: int = 0) -> int:
     """Show a run's events (those after ``after_seq``) until it ends; Ctrl+C detaches, or stops when asked."""
     from engine.console import ConsoleView
-    from engine.launch import engine_alive, engine_exit, log_tail
-    from engine.runstore import EventReader, append_command
+    from engine.contract.launch import engine_alive, engine_exit, log_tail
+    from engine.contract.runstore import EventReader, append_command
 
     view = ConsoleView()
     reader = EventReader(paths.events, from_seq=after_seq + 1)
@@ -257,7 +257,7 @@ def _ask_stop() -> bool:
 
 
 def _follow_after_stop(paths, reader, view) -> int:
-    from engine.launch import engine_alive
+    from engine.contract.launch import engine_alive
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -274,8 +274,8 @@ def _follow_after_stop(paths, reader, view) -> int:
 def _train_here(paths, config, resume: bool, dist_ctx=None) -> int:
     """Train in this process: one rank of the run (rank 0 writes the events and shows the progress)."""
     from engine.console import ConsoleView
+    from engine.contract.runstore import EventWriter
     from engine.distributed import DistContext
-    from engine.runstore import EventWriter
     from engine.sink import EventSink
     from engine.train import Trainer
 
@@ -299,10 +299,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     """The engine process of a prepared run folder (its config.toml); one per folder at a time."""
     import os
 
-    from engine.config import load_config
-    from engine.launch import SUPERVISED_ENV, RunLock
-    from engine.runstore import RunPaths, write_engine_info
-
+    from engine.contract.config import load_config
+    from engine.contract.launch import SUPERVISED_ENV, RunLock
+    from engine.contract.runstore import RunPaths, write_engine_info
     from engine.distributed import context_from_env
 
     paths = RunPaths(args.run_dir)
@@ -320,9 +319,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
-    from engine.config import DistConfig
-    from engine.launch import supervise
-    from engine.runstore import RunPaths
+    from engine.contract.config import DistConfig
+    from engine.contract.launch import supervise
+    from engine.contract.runstore import RunPaths
 
     dist = DistConfig(args.nproc_per_node, args.nnodes, args.node_rank, args.rdzv_endpoint)
     return supervise(RunPaths(args.run_dir, node=args.node_rank), resume=args.resume, daemon=args.daemon, dist=dist)
@@ -335,10 +334,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from engine.fmt import fmt_duration, fmt_metric
-    from engine.launch import run_status
-    from engine.runstate import load_run
-    from engine.runstore import RunPaths
+    from engine.contract.fmt import fmt_duration, fmt_metric
+    from engine.contract.launch import run_status
+    from engine.contract.runstate import load_run
+    from engine.contract.runstore import RunPaths
 
     root = Path(args.runs)
     folders = sorted(p for p in root.iterdir() if (p / "config.toml").is_file()) if root.is_dir() else []
@@ -367,7 +366,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from engine.runstore import RunPaths
+    from engine.contract.runstore import RunPaths
 
     return _follow(RunPaths(_find_run(args.run, args.runs)), from_start=not args.from_end)
 
@@ -377,9 +376,9 @@ COMMAND_NAMES = {"pause": "pause", "resume": "resume", "stop": "stop", "checkpoi
 
 def cmd_control(args: argparse.Namespace) -> int:
     """Send a command through commands.jsonl and wait for the engine's answer (its event)."""
-    from engine.launch import run_status
-    from engine.runstate import LIVE_STATUSES, load_run
-    from engine.runstore import EventReader, RunPaths, append_command
+    from engine.contract.launch import run_status
+    from engine.contract.runstate import LIVE_STATUSES, load_run
+    from engine.contract.runstore import EventReader, RunPaths, append_command
 
     paths = RunPaths(_find_run(args.run, args.runs))
     state = load_run(paths.root)
@@ -423,8 +422,8 @@ def _describe_answer(event) -> str:
 def _score(args: argparse.Namespace, default_split: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from engine.config import Config, resolve_workers
-    from engine.dataset import resolve_split
+    from engine.contract.config import Config, resolve_workers
+    from engine.contract.dataset import resolve_split
     from engine.predict import inference_setup, load_checkpoint, score_split
 
     setup = inference_setup(args.device)

@@ -15,9 +15,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine.fmt import fmt_duration, fmt_metric
-from engine.protocol import METRIC_LABELS
-from engine.protocol import (
+from engine.contract.fmt import fmt_duration, fmt_metric
+from engine.contract.protocol import (
+    METRIC_LABELS,
     CheckpointSaved,
     EpochEnded,
     Event,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import signal
 import threading
 
-from engine.protocol import COMMANDS, RunError
-from engine.runstore import Command, CommandReader, RunPaths
+from engine.contract.protocol import COMMANDS, RunError
+from engine.contract.runstore import Command, CommandReader, RunPaths
 from engine.sink import EventSink
 
 

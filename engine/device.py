@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.config import Config
-from engine.errors import ConfigError
-
+from engine.contract.config import Config
+from engine.contract.errors import ConfigError
 
 CPU_LOADER_NICENESS = 10
 
@@ -93,14 +92,13 @@ def _nvml_utilization(index: int) -> float | None:
             pynvml.nvmlInit()
             _nvml_handle = pynvml.nvmlDeviceGetHandleByIndex(index)
         return float(pynvml.nvmlDeviceGetUtilizationRates(_nvml_handle).gpu)
-    except Exception:  # noqa: BLE001 - NVML errors must never disturb training
+    except Exception:
         return None
 
 
 def _process_rss() -> int | None:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     return None
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from engine.runstore import RunPaths, atomic_write_json
+from engine.contract.runstore import RunPaths, atomic_write_json
 
 # The per-step flags travel over a CPU (gloo) group: an all-reduce of a CUDA tensor read back
 # with .tolist() would make the host wait for the GPU after every optimiser step.

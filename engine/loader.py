@@ -26,8 +26,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from torchvision.transforms import v2
 
-from engine.dataset import Split
-from engine.images import BadImage, open_rgb
+from engine.contract.dataset import Split
+from engine.contract.images import BadImage, open_rgb
 
 LIGHT_SCALE = (0.7, 1.0)
 STRONG_SCALE = (0.5, 1.0)

@@ -15,7 +15,7 @@ import torch
 import torchmetrics.functional.classification as F
 from torchmetrics import CatMetric
 
-from engine.protocol import METRIC_LABELS
+from engine.contract.protocol import METRIC_LABELS
 
 TPR_AT_FPR = 1e-3
 

@@ -17,8 +17,8 @@ import timm
 import torch
 from torch import nn
 
-from engine.config import Config
-from engine.errors import ModelError
+from engine.contract.config import Config
+from engine.contract.errors import ModelError
 from engine.loader import ImageSpec
 
 NUM_CLASSES = 2
@@ -68,7 +68,7 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
             f"{path}: cannot read weights: the file holds pickled Python objects besides tensors, and ffdv "
             f"never unpickles those (torch.load with weights_only=True). {fix}"
         ) from None
-    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's problem
+    except Exception as exc:
         reason = (str(exc).strip().splitlines() or [""])[0][:300]
         raise ModelError(f"{path}: cannot read weights ({type(exc).__name__}: {reason}). {fix}") from None
     for key in ("state_dict_ema", "state_dict", "model_ema", "model"):
@@ -117,7 +117,7 @@ def create_model(config: Config) -> tuple[nn.Module, ImageSpec, list[str]]:
             )
         try:
             model = _create(m.name, config.data.img_size, True, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - network and hub errors come in many types
+        except Exception as exc:
             raise ModelError(
                 f"downloading weights for {m.name!r} failed ({type(exc).__name__}: {exc}). "
                 "Fix: pass a local weights file with --pretrained PATH."

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,16 +21,16 @@ import timm
 import torch
 
 from engine.checkpoints import read_sidecar, resolve_checkpoint
-from engine.config import Config
-from engine.dataset import Split
+from engine.contract.config import Config
+from engine.contract.dataset import Split
+from engine.contract.errors import CheckpointError, FfdvError, ModelError
+from engine.contract.protocol import clean_number
+from engine.contract.runstore import atomic_path, atomic_write_json
 from engine.device import DeviceSetup, setup_device
-from engine.errors import CheckpointError, FfdvError, ModelError
 from engine.inference import Scores, predictions_frame, score_batches
 from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, ImageSpec, eval_transform, make_loader
 from engine.metrics import detection_metrics
 from engine.models import NUM_CLASSES, check_model_name, read_state_dict
-from engine.protocol import clean_number
-from engine.runstore import atomic_path, atomic_write_json
 
 UNDECODABLE_SCORE = 0.5  # an image that cannot be read still needs a row; 0.5 claims nothing
 

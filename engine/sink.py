@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from engine.protocol import Event
-from engine.runstore import EventWriter
+from engine.contract.protocol import Event
+from engine.contract.runstore import EventWriter
 
 Listener = Callable[[Event], None]
 

@@ -26,24 +26,10 @@ from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
 from engine.checkpoints import CheckpointManager, load_training_state, newest_resumable
-from engine.config import BEST_METRICS, Config, resolve_lr, resolve_workers, versions
-from engine.control import Control
-from engine.dataset import Split, training_splits
-from engine.device import DeviceSetup, memory_and_utilization, setup_device
-from engine.distributed import (
-    DistContext,
-    agree,
-    destroy_process_group,
-    gather_objects,
-    init_process_group,
-    record_rank_error,
-)
-from engine.errors import ConfigError, DataError, FfdvError
-from engine.inference import Scores, predictions_frame, score_batches
-from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, eval_transform, make_loader, train_transform
-from engine.metrics import detection_metrics
-from engine.models import create_model, plain_module
-from engine.protocol import (
+from engine.contract.config import BEST_METRICS, Config, resolve_lr, resolve_workers, versions
+from engine.contract.dataset import Split, training_splits
+from engine.contract.errors import ConfigError, DataError, FfdvError
+from engine.contract.protocol import (
     COMPLETED,
     FAILED,
     STOPPED,
@@ -61,7 +47,21 @@ from engine.protocol import (
     Validated,
     clean_number,
 )
-from engine.runstore import RunPaths, atomic_path, atomic_write_text
+from engine.contract.runstore import RunPaths, atomic_path, atomic_write_text
+from engine.control import Control
+from engine.device import DeviceSetup, memory_and_utilization, setup_device
+from engine.distributed import (
+    DistContext,
+    agree,
+    destroy_process_group,
+    gather_objects,
+    init_process_group,
+    record_rank_error,
+)
+from engine.inference import Scores, predictions_frame, score_batches
+from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, eval_transform, make_loader, train_transform
+from engine.metrics import detection_metrics
+from engine.models import create_model, plain_module
 from engine.sink import EventSink
 
 STEP_EVENT_INTERVAL_S = 1.0
@@ -196,7 +196,7 @@ class Trainer:
         found = newest_resumable(self.paths.checkpoints)
         if found is None:
             raise FfdvError(f"{self.paths.root}: no checkpoint with training state to resume from")
-        state_path, record = found
+        state_path, _record = found
         state = load_training_state(state_path)
         plain_module(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -1,7 +1,7 @@
 """ffdv-tui: start, watch, steer and judge training runs from one keyboard.
 
-The app only reads and writes run folders (engine.runstore); engines are their own
-processes (engine.launch), so quitting the app, or losing the SSH connection, leaves
+The app only reads and writes run folders (engine.contract.runstore); engines are their own
+processes (engine.contract.launch), so quitting the app, or losing the SSH connection, leaves
 them running. One thread worker follows every run (ffdv_tui.runs.RunsModel) and
 posts what changed; a timer repaints the changed parts a few times a second, so a
 busy engine never floods the screen.
@@ -23,9 +23,9 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 
-from engine.config import Config, load_config, resolve, save_config
-from engine.launch import launch_run
-from engine.runstore import append_command, create_run_dir, new_command_id
+from engine.contract.config import Config, load_config, resolve, save_config
+from engine.contract.launch import launch_run
+from engine.contract.runstore import append_command, create_run_dir, new_command_id
 from ffdv_tui.model_names import model_names
 from ffdv_tui.runs import Answer, RunEntry, RunsModel
 from ffdv_tui.screens.confirm import ConfirmScreen
@@ -261,7 +261,7 @@ class FfdvApp(App[str]):
     def _relaunch(self, entry: RunEntry) -> None:
         try:
             launch_run(entry.paths, resume=True, dist=load_config(entry.paths.config).dist)
-        except Exception as exc:  # noqa: BLE001 - shown, never a crash
+        except Exception as exc:
             self.call_from_thread(self.notify, f"{entry.name}: could not resume: {exc}", severity="error")
 
     # ------------------------------------------------------------ other screens

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.launch import Exit, engine_exit, log_tail, run_status
-from engine.runstate import LIVE_STATUSES, RunFollower, RunState
-from engine.runstore import RunPaths
+from engine.contract.launch import Exit, engine_exit, log_tail, run_status
+from engine.contract.runstate import LIVE_STATUSES, RunFollower, RunState
+from engine.contract.runstore import RunPaths
 
 BACKGROUND_POLL_S = 1.0
 SCAN_INTERVAL_S = 1.0

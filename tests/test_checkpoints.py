@@ -14,8 +14,8 @@ from safetensors.torch import load_file, save_file
 
 import engine.checkpoints as checkpoints
 from engine.checkpoints import CheckpointManager, newest_resumable, read_index, resolve_checkpoint
-from engine.config import Config
-from engine.errors import CheckpointError, ModelError
+from engine.contract.config import Config
+from engine.contract.errors import CheckpointError, ModelError
 from engine.models import create_model, load_weights_file, read_state_dict
 from engine.predict import inference_setup, load_checkpoint
 
@@ -168,7 +168,7 @@ def test_a_pickle_with_code_is_refused(tmp_path: Path) -> None:
 
 def test_predict_takes_a_state_dict_trained_elsewhere(tmp_path: Path) -> None:
     """A .pth from a DDP training script (container and module. prefix) loads with --model; junk says why."""
-    from engine.errors import CheckpointError
+    from engine.contract.errors import CheckpointError
 
     source = timm.create_model("test_resnet", num_classes=2)
     path = tmp_path / "elsewhere.pth"

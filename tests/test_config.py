@@ -1,4 +1,4 @@
-"""engine.config: defaults, TOML files, overrides and the checks, with messages a user can act on."""
+"""engine.contract.config: defaults, TOML files, overrides and the checks, with messages a user can act on."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from engine.config import (
+from engine.contract.config import (
     AMP_MODES,
     AUGMENT_PRESETS,
     BAD_IMAGE_POLICIES,
@@ -23,7 +23,7 @@ from engine.config import (
     resolve_lr,
     to_toml,
 )
-from engine.errors import ConfigError
+from engine.contract.errors import ConfigError
 
 
 def write(tmp_path, text: str, name: str = "cfg.toml"):
@@ -438,8 +438,8 @@ def test_resolve_lr_automatic(pretrained, batch_size, accum, expected):
 
 
 def test_lr_constants():
-    assert LR_FROM_SCRATCH == pytest.approx(1e-3)
-    assert LR_FINE_TUNE == pytest.approx(2e-4)
+    assert pytest.approx(1e-3) == LR_FROM_SCRATCH
+    assert pytest.approx(2e-4) == LR_FINE_TUNE
 
 
 def test_resolve_lr_keeps_an_explicit_lr():

@@ -1,4 +1,4 @@
-"""engine.dataset: finding splits, reading label files, and saying exactly what is wrong with them."""
+"""engine.contract.dataset: finding splits, reading label files, and saying exactly what is wrong with them."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.dataset import Dataset, Split, find_dataset, load_split_folder, read_label_file, resolve_split
-from engine.errors import DataError
+from engine.contract.dataset import Dataset, Split, find_dataset, load_split_folder, read_label_file, resolve_split
+from engine.contract.errors import DataError
 
 # ---------------------------------------------------------------- helpers
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from conftest import FAST_TRAIN
+from test_run_control import ffdv, start_detached, wait_for_event
 from torch.utils.data import DistributedSampler
 
-from conftest import FAST_TRAIN
-from engine.config import load_config
-from engine.launch import engine_alive, run_status, wait_for
-from engine.runstate import load_run
-from engine.runstore import RunPaths, read_events
-from test_run_control import ffdv, start_detached, wait_for_event
+from engine.contract.config import load_config
+from engine.contract.launch import engine_alive, run_status, wait_for
+from engine.contract.runstate import load_run
+from engine.contract.runstore import RunPaths, read_events
 
 TWO = ["--nproc-per-node", "2"]
 

@@ -1,4 +1,4 @@
-"""DESIGN.md's layering law: the app never imports torch/timm/torchvision; the engine never imports textual.
+"""The layering law (ARCHITECTURE.md): the app imports only ``engine.contract``; the engine never imports textual.
 
 Checked twice: statically (every import statement, lazy ones inside functions too) and
 at run time (importing every app module and the shared contract pulls in no torch).
@@ -15,10 +15,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = {"torch", "timm", "torchvision", "torchmetrics", "safetensors"}
-# The torch-free engine modules the app may use: the contract and the checks it shares with the engine.
-APP_MAY_IMPORT = {"engine", "engine.protocol", "engine.runstore", "engine.runstate", "engine.launch", "engine.errors",
-                  "engine.config", "engine.fmt", "engine.scan", "engine.dataset", "engine.images"}
-TORCH_FREE = sorted(APP_MAY_IMPORT)
+CONTRACT = REPO / "engine" / "contract"
+TORCH_FREE = ["engine.contract"] + sorted(f"engine.contract.{p.stem}" for p in CONTRACT.glob("*.py") if p.stem != "__init__")
+
+
+def app_may_import(module: str) -> bool:
+    return module == "engine.contract" or module.startswith("engine.contract.")
 
 
 def imports(path: Path) -> list[tuple[int, str]]:
@@ -42,7 +44,7 @@ def test_app_imports_no_torch_and_only_the_torch_free_engine(path: Path) -> None
     for line, module in imports(path):
         assert module.split(".")[0] not in HEAVY, f"{path}:{line} imports {module}"
         if module.split(".")[0] == "engine":
-            assert module in APP_MAY_IMPORT, f"{path}:{line} imports {module}, which may load torch"
+            assert app_may_import(module), f"{path}:{line} imports {module}, which may load torch"
 
 
 @pytest.mark.parametrize("path", python_files("engine"), ids=lambda p: str(p.relative_to(REPO)))
@@ -52,13 +54,34 @@ def test_engine_imports_no_textual(path: Path) -> None:
         assert not module.startswith("ffdv_tui"), f"{path}:{line} imports the app"
 
 
-@pytest.mark.parametrize("path", [REPO / "engine" / f"{m.split('.')[-1]}.py" for m in TORCH_FREE if m != "engine"],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", python_files("engine/contract"), ids=lambda p: p.name)
 def test_shared_contract_is_torch_free(path: Path) -> None:
     for line, module in imports(path):
         assert module.split(".")[0] not in HEAVY, f"{path}:{line} imports {module}"
         if module.startswith("engine."):
-            assert module in APP_MAY_IMPORT, f"{path}:{line} imports {module}"
+            assert app_may_import(module), f"{path}:{line} imports {module}"
+
+
+def test_import_linter_names_every_torch_side_module() -> None:
+    """The import-linter contract lists the engine's torch side by name; a new module must join it."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    forbidden = next(set(c["forbidden_modules"]) for c in contracts if "engine.contract" in c["source_modules"]
+                     and any(m.startswith("engine.") for m in c["forbidden_modules"]))
+    torch_side = {f"engine.{p.stem}" for p in (REPO / "engine").glob("*.py") if p.stem not in ("__init__", "__main__")}
+    assert torch_side == forbidden, f"pyproject's import-linter contract misses {sorted(torch_side - forbidden)}"
+
+
+def test_import_linter_contracts_are_kept() -> None:
+    lint = Path(sys.executable).with_name("lint-imports")
+    if not lint.exists():
+        pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
+    result = subprocess.run([str(lint)], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
 
 
 def test_importing_the_app_and_the_contract_loads_no_torch() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy.optimize import brentq
 from scipy.interpolate import interp1d
+from scipy.optimize import brentq
 from sklearn import metrics as skm
 
 from engine.metrics import PredictionCollector, detection_metrics

@@ -1,4 +1,4 @@
-"""engine.protocol: every event round-trips, and readers keep what they do not understand."""
+"""engine.contract.protocol: every event round-trips, and readers keep what they do not understand."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from engine import protocol
-from engine.protocol import (
+from engine.contract import protocol
+from engine.contract.protocol import (
     COMPLETED,
     EVENT_TYPES,
     PROTOCOL_VERSION,

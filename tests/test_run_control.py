@@ -9,11 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-
 from conftest import FAST_TRAIN
-from engine.launch import RunLock, engine_alive, engine_exit, read_json, run_status, wait_for
-from engine.runstate import load_run
-from engine.runstore import RunPaths, read_events
+
+from engine.contract.launch import RunLock, engine_alive, engine_exit, read_json, run_status, wait_for
+from engine.contract.runstate import load_run
+from engine.contract.runstore import RunPaths, read_events
 
 FFDV = [sys.executable, "-m", "engine"]
 TIMEOUT = 240

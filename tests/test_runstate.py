@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.launch import UNRESPONSIVE, run_status
-from engine.protocol import PROTOCOL_VERSION
-from engine.runstate import CRASHED, PAUSED, RUNNING, STARTING, Curve, RunState, load_run
-from engine.runstore import RunPaths
+from engine.contract.launch import UNRESPONSIVE, run_status
+from engine.contract.protocol import PROTOCOL_VERSION
+from engine.contract.runstate import CRASHED, PAUSED, RUNNING, STARTING, Curve, RunState, load_run
+from engine.contract.runstore import RunPaths
 
 
 def ev(seq: int, kind: str, **fields) -> dict:

@@ -1,4 +1,4 @@
-"""engine.runstore: the run folder as a queue (events, commands, atomic files, run names)."""
+"""engine.contract.runstore: the run folder as a queue (events, commands, atomic files, run names)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import stat
 
 import pytest
 
-from engine.protocol import Paused, RunWarning, Step, UnknownEvent
-from engine.runstore import (
+from engine.contract.protocol import Paused, RunWarning, Step, UnknownEvent
+from engine.contract.runstore import (
     Command,
     CommandReader,
     EventReader,
@@ -427,12 +427,11 @@ def test_atomic_file_is_readable_by_others(tmp_path):
 def test_atomic_path_writer_raising_keeps_old_file_and_removes_temp(tmp_path):
     path = tmp_path / "model.safetensors"
     path.write_bytes(b"old contents")
-    with pytest.raises(RuntimeError, match="disk full"):
-        with atomic_path(path) as tmp:
-            assert tmp.parent == path.parent
-            assert tmp != path
-            tmp.write_bytes(b"half of the new")
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError, match="disk full"), atomic_path(path) as tmp:
+        assert tmp.parent == path.parent
+        assert tmp != path
+        tmp.write_bytes(b"half of the new")
+        raise RuntimeError("disk full")
     assert path.read_bytes() == b"old contents"
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
 
@@ -440,10 +439,9 @@ def test_atomic_path_writer_raising_keeps_old_file_and_removes_temp(tmp_path):
 def test_atomic_path_keyboard_interrupt_keeps_old_file_and_removes_temp(tmp_path):
     path = tmp_path / "f.txt"
     path.write_text("old")
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_path(path) as tmp:
-            tmp.write_text("partial")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_path(path) as tmp:
+        tmp.write_text("partial")
+        raise KeyboardInterrupt
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
 
@@ -451,9 +449,8 @@ def test_atomic_path_keyboard_interrupt_keeps_old_file_and_removes_temp(tmp_path
 def test_atomic_path_writer_raising_before_writing_anything(tmp_path):
     path = tmp_path / "f.txt"
     path.write_text("old")
-    with pytest.raises(ValueError):
-        with atomic_path(path):
-            raise ValueError("nothing written")
+    with pytest.raises(ValueError), atomic_path(path):
+        raise ValueError("nothing written")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
 

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 from conftest import SAMPLE_DATA
+
 from engine.cli import main
-from engine.dataset import find_dataset
-from engine.runstate import load_run
+from engine.contract.dataset import find_dataset
+from engine.contract.runstate import load_run
 
 
 def test_sample_data_is_a_small_balanced_ffdi_dataset() -> None:

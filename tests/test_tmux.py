@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import SAMPLE_DATA
-from engine.launch import engine_alive, wait_for
-from engine.runstore import RunPaths, read_events
+
+from engine.contract.launch import engine_alive, wait_for
+from engine.contract.runstore import RunPaths, read_events
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")
 

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import timm
 import torch
+from conftest import FAST_TRAIN
 from safetensors.torch import load_file
 
-from conftest import FAST_TRAIN
 from engine.cli import main
-from engine.config import load_config, resolve
-from engine.protocol import (
+from engine.contract.config import load_config, resolve, save_config
+from engine.contract.protocol import (
     CheckpointSaved,
     EpochEnded,
     PredictionsWritten,
@@ -26,9 +26,8 @@ from engine.protocol import (
     Step,
     Validated,
 )
-from engine.runstore import RunPaths, append_command, create_run_dir, read_events, EventWriter
+from engine.contract.runstore import EventWriter, RunPaths, append_command, create_run_dir, read_events
 from engine.sink import EventSink
-from engine.config import save_config
 from engine.train import Trainer
 
 

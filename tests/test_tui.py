@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import MODEL_NAMES, SAMPLE_DATA, install_fixture_runs
-from engine.runstore import RunPaths, read_events
+
+from engine.contract.runstore import RunPaths, read_events
 from ffdv_tui.app import FfdvApp
 from ffdv_tui.screens.confirm import ConfirmScreen
 from ffdv_tui.screens.help import HelpScreen
@@ -256,8 +256,8 @@ async def test_start_pause_resume_stop_a_real_run_on_the_sample_data(tmp_path: P
 
 
 async def test_quitting_with_a_live_run_asks_and_leaves_it_running(tiny_ffdi: Path, tmp_path: Path) -> None:
-    from engine.config import load_config
-    from engine.launch import engine_alive, stop_engine, wait_for
+    from engine.contract.config import load_config
+    from engine.contract.launch import engine_alive, stop_engine, wait_for
 
     runs = tmp_path / "runs"
     app = FfdvApp(runs_dir=runs, data_dir=tiny_ffdi, model_names=lambda: MODEL_NAMES)

@@ -48,7 +48,7 @@ async def wait_for(pilot, condition, timeout: float = 10.0) -> bool:
     while True:
         try:
             met = condition()
-        except Exception:  # noqa: BLE001 - a widget not there yet
+        except Exception:
             met = False
         if met:
             return True
@@ -603,7 +603,7 @@ async def test_status_says_the_scan_is_done_when_it_found_problems(broken_sample
 
 
 def slow_scan(seconds_per_image: float):
-    from engine.scan import scan_dataset
+    from engine.contract.scan import scan_dataset
 
     def scan(root, on_progress=None, should_stop=None, **kwargs):
         def stop() -> bool:
@@ -714,7 +714,7 @@ async def test_a_folder_that_is_not_a_dataset_says_so(no_runs: Path, tmp_path: P
         screen = await open_dataset(pilot, app)
         summary = screen.query_one("#ds-summary", Static)
         await wait_until(pilot, lambda: "not a dataset" in static_text(summary), 10, "the engine's message")
-        from engine.scan import scan_dataset
+        from engine.contract.scan import scan_dataset
 
         assert scan_dataset(folder).error.split("\n")[0] in static_text(summary).replace("\n", "")
         assert screen.query_one("#ds-images", FrameTable).row_count == 0
@@ -820,7 +820,7 @@ def detail(screen: CheckpointsScreen) -> str:
 
 
 async def test_every_checkpoint_is_listed_with_its_problem(trained_runs: Path, model_cache, tiny_ffdi: Path) -> None:
-    from engine.fmt import fmt_metric
+    from engine.contract.fmt import fmt_metric
 
     app = make_app(trained_runs, data=tiny_ffdi, images="none")
     async with app.run_test(size=(160, 40), notifications=True) as pilot:
@@ -859,7 +859,7 @@ def result_text(screen: CheckpointsScreen) -> str:
 
 def metric_values(text: str) -> dict[str, str]:
     """label -> value of the result panel's metric table."""
-    from engine.protocol import METRIC_LABELS
+    from engine.contract.protocol import METRIC_LABELS
 
     values = {}
     for line in text.splitlines():
@@ -871,8 +871,8 @@ def metric_values(text: str) -> dict[str, str]:
 
 async def test_evaluate_shows_the_sidecar_metrics_and_opens_the_predictions(trained_runs: Path, model_cache,
                                                                            tiny_ffdi: Path) -> None:
-    from engine.fmt import fmt_metric
-    from engine.protocol import METRIC_LABELS
+    from engine.contract.fmt import fmt_metric
+    from engine.contract.protocol import METRIC_LABELS
 
     app = make_app(trained_runs, data=tiny_ffdi, images="none")
     async with app.run_test(size=(160, 40)) as pilot:
@@ -973,8 +973,8 @@ async def test_fine_tune_opens_the_form_prefilled(trained_runs: Path, model_cach
 
 
 async def test_compare_two_checkpoints(trained_runs: Path, model_cache, tiny_ffdi: Path) -> None:
-    from engine.fmt import fmt_metric
-    from engine.protocol import METRIC_LABELS
+    from engine.contract.fmt import fmt_metric
+    from engine.contract.protocol import METRIC_LABELS
 
     app = make_app(trained_runs, data=tiny_ffdi, images="none")
     async with app.run_test(size=(180, 50)) as pilot:

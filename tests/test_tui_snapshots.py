@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import MODEL_NAMES, REPO, install_fixture_runs
+
 from ffdv_tui.app import FfdvApp
 from ffdv_tui.screens.new_run import NewRunScreen
 

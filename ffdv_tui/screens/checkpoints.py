@@ -21,9 +21,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, Static
 
-from engine.dataset import looks_like_dataset_root
-from engine.fmt import fmt_bytes, fmt_metric
-from engine.protocol import METRIC_LABELS
+from engine.contract.dataset import looks_like_dataset_root
+from engine.contract.fmt import fmt_bytes, fmt_metric
+from engine.contract.protocol import METRIC_LABELS
 from ffdv_tui.checkpoints import (
     CheckpointEntry,
     JobError,
@@ -134,7 +134,7 @@ class CheckpointsScreen(Screen):
         if self.model_names is not None:  # the first listing of timm's names can take seconds: check after
             try:
                 names = set(self.model_names())
-            except Exception:  # noqa: BLE001 - without the list, models are simply not checked
+            except Exception:
                 return
             self.app.call_from_thread(self._show_entries, list_checkpoints(self.runs_dir, names))
 

@@ -1,6 +1,6 @@
 """Knowing the data: splits, class balance, image sizes and formats, a health scan, and the images themselves.
 
-The scan (engine.scan) runs in a worker, shows its progress, can be cancelled (x),
+The scan (engine.contract.scan) runs in a worker, shows its progress, can be cancelled (x),
 and reports unreadable or suspicious files and label-file problems in the engine's
 own words, with line numbers. The image table opens a split's first rows at once and
 the rest when its label file is read, so a million-line label file is on screen in
@@ -25,7 +25,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, ProgressBar, Select, Static
 from textual.worker import get_current_worker
 
-from engine.scan import ScanReport, scan_dataset
+from engine.contract.scan import ScanReport, scan_dataset
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
 
@@ -49,7 +49,7 @@ def split_table(report: ScanReport) -> Table:
     for column in ("split", "images", "real", "fake", "scanned", "smallest", "largest", "formats", "issues"):
         table.add_column(column, justify="left" if column in ("split", "formats") else "right", no_wrap=True)
     for stats in report.splits.values():
-        size = lambda s: f"{s[0]}×{s[1]}" if s else "–"  # noqa: E731
+        size = lambda s: f"{s[0]}×{s[1]}" if s else "–"
         formats = ", ".join(f"{k} {v:,}" for k, v in sorted(stats.formats.items(), key=lambda kv: -kv[1])) or "–"
         issues = stats.issues - stats.issue_counts.get("mode", 0)
         table.add_row(stats.split, f"{stats.images:,}", "–" if stats.real is None else f"{stats.real:,}",
@@ -157,7 +157,7 @@ class DatasetScreen(Screen):
 
     @work(thread=True, exclusive=True, group="dataset-scan")
     def _read_and_scan(self, root: Path, split: str) -> None:
-        from engine.dataset import SplitProblem, find_dataset  # pandas-heavy: loaded here, in the worker
+        from engine.contract.dataset import SplitProblem, find_dataset  # pandas-heavy: loaded here, in the worker
 
         worker = get_current_worker()
         quick = quick_split(root, split)
@@ -167,7 +167,7 @@ class DatasetScreen(Screen):
         problems: list[SplitProblem] = []
         try:
             found = (find_dataset(root, check_files=False, problems=problems), problems)
-        except Exception as exc:  # noqa: BLE001 - the scan reports it in the engine's words
+        except Exception as exc:
             found = None
             self.app.call_from_thread(self._split_missing, str(exc))
         self._found = found

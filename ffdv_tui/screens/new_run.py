@@ -1,6 +1,6 @@
 """The new-run form: every field checked as you type, with the reason beside it; Start only when all pass.
 
-Field checks reuse the engine's own (``engine.config`` rules, ``engine.dataset`` label
+Field checks reuse the engine's own (``engine.contract.config`` rules, ``engine.contract.dataset`` label
 checks, run-name rules), so the form says exactly what ``ffdv train`` would. The
 dataset check reads label files, so it runs in a worker; model names come from the
 engine once (``ffdv_tui.model_names``).
@@ -9,9 +9,10 @@ engine once (``ffdv_tui.model_names``).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,9 +22,9 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Select, Static
 
-from engine.config import AMP_MODES, AUGMENT_PRESETS, OPTIMIZERS, SCHEDULES, Config, load_config
-from engine.errors import FfdvError
-from engine.runstore import check_run_name
+from engine.contract.config import AMP_MODES, AUGMENT_PRESETS, OPTIMIZERS, SCHEDULES, Config, load_config
+from engine.contract.errors import FfdvError
+from engine.contract.runstore import check_run_name
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
@@ -205,7 +206,7 @@ class NewRunScreen(ModalScreen[str | None]):
 
     @work(thread=True, exclusive=True, group="dataset-check")
     def _check_dataset(self, root: str) -> None:
-        from engine.dataset import training_splits  # pandas: loaded on first use, not at start-up
+        from engine.contract.dataset import training_splits  # pandas: loaded on first use, not at start-up
 
         try:
             train, val = training_splits(os.path.expanduser(root)) if root else training_splits("")
@@ -221,7 +222,7 @@ class NewRunScreen(ModalScreen[str | None]):
     def _load_models(self) -> None:
         try:
             names = self.load_model_names()
-        except Exception as exc:  # noqa: BLE001 - shown in the form, never a crash
+        except Exception as exc:
             self.app.call_from_thread(self._show, "model", f"cannot list timm models: {exc}", None)
             return
         self.app.call_from_thread(self._models_loaded, names)

@@ -19,7 +19,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
-from engine.fmt import fmt_metric
+from engine.contract.fmt import fmt_metric
 from ffdv_tui.predictions import (
     FILTERS,
     SORTS,

@@ -23,7 +23,7 @@ from textual.widgets import Sparkline, Static
 from textual_image.widget import HalfcellImage, SixelImage, TGPImage
 from textual_image.widget import Image as AutoImage
 
-from engine.images import BadImage, open_rgb
+from engine.contract.images import BadImage, open_rgb
 
 THUMBNAIL = 384
 CACHE_SIZE = 256

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
-from engine.fmt import fmt_metric
-from engine.protocol import METRIC_LABELS
+from engine.contract.fmt import fmt_metric
+from engine.contract.protocol import METRIC_LABELS
 from ffdv_tui.runs import RunEntry
 
 

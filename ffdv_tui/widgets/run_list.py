@@ -7,7 +7,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from engine.fmt import fmt_metric
+from engine.contract.fmt import fmt_metric
 from ffdv_tui.runs import RunEntry
 
 # Status -> (mark, style). Marks are plain Unicode that every terminal font has.

@@ -7,7 +7,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from engine.fmt import fmt_bytes, fmt_duration
+from engine.contract.fmt import fmt_bytes, fmt_duration
 from ffdv_tui.runs import RunEntry
 from ffdv_tui.widgets.steady_text import SteadyText
 

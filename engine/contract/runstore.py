@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import COMMANDS, Event, decode_event, encode_event, event_from_dict
+from engine.contract.protocol import COMMANDS, Event, decode_event, encode_event, event_from_dict
 
 try:  # about ten times faster than json for replaying a long run; the standard library works too
     from orjson import loads as _loads

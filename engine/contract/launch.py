@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import FfdvError
-from engine.runstate import CRASHED, STARTING, RunState
-from engine.config import DistConfig
-from engine.protocol import RunError
-from engine.runstore import EventReader, EventWriter, RunPaths, atomic_write_json
+from engine.contract.config import DistConfig
+from engine.contract.errors import FfdvError
+from engine.contract.protocol import RunError
+from engine.contract.runstate import CRASHED, STARTING, RunState
+from engine.contract.runstore import EventReader, EventWriter, RunPaths, atomic_write_json
 
 SUPERVISED_ENV = "FFDV_SUPERVISED"
 # The engine yields the CPU to interactive programs (the app, a shell) when they need it; with the

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from engine.errors import ConfigError
+from engine.contract.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -281,7 +281,7 @@ def check_config(config: Config) -> None:
         if not ok:
             raise ConfigError(message)
     if config.run.name:
-        from engine.runstore import check_run_name
+        from engine.contract.runstore import check_run_name
 
         try:
             check_run_name(config.run.name)
@@ -336,7 +336,7 @@ def versions() -> dict[str, str]:
 
 def save_config(paths, config: Config) -> None:
     """The resolved configuration in the run folder, so the run can be repeated (``ffdv train --config``)."""
-    from engine.runstore import atomic_write_text
+    from engine.contract.runstore import atomic_write_text
 
     meta = {"versions": versions(), "effective_batch_size": effective_batch_size(config),
             "world_size": config.dist.world_size}

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import COMPLETED, FAILED, PROTOCOL_VERSION, STOPPED
-from engine.runstore import EventReader, RunPaths
+from engine.contract.protocol import COMPLETED, FAILED, PROTOCOL_VERSION, STOPPED
+from engine.contract.runstore import EventReader, RunPaths
 
 CURVE_POINTS = 2000
 MAX_MESSAGES = 200
