@@ -15,6 +15,7 @@ from typing import Any
 
 from engine import __version__
 from engine.contract.errors import FfdvError
+from engine.contract.jobs import EvaluationResult, JobFailed, JobMessage, JobProgress, SubmissionResult, encode_job_message
 
 # Command-line flags of `ffdv train` and the config settings they set.
 TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except FfdvError as exc:
         if getattr(args, "progress", "") == "json":
-            _json_line({"error": str(exc)})
+            _json_line(JobFailed(message=str(exc)))
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -437,9 +438,9 @@ def _score(args: argparse.Namespace, default_split: str):
 
         def report(n: int) -> None:
             done[0] += n
-            _json_line({"done": done[0], "total": len(split)})
+            _json_line(JobProgress(done=done[0], total=len(split)))
 
-        _json_line({"done": 0, "total": len(split)})
+        _json_line(JobProgress(done=0, total=len(split)))
         scores = score_split(loaded, split, setup, args.batch_size, resolve_workers(config), on_batch=report)
         return loaded, split, scores, time.monotonic() - started
     with Progress(TextColumn(f"[bold]{split.folder.name}"), BarColumn(), MofNCompleteColumn(),
@@ -450,8 +451,8 @@ def _score(args: argparse.Namespace, default_split: str):
     return loaded, split, scores, time.monotonic() - started
 
 
-def _json_line(data: dict[str, Any]) -> None:
-    print(json.dumps(data), flush=True)
+def _json_line(message: JobMessage) -> None:
+    print(encode_job_message(message), flush=True)
 
 
 def _report_unreadable(split, scores) -> None:
@@ -471,8 +472,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     out = args.out or default_evaluation_paths(loaded.path, split)
     predictions = write_evaluation(out, report, split, scores)
     if args.progress == "json":
-        _json_line({"result": {"metrics_file": str(out), "predictions": str(predictions), "images": str(split.folder),
-                               "metrics": report["metrics"], "unreadable": len(scores.bad)}})
+        _json_line(EvaluationResult(metrics_file=str(out), predictions=str(predictions), images=str(split.folder),
+                                    metrics=report["metrics"], unreadable=len(scores.bad)))
         return 0
     console = Console()
     console.print(f"[bold]{loaded.path.resolve().name}[/] on {split.folder}: {len(scores.index)} images")
@@ -494,7 +495,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         out = run_dir / "submissions" / stem if loaded.path.resolve().parent.name == "checkpoints" else Path(stem)
     write_submission(out, split, scores)
     if args.progress == "json":
-        _json_line({"result": {"submission": str(out), "rows": len(split), "unreadable": len(scores.bad)}})
+        _json_line(SubmissionResult(submission=str(out), rows=len(split), unreadable=len(scores.bad)))
         return 0
     _report_unreadable(split, scores)
     print(f"wrote {out}: {len(split)} rows (img_name,y_pred) in {seconds:.1f}s")

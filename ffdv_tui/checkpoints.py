@@ -19,6 +19,8 @@ from typing import Any
 
 import pandas as pd
 
+from engine.contract.jobs import EvaluationResult, JobFailed, JobProgress, JobResult, SubmissionResult, decode_job_message
+
 ALIASES = ("best", "last")
 
 
@@ -126,8 +128,8 @@ class JobError(Exception):
 
 
 def run_engine_job(args: list[str], on_progress: Callable[[int, int], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
-    """Run ``python -m engine ARGS --progress json``; report progress; return its result object."""
+                   should_stop: Callable[[], bool] | None = None) -> JobResult:
+    """Run ``python -m engine ARGS --progress json``; report progress; return its result."""
     result, error = None, None
     with subprocess.Popen([sys.executable, "-m", "engine", *args, "--progress", "json"], stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
@@ -135,14 +137,13 @@ def run_engine_job(args: list[str], on_progress: Callable[[int, int], None] | No
             if should_stop is not None and should_stop():
                 proc.terminate()
                 break
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            if "done" in message and on_progress is not None:
-                on_progress(int(message["done"]), int(message.get("total", 0)))
-            result = message.get("result", result)
-            error = message.get("error", error)
+            message = decode_job_message(line)
+            if isinstance(message, JobProgress) and on_progress is not None:
+                on_progress(message.done, message.total)
+            elif isinstance(message, (EvaluationResult, SubmissionResult)):
+                result = message
+            elif isinstance(message, JobFailed):
+                error = message.message
         stderr = proc.stderr.read()
         code = proc.wait()
     if should_stop is not None and should_stop():

@@ -23,6 +23,7 @@ from textual.widgets import Footer, Header, ProgressBar, Static
 
 from engine.contract.dataset import looks_like_dataset_root
 from engine.contract.fmt import fmt_bytes, fmt_metric
+from engine.contract.jobs import EvaluationResult, SubmissionResult
 from engine.contract.protocol import METRIC_LABELS
 from ffdv_tui.checkpoints import (
     CheckpointEntry,
@@ -213,15 +214,19 @@ class CheckpointsScreen(Screen):
         except JobError as exc:
             self.app.call_from_thread(self._job_done, Text(f"evaluation failed: {exc}", style="red"))
             return
-        metrics = result["metrics"]
+        if not isinstance(result, EvaluationResult):
+            self.app.call_from_thread(self._job_done, Text(f"evaluation failed: the engine answered {result.kind}",
+                                                           style="red"))
+            return
+        metrics = result.metrics
         table = Table(title=f"{entry.key} on {request.split}", title_justify="left", show_edge=False)
         table.add_column("metric")
         table.add_column("value", justify="right")
         for key, label in METRIC_LABELS.items():
             table.add_row(label, fmt_metric(metrics.get(key)))
-        self.last_evaluation = PredictionSource(f"{entry.key} on {request.split}", {0: Path(result["predictions"])},
-                                                Path(result["images"]))
-        note = Text(f"metrics: {result['metrics_file']}\npress o to open its {metrics.get('count', 0):,} predictions",
+        self.last_evaluation = PredictionSource(f"{entry.key} on {request.split}", {0: Path(result.predictions)},
+                                                Path(result.images))
+        note = Text(f"metrics: {result.metrics_file}\npress o to open its {metrics.get('count', 0):,} predictions",
                     style="dim")
         self.app.call_from_thread(self._job_done, Group(table, note))
 
@@ -230,12 +235,14 @@ class CheckpointsScreen(Screen):
         self.app.call_from_thread(self._job_started, f"predicting {request.split} with {entry.key}…")
         try:
             result = run_engine_job(self._job_args("predict", entry, request), self._progress)
-            checked = check_submission_file(Path(result["submission"]))
+            if not isinstance(result, SubmissionResult):
+                raise JobError(f"the engine answered {result.kind}, not a submission")
+            checked = check_submission_file(Path(result.submission))
         except JobError as exc:
             self.app.call_from_thread(self._job_done, Text(f"prediction failed: {exc}", style="red"))
             return
-        unreadable = f"\n{result['unreadable']} unreadable images got 0.5" if result.get("unreadable") else ""
-        text = Text.assemble(("submission written and checked\n", "bold green"), f"{result['submission']}\n{checked}",
+        unreadable = f"\n{result.unreadable} unreadable images got 0.5" if result.unreadable else ""
+        text = Text.assemble(("submission written and checked\n", "bold green"), f"{result.submission}\n{checked}",
                              (unreadable, "yellow"))
         self.app.call_from_thread(self._job_done, text)
 
