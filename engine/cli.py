@@ -95,8 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("evaluate", "metrics of a checkpoint on a labelled split"),
                        ("predict", "write a submission CSV (img_name,y_pred) for a split")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--checkpoint", required=True, help="a .safetensors file, or a run folder (its best)")
-        p.add_argument("--data", required=True, type=Path, help="a split folder, its label file, or a dataset root")
+        p.add_argument("--checkpoint", required=True, nargs="+",
+                       help=".safetensors files or run folders (their best); several make a matrix or an ensemble")
+        p.add_argument("--data", required=True, type=Path, nargs="+" if name == "evaluate" else None,
+                       help="split folders, label files or dataset roots" if name == "evaluate"
+                       else "a split folder, its label file, or a dataset root")
         p.add_argument("--split", help="with a dataset root: train, val or test")
         p.add_argument("--labels", type=Path, help="label or list file, when it is not beside the folder")
         p.add_argument("--out", type=Path, help="output file (default: in the run folder)")
@@ -107,6 +110,15 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--img-size", type=int, help="input size, for weights without a sidecar")
         p.add_argument("--progress", choices=("bar", "json"), default="bar",
                        help="json: one JSON object a line (progress, then the result), for programs such as the app")
+        if name == "evaluate":
+            p.add_argument("--perturb", nargs="+", metavar="SPEC",
+                           help="perturbations: standard, jpeg:Q, resize:F, blur:S, noise:S, crop:F, chains a+b, a .toml")
+            p.add_argument("--name", help="the matrix's folder name under evaluations/ (default: from its settings)")
+            p.add_argument("--seed", type=int, default=0, help="seed of the per-image perturbation noise")
+        p.add_argument("--ensemble", help="mean, rank, soup" + (", greedy (comma separated; each a row)"
+                                                                 if name == "evaluate" else " (one)"))
+        p.add_argument("--tta", help="test-time augmentation: flip, scales (comma separated"
+                       + ("; each a row beside the plain one)" if name == "evaluate" else ")"))
 
     models = sub.add_parser("models", help="list timm model names (optionally matching a pattern like '*efficientnet*')")
     models.add_argument("pattern", nargs="?", default="")
@@ -461,7 +473,21 @@ def _report_unreadable(split, scores) -> None:
         print(f"warning: {len(scores.bad)} images could not be decoded: {', '.join(names)}", file=sys.stderr)
 
 
+def _is_matrix(args: argparse.Namespace) -> bool:
+    return (len(args.checkpoint) > 1 or len(args.data) > 1 or bool(args.perturb or args.ensemble or args.tta)
+            or bool(args.name))
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if _is_matrix(args):
+        from engine.matrix_cli import cmd_matrix
+
+        return cmd_matrix(args, _json_line)
+    args.checkpoint, args.data = args.checkpoint[0], args.data[0]
+    return _evaluate_one(args)
+
+
+def _evaluate_one(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from engine.console import confusion_table, metric_list_table
@@ -487,6 +513,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from engine.predict import write_submission
 
+    if len(args.checkpoint) > 1 or args.ensemble or args.tta:
+        from engine.matrix_cli import cmd_predict_ensemble
+
+        return cmd_predict_ensemble(args, _json_line)
+    args.checkpoint = args.checkpoint[0]
     loaded, split, scores, seconds = _score(args, "test")
     out = args.out
     if out is None:

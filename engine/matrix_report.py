@@ -1,0 +1,109 @@
+"""What a finished matrix leaves: matrix.csv, scores.parquet, matrix.json, and the table on the console.
+
+matrix.json records the exact settings (checkpoints with their model, input size and
+normalisation, datasets with their label files, perturbation specs, ensembles, TTA
+views, seed, batch size, device, versions), so a matrix can be repeated and the app can
+list and reopen past evaluations without the engine.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from engine.contract.config import versions
+from engine.contract.fmt import fmt_metric
+from engine.contract.runstore import atomic_path, atomic_write_json
+from engine.contract.text import plain_text
+from engine.device import DeviceSetup
+from engine.ensemble import TTA_SCALES
+from engine.matrix import SCORES_FILE, MatrixRunner, Plan, matrix_frames, row_kinds, write_scores
+
+MATRIX_CSV = "matrix.csv"
+MATRIX_JSON = "matrix.json"
+DROP_RED = 0.01  # an AUC drop above this is red; a smaller one yellow
+
+
+def settings(plan: Plan, setup: DeviceSetup) -> dict[str, Any]:
+    return {
+        "checkpoints": [{"key": m.key, "kind": m.kind, "path": str(m.loaded.path), "sources": m.sources,
+                         "model": m.loaded.sidecar.get("model"), "epoch": m.loaded.sidecar.get("epoch"),
+                         "img_size": m.spec.img_size, "mean": list(m.spec.mean), "std": list(m.spec.std),
+                         "eval_crop": m.spec.eval_crop} for m in plan.members],
+        "datasets": [{"key": d.key, "folder": str(d.split.folder), "label_file": str(d.split.label_file or "") or None,
+                      "images": len(d.split), "layout": d.split.layout} for d in plan.datasets],
+        "perturbations": [p.name for p in plan.perturbations],
+        "ensembles": plan.ensembles,
+        "tta": plan.tta,
+        "tta_scales": list(TTA_SCALES),
+        "seed": plan.seed,
+        "batch_size": plan.batch_size,
+        "device": setup.describe(),
+    }
+
+
+def finish_matrix(runner: MatrixRunner, seconds: float) -> dict[str, Any]:
+    """Write the tables; the report (matrix.json's content) is returned for the console and the app."""
+    plan, out = runner.plan, runner.out
+    table, cells = matrix_frames(plan, out)
+    csv_path = out / MATRIX_CSV
+    with atomic_path(csv_path) as tmp:
+        table.to_csv(tmp, index=False)
+    scores_path = write_scores(cells, plan, out / SCORES_FILE)
+    report = {
+        "format": 1,
+        "name": out.name,
+        "settings": settings(plan, runner.setup),
+        "rows": list(row_kinds(plan)),
+        "greedy_soup": runner.greedy,
+        "files": {"matrix": str(csv_path), "scores": str(scores_path), "cells": str(runner.cells)},
+        "cells": {"computed": runner.computed_cells, "reused": runner.reused_cells},
+        "unreadable": {d.key: int(table[(table["dataset"] == d.key) & (table["perturbation"] == "none")]["unreadable"].max())
+                       for d in plan.datasets},
+        "seconds": round(seconds, 3),
+        "time": time.time(),
+        "versions": versions(),
+    }
+    atomic_write_json(out / MATRIX_JSON, report)
+    return report
+
+
+def _cell_text(auc: Any, drop: Any, best: bool) -> Text:
+    text = Text(fmt_metric(auc), style="bold" if best else "")
+    if drop is not None and auc is not None and abs(drop) >= 0.0005:
+        colour = "red" if drop > DROP_RED else "yellow" if drop > 0 else "green"
+        text.append(f" {-drop:+.3f}", style=colour)
+    return text
+
+
+def matrix_tables(table: pd.DataFrame, metric: str = "auc") -> list[Table]:
+    """One table per dataset: rows are models, columns perturbations; the best of each column bold."""
+    out = []
+    for dataset, part in table.groupby("dataset", sort=False):
+        perturbations = list(dict.fromkeys(part["perturbation"]))
+        grid = Table(title=plain_text(f"{metric.upper()} on {dataset}"), title_justify="left", box=box.SIMPLE_HEAD,
+                     show_edge=False, header_style="bold", padding=(0, 1), pad_edge=False)
+        grid.add_column("model", no_wrap=True)
+        for name in perturbations:
+            grid.add_column(plain_text(name), justify="right", no_wrap=True)
+        best = {p: part[part["perturbation"] == p][metric].max() for p in perturbations}
+        for model, rows in part.groupby("model", sort=False):
+            cells = [plain_text(model)]
+            for name in perturbations:
+                row = rows[rows["perturbation"] == name].iloc[0]
+                value = None if pd.isna(row[metric]) else float(row[metric])
+                drop = None if pd.isna(row[f"drop_{metric}"]) else float(row[f"drop_{metric}"])
+                cells.append(_cell_text(value, drop, value is not None and value == best[name]))
+            grid.add_row(*cells)
+        out.append(grid)
+    return out
+
+
+def read_matrix_csv(out: Path) -> pd.DataFrame:
+    return pd.read_csv(Path(out) / MATRIX_CSV, keep_default_na=True)
