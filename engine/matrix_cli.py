@@ -11,12 +11,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from engine.contract.config import Config, resolve_workers
 from engine.contract.dataset import resolve_split
 from engine.contract.errors import FfdvError
 from engine.contract.fmt import fmt_duration
+from engine.contract.jobs import JobMessage, JobProgress, MatrixResult, SubmissionResult
 from engine.contract.perturbspec import Perturbation, parse_suite
 from engine.contract.text import plain_text, printable
 from engine.ensemble import ENSEMBLES, TTA_MODES, mean_ensemble, parse_choices, rank_ensemble
@@ -65,7 +65,7 @@ def build_plan(args: argparse.Namespace, setup) -> Plan:
     return plan
 
 
-def cmd_matrix(args: argparse.Namespace, json_line: Callable[[dict[str, Any]], None]) -> int:
+def cmd_matrix(args: argparse.Namespace, json_line: Callable[[JobMessage], None]) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
     from rich.progress import Progress as Bar
@@ -79,10 +79,10 @@ def cmd_matrix(args: argparse.Namespace, json_line: Callable[[dict[str, Any]], N
     console = Console(stderr=args.progress == "json")
     if args.progress == "json":
         def show(p: Progress) -> None:
-            json_line({"done": p.done, "total": p.total, "eta_s": None if p.eta_s is None else round(p.eta_s, 1),
-                       "stage": p.stage})
+            json_line(JobProgress(done=p.done, total=p.total, stage=p.stage,
+                                  eta_s=None if p.eta_s is None else round(p.eta_s, 1)))
 
-        json_line({"done": 0, "total": 0, "stage": "loading"})
+        json_line(JobProgress(done=0, total=0, stage="loading"))
         runner = MatrixRunner(plan, setup, out, show)
         runner.run()
     else:
@@ -99,9 +99,9 @@ def cmd_matrix(args: argparse.Namespace, json_line: Callable[[dict[str, Any]], N
             runner.run()
     report = finish_matrix(runner, time.monotonic() - started)
     if args.progress == "json":
-        json_line({"result": {"matrix_dir": str(out), "matrix": report["files"]["matrix"],
-                              "scores": report["files"]["scores"], "rows": report["rows"],
-                              "reused_cells": len(runner.reused_cells), "computed_cells": len(runner.computed_cells)}})
+        json_line(MatrixResult(matrix_dir=str(out), matrix=report["files"]["matrix"], scores=report["files"]["scores"],
+                               rows=report["rows"], reused_cells=len(runner.reused_cells),
+                               computed_cells=len(runner.computed_cells)))
         return 0
     for grid in matrix_tables(read_matrix_csv(out)):
         console.print(grid)
@@ -119,7 +119,7 @@ def cmd_matrix(args: argparse.Namespace, json_line: Callable[[dict[str, Any]], N
     return 0
 
 
-def cmd_predict_ensemble(args: argparse.Namespace, json_line: Callable[[dict[str, Any]], None]) -> int:
+def cmd_predict_ensemble(args: argparse.Namespace, json_line: Callable[[JobMessage], None]) -> int:
     """A submission from several checkpoints (mean, rank or soup) and/or TTA views."""
     import numpy as np
 
@@ -144,7 +144,7 @@ def cmd_predict_ensemble(args: argparse.Namespace, json_line: Callable[[dict[str
     def report(n: int) -> None:
         done[0] += n
         if args.progress == "json":
-            json_line({"done": done[0], "total": len(split)})
+            json_line(JobProgress(done=done[0], total=len(split)))
 
     result = score_pass(rows, split, Perturbation(), setup, args.batch_size, _workers(args.workers), 0, report)
     columns = [result.scores[r.key] for r, _ in rows]
@@ -161,7 +161,7 @@ def cmd_predict_ensemble(args: argparse.Namespace, json_line: Callable[[dict[str
         out = first.parent.parent / "submissions" / stem if first.parent.name == "checkpoints" else Path(stem)
     write_submission(out, split, scores)
     if args.progress == "json":
-        json_line({"result": {"submission": str(out), "rows": len(split), "unreadable": len(result.bad)}})
+        json_line(SubmissionResult(submission=str(out), rows=len(split), unreadable=len(result.bad)))
         return 0
     if result.bad:
         names = [split.names[i] for i in sorted(result.bad)][:20]

@@ -13,6 +13,7 @@ from engine.contract.jobs import (
     EvaluationResult,
     JobFailed,
     JobProgress,
+    MatrixResult,
     SubmissionResult,
     decode_job_message,
     encode_job_message,
@@ -24,6 +25,9 @@ EXAMPLES = [
                      metrics={"auc": 0.91, "eer": None, "confusion": [[5, 1], [2, 7]]}, unreadable=2),
     SubmissionResult(submission="/r/submissions/s.csv", rows=1000, unreadable=1),
     JobFailed(message="/d/valset_label.txt, line 3: target 7 is not 0 or 1"),
+    JobProgress(done=64, total=1000, stage="valset · jpeg:50", eta_s=12.5),
+    MatrixResult(matrix_dir="/r/evaluations/m", matrix="/r/evaluations/m/matrix.csv",
+                 scores="/r/evaluations/m/scores.parquet", rows=["a", "ensemble-mean"], computed_cells=3),
 ]
 
 

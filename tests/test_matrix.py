@@ -293,3 +293,18 @@ def test_predict_writes_a_submission_from_an_ensemble(runs: Path, data: Path, tm
     assert main(["predict", "--checkpoint", str(runs / "a"), "--tta", "flip", "--data", str(data), "--out", str(flip),
                  *COMMON]) == 0
     assert not np.allclose(pd.read_csv(flip)["y_pred"], subs["a"]["y_pred"], atol=1e-6)
+
+
+def test_progress_json_lines_end_with_the_matrix_result(runs: Path, data: Path, tmp_path: Path, capsys) -> None:
+    from engine.contract.jobs import JobProgress, MatrixResult, decode_job_message
+
+    out = tmp_path / "m"
+    assert run_matrix(["--checkpoint", str(runs / "a"), str(runs / "b"), "--data", str(data), "--perturb", "blur:1",
+                       "--out", str(out), "--progress", "json"]) == 0
+    messages = [decode_job_message(line) for line in capsys.readouterr().out.splitlines()]
+    assert all(m is not None for m in messages)
+    progress = [m for m in messages if isinstance(m, JobProgress)]
+    assert progress[-1].done == progress[-1].total == 48 and progress[-1].stage == "valset · blur:1"
+    assert progress[-1].eta_s == 0
+    result = messages[-1]
+    assert isinstance(result, MatrixResult) and result.matrix_dir == str(out) and result.rows == ["a", "b"]

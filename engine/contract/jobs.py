@@ -32,6 +32,8 @@ class JobProgress(JobMessage):
     kind: ClassVar[str] = "progress"
     done: int
     total: int
+    stage: str = ""  # what is being scored (a matrix: "dataset · perturbation")
+    eta_s: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +59,19 @@ class SubmissionResult(JobMessage):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MatrixResult(JobMessage):
+    """An evaluation matrix's folder (matrix.csv, scores.parquet, matrix.json) and its rows."""
+
+    kind: ClassVar[str] = "matrix"
+    matrix_dir: str
+    matrix: str
+    scores: str
+    rows: list[str] = field(default_factory=list)
+    computed_cells: int = 0
+    reused_cells: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
 class JobFailed(JobMessage):
     """The job ended with an input problem; ``message`` says which file and the fix."""
 
@@ -65,8 +80,8 @@ class JobFailed(JobMessage):
 
 
 JOB_TYPES: dict[str, type[JobMessage]] = {cls.kind: cls for cls in (JobProgress, EvaluationResult, SubmissionResult,
-                                                                      JobFailed)}
-JobResult = EvaluationResult | SubmissionResult
+                                                                      MatrixResult, JobFailed)}
+JobResult = EvaluationResult | SubmissionResult | MatrixResult
 _SKIP = frozenset({"extra", "problems"})
 _BASE_KEYS = {"v", "kind"}
 
