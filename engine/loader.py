@@ -1,6 +1,6 @@
 """From a Split to uint8 batches on the device, normalised there.
 
-Why it looks like this (DESIGN.md, "Engine performance rules"):
+Why it looks like this (ARCHITECTURE.md, the engine):
 - JPEGs are decoded in draft mode straight to about the training size, batches stay
   uint8 until they reach the device, and normalisation happens there.
 - The augmentation of sample i in epoch e is a pure function of (seed, e, i): the
@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from torchvision.transforms import v2
 
 from engine.contract.dataset import Split
-from engine.contract.images import BadImage, open_rgb
+from engine.contract.images import DEFAULT_MAX_PIXELS, BadImage, open_rgb
 
 LIGHT_SCALE = (0.7, 1.0)
 STRONG_SCALE = (0.5, 1.0)
@@ -106,7 +106,8 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 class ImageDataset(torch.utils.data.Dataset):
     """Items are (image uint8 CHW or None, target, index, reason); indexed by (index, epoch)."""
 
-    def __init__(self, split: Split, transform: v2.Compose, decode_size: int, seed: int = 0):
+    def __init__(self, split: Split, transform: v2.Compose, decode_size: int, seed: int = 0,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
         self.folder = str(split.folder)
         self.names = np.array([n.encode("utf-8") for n in split.names], dtype=np.bytes_)
         targets = split.targets if split.targets is not None else np.full(len(split.names), -1)
@@ -114,6 +115,7 @@ class ImageDataset(torch.utils.data.Dataset):
         self.transform = transform
         self.decode_size = decode_size
         self.seed = seed
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:
         return len(self.names)
@@ -125,7 +127,7 @@ class ImageDataset(torch.utils.data.Dataset):
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         target = int(self.targets[index])
         try:
-            img = open_rgb(f"{self.folder}/{self.name(index)}", self.decode_size)
+            img = open_rgb(f"{self.folder}/{self.name(index)}", self.decode_size, self.max_pixels)
         except BadImage as exc:
             return None, target, index, str(exc)
         if torch.utils.data.get_worker_info() is not None:

@@ -20,12 +20,13 @@ import pandas as pd
 import timm
 import torch
 
-from engine.checkpoints import read_sidecar, resolve_checkpoint
-from engine.contract.config import Config
+from engine.checkpoint_store import resolve_checkpoint
+from engine.contract.config import IMG_SIZE_RANGE, Config
 from engine.contract.dataset import Split
 from engine.contract.errors import CheckpointError, FfdvError, ModelError
 from engine.contract.protocol import clean_number
 from engine.contract.runstore import atomic_path, atomic_write_json
+from engine.contract.sidecar import Sidecar, SidecarError, read_sidecar
 from engine.device import DeviceSetup, setup_device
 from engine.inference import Scores, predictions_frame, score_batches
 from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, ImageSpec, eval_transform, make_loader
@@ -39,7 +40,7 @@ UNDECODABLE_SCORE = 0.5  # an image that cannot be read still needs a row; 0.5 c
 class LoadedCheckpoint:
     model: torch.nn.Module
     spec: ImageSpec
-    sidecar: dict[str, Any]
+    sidecar: Sidecar
     path: Path
 
 
@@ -47,13 +48,17 @@ def load_checkpoint(path: Path | str, setup: DeviceSetup, model_name: str | None
                     img_size: int | None = None) -> LoadedCheckpoint:
     """Build the sidecar's model and load the weights strictly; ``model_name`` stands in for a lost sidecar."""
     weights_path = resolve_checkpoint(path)
+    lo, hi = IMG_SIZE_RANGE
+    if img_size is not None and not lo <= img_size <= hi:
+        raise CheckpointError(f"--img-size {img_size}: the input size must be from {lo} to {hi} pixels "
+                              "(the rule of data.img_size). Fix: pass the size the model was trained at.")
     try:
         sidecar = read_sidecar(weights_path)
-    except CheckpointError:
+    except SidecarError:
         if not model_name:
             raise
-        sidecar = {"model": model_name, "img_size": img_size or 224}
-    name = model_name or sidecar["model"]
+        sidecar = Sidecar(model=model_name, img_size=img_size or 224)
+    name = model_name or sidecar.model
     check_model_name(name)
     model = timm.create_model(name, pretrained=False, num_classes=NUM_CLASSES)
     try:  # ffdv's safetensors, or weights trained elsewhere (a state dict read with weights_only=True)
@@ -70,10 +75,10 @@ def load_checkpoint(path: Path | str, setup: DeviceSetup, model_name: str | None
         ) from None
     data_cfg = timm.data.resolve_model_data_config(model)
     spec = ImageSpec(
-        img_size=int(img_size or sidecar.get("img_size") or data_cfg["input_size"][-1]),
-        mean=tuple(sidecar.get("mean") or data_cfg["mean"]),
-        std=tuple(sidecar.get("std") or data_cfg["std"]),
-        eval_crop=float(sidecar.get("eval_crop", 1.0)),
+        img_size=int(img_size or sidecar.img_size or data_cfg["input_size"][-1]),
+        mean=tuple(sidecar.mean or data_cfg["mean"]),
+        std=tuple(sidecar.std or data_cfg["std"]),
+        eval_crop=sidecar.eval_crop,
     )
     model.to(setup.device)
     if setup.channels_last:
@@ -112,8 +117,8 @@ def evaluation_report(loaded: LoadedCheckpoint, split: Split, scores: Scores, se
     metrics = {k: (clean_number(v) if isinstance(v, float) else v) for k, v in metrics.items()}
     return {
         "checkpoint": str(loaded.path),
-        "model": loaded.sidecar.get("model"),
-        "epoch": loaded.sidecar.get("epoch"),
+        "model": loaded.sidecar.model,
+        "epoch": loaded.sidecar.epoch,
         "split": str(split.folder),
         "label_file": str(split.label_file) if split.label_file else None,
         "images": len(split),

@@ -1,6 +1,6 @@
 """The training run: epochs of steps, a validation after each, checkpoints, events all along.
 
-The hot loop follows DESIGN.md's performance rules: uint8 batches normalised on the
+The hot loop follows the engine's performance rules (ARCHITECTURE.md): uint8 batches normalised on the
 device, no host-device sync per step (losses stay on the device until a Step event
 is due, a few per second at most and about 250 per epoch), commands and signals
 read between steps with one ``stat``. Everything a viewer sees arrives as an event
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
-from engine.checkpoints import CheckpointManager, load_training_state, newest_resumable
+from engine.checkpoint_store import CheckpointManager, load_training_state, newest_resumable
 from engine.contract.config import BEST_METRICS, Config, resolve_lr, resolve_workers, versions
 from engine.contract.dataset import Split, training_splits
 from engine.contract.errors import ConfigError, DataError, FfdvError
@@ -48,6 +48,7 @@ from engine.contract.protocol import (
     clean_number,
 )
 from engine.contract.runstore import RunPaths, atomic_path, atomic_write_text
+from engine.contract.sidecar import Sidecar
 from engine.control import Control
 from engine.device import DeviceSetup, memory_and_utilization, setup_device
 from engine.distributed import (
@@ -132,6 +133,9 @@ class Trainer:
         self._build_scheduler()
         metric = cfg.train.best_metric
         self.checkpoints = CheckpointManager(self.paths.checkpoints, metric, BEST_METRICS[metric], cfg.train.keep_top_k)
+        if self.dist.is_main:
+            for note in self.checkpoints.recover():
+                self.sink.emit(RunWarning(message=note, code="checkpoint_recovered"))
         self.resumed_from = self._restore() if resume else None
 
     def _build_loaders(self) -> None:
@@ -466,21 +470,12 @@ class Trainer:
         self._last_scores = scores
         return metrics
 
-    def _sidecar(self, metrics: dict[str, Any] | None) -> dict[str, Any]:
-        return {
-            "model": self.config.model.name,
-            "num_classes": 2,
-            "classes": ["real", "fake"],
-            "img_size": self.spec.img_size,
-            "mean": list(self.spec.mean),
-            "std": list(self.spec.std),
-            "eval_crop": self.spec.eval_crop,
-            "weights": "ema" if self.ema is not None else "model",
-            "metrics": metrics,
-            "run": self.paths.root.name,
-            "config": self.config.to_dict(),
-            "versions": versions(),
-        }
+    def _sidecar(self, metrics: dict[str, Any] | None) -> Sidecar:
+        return Sidecar(
+            model=self.config.model.name, img_size=self.spec.img_size, mean=tuple(self.spec.mean),
+            std=tuple(self.spec.std), eval_crop=self.spec.eval_crop, weights="ema" if self.ema is not None else "model",
+            metrics=metrics, run=self.paths.root.name, config=self.config.to_dict(), versions=versions(),
+        )
 
     def _checkpoint(self, reason: str, metrics: dict[str, Any] | None = None, command_id: str = "") -> None:
         """Every rank calls this (the RNG states are gathered); rank 0 writes."""

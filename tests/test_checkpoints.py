@@ -12,10 +12,11 @@ import timm
 import torch
 from safetensors.torch import load_file, save_file
 
-import engine.checkpoints as checkpoints
-from engine.checkpoints import CheckpointManager, newest_resumable, read_index, resolve_checkpoint
+import engine.checkpoint_store as checkpoint_store
+from engine.checkpoint_store import CheckpointManager, newest_resumable, read_index, resolve_checkpoint
 from engine.contract.config import Config
 from engine.contract.errors import CheckpointError, ModelError
+from engine.contract.sidecar import Sidecar
 from engine.models import create_model, load_weights_file, read_state_dict
 from engine.predict import inference_setup, load_checkpoint
 
@@ -25,7 +26,7 @@ def weights(value: float) -> dict[str, torch.Tensor]:
 
 
 def save(manager: CheckpointManager, epoch: int, metric: float | None, reason: str = "epoch", state: bool = True):
-    return manager.save(epoch=epoch, step=epoch * 10, weights=weights(epoch), sidecar={"model": "toy"},
+    return manager.save(epoch=epoch, step=epoch * 10, weights=weights(epoch), sidecar=Sidecar(model="toy"),
                         state={"epoch": epoch} if state else None, metric_value=metric, reason=reason)
 
 
@@ -91,7 +92,7 @@ def test_a_kill_mid_write_leaves_the_previous_checkpoint_intact(tmp_path: Path, 
         Path(filename).write_bytes(b"\x00" * 100)  # the start of a file, then the process "dies"
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(checkpoints, "save_file", half_write)
+    monkeypatch.setattr(checkpoint_store, "save_file", half_write)
     with pytest.raises(KeyboardInterrupt):
         save(manager, 2, 0.9)
     assert not list(tmp_path.glob(".*tmp*")) and not (tmp_path / "epoch-002.safetensors").exists()

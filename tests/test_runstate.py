@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -116,13 +116,15 @@ def write_events(run: Path, events: list[dict]) -> None:
     (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
 
 
-def test_status_corrects_a_live_looking_log_by_the_process(tmp_path: Path) -> None:
+def test_status_corrects_a_live_looking_log_by_the_process(tmp_path: Path, request) -> None:
     run = tmp_path / "r"
     write_events(run, [started(), step(2, 0, 1)])
     paths = RunPaths(run)
-    engine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    stand_in = subprocess.Popen(["sleep", "60"])  # a live process that started before engine.json was written
+    request.addfinalizer(lambda: (stand_in.kill(), stand_in.wait()))
+    engine = {"pid": stand_in.pid, "host": socket.gethostname(), "started": time.time()}
     (run / "engine.json").write_text(json.dumps(engine))
-    assert run_status(paths, load_run(run)) == RUNNING  # this test process stands in for a live engine
+    assert run_status(paths, load_run(run)) == RUNNING
     dead = 2**22 + 12345  # above the default pid_max: no such process
     (run / "engine.json").write_text(json.dumps({**engine, "pid": dead, "engine_pid": dead}))
     assert run_status(paths, load_run(run)) == CRASHED

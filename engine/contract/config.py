@@ -38,6 +38,9 @@ BEST_METRICS = {
     "eer": False,
     "loss": False,
 }
+# Input size and evaluation crop: the config's rules, shared with the checkpoint sidecar's checks.
+IMG_SIZE_RANGE = (16, 4096)
+EVAL_CROP_RANGE = (0.1, 1.0)
 LR_FROM_SCRATCH = 1e-3
 LR_FINE_TUNE = 2e-4
 
@@ -50,6 +53,7 @@ class DataConfig:
     eval_crop: float = 1.0  # 1.0: resize the whole image; below 1: resize to img_size/eval_crop, centre-crop
     workers: int = -1  # -1: one per CPU core, at most 8
     on_bad_image: str = "skip"
+    max_image_mpix: float = 100.0  # images above this many megapixels (after JPEG draft reduction) are refused; 0: no limit
 
 
 @dataclass
@@ -90,6 +94,7 @@ class TrainConfig:
     best_metric: str = "auc"
     keep_top_k: int = 3
     val_every: int = 1
+    recovery_every_min: float = 10.0  # mid-epoch recovery checkpoint (training state) every N minutes; 0: never
 
 
 @dataclass
@@ -251,8 +256,12 @@ def check_config(config: Config) -> None:
     _choice("train.channels_last", t.channels_last, ("auto", "on", "off"))
     _choice("train.best_metric", t.best_metric, BEST_METRICS)
     checks = [
-        (16 <= d.img_size <= 4096, "data.img_size must be between 16 and 4096 pixels"),
-        (0.1 <= d.eval_crop <= 1.0, "data.eval_crop must be between 0.1 and 1.0 (1.0 = no crop)"),
+        (IMG_SIZE_RANGE[0] <= d.img_size <= IMG_SIZE_RANGE[1],
+         f"data.img_size must be between {IMG_SIZE_RANGE[0]} and {IMG_SIZE_RANGE[1]} pixels"),
+        (EVAL_CROP_RANGE[0] <= d.eval_crop <= EVAL_CROP_RANGE[1],
+         f"data.eval_crop must be between {EVAL_CROP_RANGE[0]} and {EVAL_CROP_RANGE[1]} (1.0 = no crop)"),
+        (d.max_image_mpix >= 0, "data.max_image_mpix must be 0 (no limit) or a positive number of megapixels"),
+        (t.recovery_every_min >= 0, "train.recovery_every_min must be 0 (off) or a positive number of minutes"),
         (d.workers >= -1, "data.workers must be -1 (automatic), 0 (load in the main process) or more"),
         (bool(m.name.strip()), "model.name must name a timm model, e.g. 'resnet10t' or 'efficientnet_b1'"),
         (0 <= m.drop_rate < 1 and 0 <= m.drop_path_rate < 1, "model.drop_rate and drop_path_rate must be in [0, 1)"),

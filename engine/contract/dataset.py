@@ -4,7 +4,7 @@ Torch-free (pandas and the standard library), so the app's dataset screen report
 problems in the same words as the engine. A broken label file stops a run before
 it starts, with each offending line listed and the fix named.
 
-Two layouts (DESIGN.md):
+Two layouts (ARCHITECTURE.md, the data path):
 - FFDI: ``DATA/trainset/`` + ``DATA/trainset_label.txt`` (CSV ``img_name,target``), likewise
   ``valset``; ``testset`` with an optional label or list file.
 - Image folders: ``DATA/{train,val}/{real,fake}/*``, ``DATA/test/`` flat or with class folders.

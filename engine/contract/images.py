@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile
 
-# Huge images are data here, not an attack: allow up to 1 gigapixel (PIL's default warns at 89 Mpx).
+# PIL refuses only above 2 gigapixels at open, so a huge JPEG can still be opened and reduced by its
+# decoder (draft); what is decoded in full is bounded by ``max_pixels`` below (data.max_image_mpix).
 Image.MAX_IMAGE_PIXELS = 1_000_000_000
+DEFAULT_MAX_PIXELS = 100_000_000  # 100 Mpx: 300 MB of RGB per decode, in every loader worker at once
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is a bad image, reported and skipped
 
 
@@ -42,14 +44,29 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def open_rgb(path: Path | str, min_size: int | None = None) -> Image.Image:
-    """Decode ``path`` to an RGB image whose sides are at least ``min_size`` where the source allows."""
+def too_large(width: int, height: int, max_pixels: int) -> str | None:
+    """Why an image of this size is not decoded, or None."""
+    if max_pixels <= 0 or width * height <= max_pixels:
+        return None
+    return (f"{width}x{height} pixels ({width * height / 1e6:.0f} Mpx) is above the limit of {max_pixels / 1e6:g} Mpx "
+            f"(decoding it would take {width * height * 3 / 1e9:.1f} GB); shrink the image, or raise "
+            "data.max_image_mpix")
+
+
+def open_rgb(path: Path | str, min_size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode ``path`` to an RGB image whose sides are at least ``min_size`` where the source allows.
+
+    JPEGs are reduced while decoding (draft); anything still above ``max_pixels`` (0: no limit) is
+    refused with the reason before a byte of it is decoded."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(path)
             if min_size and img.format == "JPEG":
                 img.draft("RGB", (min_size, min_size))
+            reason = too_large(*img.size, max_pixels)
+            if reason:
+                raise BadImage(reason)
             img.load()
             return _to_rgb(img)
     except FileNotFoundError:

@@ -194,18 +194,42 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _pid_alive(pid: int) -> bool:
+START_TOLERANCE_S = 2.0  # clock-tick rounding of a process's start time, and a slow fork
+
+
+def _pid_alive(pid: Any, started: Any = None) -> bool:
+    """Whether ``pid`` is a live process that can be the one engine.json names.
+
+    Only positive pids other than 1 and our own count (``os.kill(0 | -1, 0)`` asks about whole process
+    groups, so a forged engine.json could make any run look alive). Where /proc tells, a process that
+    started after engine.json's ``started`` time is a recycled pid, not the engine that wrote it.
+    """
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1 or pid == os.getpid():
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    with contextlib.suppress(OSError):  # a reaped-late zombie or a recycled pid is not our engine
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+        pass
+    except (OSError, OverflowError):
+        return False
+    with contextlib.suppress(OSError, ValueError, IndexError):  # a reaped-late zombie or a recycled pid is not our engine
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if fields[0] == "Z":
             return False
+        if isinstance(started, (int, float)) and not isinstance(started, bool):
+            began = _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+            if began > started + START_TOLERANCE_S:
+                return False
     return True
+
+
+def _boot_time() -> float:
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("btime "):
+            return float(line.split()[1])
+    raise ValueError("no btime in /proc/stat")
 
 
 def engine_alive(paths: RunPaths) -> bool | None:
@@ -215,8 +239,7 @@ def engine_alive(paths: RunPaths) -> bool | None:
         return False
     if info.get("host") != socket.gethostname():
         return None
-    pids = [p for p in (info.get("pid"), info.get("engine_pid")) if isinstance(p, int)]
-    return any(_pid_alive(p) for p in pids)
+    return any(_pid_alive(info.get(key), info.get("started")) for key in ("pid", "engine_pid"))
 
 
 def log_tail(paths: RunPaths, lines: int = LOG_TAIL_LINES) -> list[str]:
@@ -258,7 +281,7 @@ def stop_engine(paths: RunPaths, sig: int = signal.SIGTERM) -> bool:
         return False
     for key in ("engine_pid", "pid"):
         pid = info.get(key)
-        if isinstance(pid, int) and _pid_alive(pid):
+        if _pid_alive(pid, info.get("started")):  # never 0, -1 (process groups, everything), 1 or ourselves
             os.kill(pid, sig)
             return True
     return False

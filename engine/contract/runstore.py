@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover
 
 @dataclass(frozen=True)
 class RunPaths:
-    """Where each part of a run lives (DESIGN.md, "The run store").
+    """Where each part of a run lives (ARCHITECTURE.md, the run folder).
 
     ``node`` > 0: another machine of a several-machine run, sharing the folder; its engine's
     own files (log, pids, exit) get the node in their names, everything else is rank 0's.
@@ -130,6 +130,42 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             tmp.unlink()
         raise
     _fsync_dir(path.parent)
+
+
+_TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)(?:-[0-9a-f]+)?$")
+
+
+def remove_leftover_temporaries(folder: Path | str) -> list[Path]:
+    """Delete the ``.NAME.tmp-PID-*`` files a killed writer left in ``folder`` (a checkpoint's can be
+    gigabytes); those of a writer that still lives are left alone. Returns what was removed."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMPORARY.match(entry.name)
+        if not match or entry.is_dir(follow_symlinks=False):
+            continue
+        pid = int(match.group(1))
+        if pid != os.getpid() and _process_exists(pid):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:

@@ -1,0 +1,169 @@
+"""Fault injection for the engine (issue 9): kills in every window of a checkpoint write, broken and
+hostile inputs, full and read-only disks. Each case failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from engine.checkpoint_store import KILL_ENV, CheckpointManager, newest_resumable, read_index
+from engine.contract.config import load_config
+from engine.contract.errors import ConfigError
+from engine.contract.images import BadImage, open_rgb
+from engine.contract.launch import engine_alive, stop_engine
+from engine.contract.runstore import RunPaths
+from engine.contract.sidecar import Sidecar
+
+PHASES = ["weights.tmp", "weights", "sidecar.tmp", "sidecar", "state.tmp", "state", "links", "index.tmp", "index",
+          "prune"]
+
+
+def weights(value: float) -> dict[str, torch.Tensor]:
+    return {"w": torch.full((4, 4), value)}
+
+
+def save(folder: Path, epoch: int, metric: float | None) -> None:
+    manager = CheckpointManager(folder, "auc", True, keep_top_k=1)
+    manager.save(epoch=epoch, step=epoch * 10, weights=weights(epoch), sidecar=Sidecar(model="toy"),
+                 state={"epoch": epoch}, metric_value=metric, reason="epoch")
+
+
+def save_killed_at(folder: Path, epoch: int, metric: float | None, phase: str) -> None:
+    """Save in a forked child that SIGKILLs itself at ``phase`` (the engine's own fault-injection hook)."""
+    pid = os.fork()
+    if pid == 0:  # the child: dies inside save, or exits 0 if the phase was never reached
+        os.environ[KILL_ENV] = f"epoch.{phase}"
+        try:
+            save(folder, epoch, metric)
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"{phase} was never reached"
+
+
+# ---------------------------------------------------------------- 4. crash-safe checkpoint writes
+
+
+def test_resume_finds_the_state_when_the_index_lags_behind_the_files(tmp_path: Path) -> None:
+    """The issue's window: new state written, old one pruned, index not yet written: the index names deleted files."""
+    save(tmp_path, 1, 0.5)
+    stale_index = (tmp_path / "index.json").read_text()
+    save(tmp_path, 2, 0.7)
+    (tmp_path / "index.json").write_text(stale_index)  # what a kill between prune and index write left
+    (tmp_path / "epoch-001.state.pt").unlink(missing_ok=True)
+    found = newest_resumable(tmp_path)
+    assert found is not None and found[0].name == "epoch-002.state.pt"
+    notes = CheckpointManager(tmp_path, "auc", True, 1).recover()
+    assert any("rebuilt" in n for n in notes)
+    assert [r.name for r in read_index(tmp_path)] == ["epoch-002"]
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_a_kill_in_any_window_of_a_checkpoint_write_leaves_a_resumable_run(tmp_path: Path, phase: str) -> None:
+    save(tmp_path, 1, 0.5)
+    save_killed_at(tmp_path, 2, 0.7, phase)
+    manager = CheckpointManager(tmp_path, "auc", True, keep_top_k=1)
+    notes = manager.recover()
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name], notes
+    state, record = newest_resumable(tmp_path)
+    assert record.epoch in (1, 2) and torch.load(state, weights_only=True)["epoch"] == record.epoch
+    listed = {r.name for r in read_index(tmp_path)}
+    on_disk = {p.name.removesuffix(".json") for p in tmp_path.glob("epoch-*.json")}
+    assert listed == on_disk and record.name in listed
+    for alias in ("best", "last"):  # the links point at files that exist
+        assert (tmp_path / f"{alias}.safetensors").resolve().is_file()
+    # the next save carries on normally
+    manager.save(epoch=3, step=30, weights=weights(3), sidecar=Sidecar(model="toy"), state={"epoch": 3},
+                 metric_value=0.9, reason="epoch")
+    assert newest_resumable(tmp_path)[1].epoch == 3 and [p.name for p in tmp_path.glob("*.state.pt")] == [
+        "epoch-003.state.pt"]
+
+
+def test_leftover_temporaries_are_removed_at_the_next_start_but_not_a_live_writers(tmp_path: Path) -> None:
+    save(tmp_path, 1, 0.5)
+    dead = tmp_path / ".epoch-002.state.pt.tmp-99999999-0123abcd"
+    dead.write_bytes(b"\0" * 1000)
+    live = tmp_path / f".epoch-002.json.tmp-{os.getppid()}-0123abcd"  # a process that exists
+    live.write_text("{")
+    notes = CheckpointManager(tmp_path, "auc", True, 1).recover()
+    assert not dead.exists() and live.exists() and any("unfinished" in n for n in notes)
+
+
+# ---------------------------------------------------------------- 8. liveness: forged engine.json
+
+
+def forge_engine_json(run: Path, pid, started: float | None = None, engine_pid=None) -> RunPaths:
+    run.mkdir(parents=True, exist_ok=True)
+    info = {"pid": pid, "host": socket.gethostname(), "started": time.time() if started is None else started}
+    if engine_pid is not None:
+        info["engine_pid"] = engine_pid
+    (run / "engine.json").write_text(json.dumps(info))
+    return RunPaths(run)
+
+
+@pytest.mark.parametrize("pid", [0, -1, 1, "self", True, "12", None, 2**40])
+def test_a_forged_pid_is_never_alive_and_never_signalled(tmp_path: Path, monkeypatch, pid) -> None:
+    pid = os.getpid() if pid == "self" else pid
+    paths = forge_engine_json(tmp_path / "r", pid, engine_pid=pid)
+    sent = []
+    monkeypatch.setattr(os, "kill", lambda p, s: sent.append((p, s)) if s != 0 else os_kill(p, s))
+    assert engine_alive(paths) is False
+    assert stop_engine(paths) is False and not [s for s in sent if s[1] != 0]
+
+
+os_kill = os.kill
+
+
+def test_a_recycled_pid_that_started_after_engine_json_is_not_the_engine(tmp_path: Path) -> None:
+    written = time.time() - 60  # engine.json from a minute ago; the process below started just now
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        assert engine_alive(forge_engine_json(tmp_path / "old", child.pid, started=written)) is False
+        assert engine_alive(forge_engine_json(tmp_path / "new", child.pid)) is True
+    finally:
+        child.kill()
+        child.wait()
+
+
+# ---------------------------------------------------------------- 8. a 20000 x 20000 PNG
+
+
+def png_claiming(path: Path, width: int, height: int) -> Path:
+    """A tiny PNG whose header claims width x height (a decompression bomb needs no more to cost gigabytes)."""
+    Image.new("RGB", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4: ihdr + 12] = struct.pack(">II", width, height)
+    data[ihdr + 17: ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr: ihdr + 17])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_huge_png_is_refused_with_the_reason_before_decoding(tmp_path: Path) -> None:
+    path = png_claiming(tmp_path / "huge.png", 20000, 20000)
+    started = time.monotonic()
+    with pytest.raises(BadImage, match=r"20000x20000 pixels \(400 Mpx\) is above the limit of 100 Mpx.*max_image_mpix"):
+        open_rgb(path, 64)
+    assert time.monotonic() - started < 5  # not a 2.8 GB decode (measured 17 s before)
+
+
+def test_the_pixel_limit_is_configurable_and_jpegs_are_reduced_first(tmp_path: Path) -> None:
+    Image.new("RGB", (800, 800), (10, 20, 30)).save(tmp_path / "a.jpg")
+    Image.new("RGB", (800, 800), (10, 20, 30)).save(tmp_path / "a.png")
+    assert open_rgb(tmp_path / "a.jpg", 128, max_pixels=200_000).size == (200, 200)  # draft: decoded at 1/4
+    with pytest.raises(BadImage, match="above the limit"):
+        open_rgb(tmp_path / "a.png", 128, max_pixels=200_000)
+    assert open_rgb(tmp_path / "a.png", 128, max_pixels=0).size == (800, 800)
+    with pytest.raises(ConfigError, match="max_image_mpix"):
+        load_config(None, {"data.max_image_mpix": -1})
