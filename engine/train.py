@@ -143,7 +143,8 @@ class Trainer:
         workers = resolve_workers(cfg)
         pin = self.device.is_cuda
         transform, decode = train_transform(self.spec, cfg.data.augment)
-        self.train_set = ImageDataset(self.train_split, transform, decode, cfg.train.seed)
+        max_pixels = int(cfg.data.max_image_mpix * 1e6)
+        self.train_set = ImageDataset(self.train_split, transform, decode, cfg.train.seed, max_pixels)
         self.train_sampler = EpochSampler(len(self.train_set), True, cfg.train.seed, self.world_size, self.rank)
         drop_last = len(self.train_sampler) > cfg.train.batch_size
         nice = self.device.loader_niceness
