@@ -16,6 +16,7 @@ from typing import Any
 from engine import __version__
 from engine.contract.errors import FfdvError
 from engine.contract.jobs import EvaluationResult, JobFailed, JobMessage, JobProgress, SubmissionResult, encode_job_message
+from engine.contract.status import RunOutcome, RunStatus
 
 # Command-line flags of `ffdv train` and the config settings they set.
 TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
@@ -230,7 +231,7 @@ def _follow(paths, from_start: bool, interactive_stop: bool = False, after_seq: 
                 view(event)
                 last = event
             if last is not None and last.kind == "run_finished":
-                return 0 if last.status in ("completed", "stopped") else 1
+                return 0 if last.status in (RunOutcome.COMPLETED, RunOutcome.STOPPED) else 1
             now = time.monotonic()
             if not events and now >= next_check:
                 next_check = now + 1.0
@@ -305,7 +306,7 @@ def _train_here(paths, config, resume: bool, dist_ctx=None) -> int:
         view.console.print(f"run folder: {paths.root}")
         if (paths.checkpoints / "best.safetensors").exists():
             view.console.print(f"best checkpoint: {paths.checkpoints / 'best.safetensors'}")
-    return 0 if finished.status in ("completed", "stopped") else 1
+    return 0 if finished.status in (RunOutcome.COMPLETED, RunOutcome.STOPPED) else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -370,7 +371,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         epochs = f"{state.epoch}/{state.epochs}" if state.epochs else "–"
         rows.append((state.started_at or 0, folder.name, status, epochs, best, started,
                      fmt_duration(state.duration), str(state.world_size)))
-    colours = {"running": "green", "paused": "yellow", "crashed": "red", "failed": "red", "unresponsive": "red"}
+    colours = {RunStatus.RUNNING: "green", RunStatus.PAUSED: "yellow", RunStatus.CRASHED: "red", RunStatus.FAILED: "red",
+               RunStatus.UNRESPONSIVE: "red"}
     for row in sorted(rows):
         status = row[2]
         table.add_row(row[1], f"[{colours.get(status, 'default')}]{status}[/]", *row[3:])
@@ -390,14 +392,15 @@ COMMAND_NAMES = {"pause": "pause", "resume": "resume", "stop": "stop", "checkpoi
 def cmd_control(args: argparse.Namespace) -> int:
     """Send a command through commands.jsonl and wait for the engine's answer (its event)."""
     from engine.contract.launch import run_status
-    from engine.contract.runstate import LIVE_STATUSES, load_run
+    from engine.contract.runstate import load_run
     from engine.contract.runstore import EventReader, RunPaths, append_command
+    from engine.contract.status import LIVE_STATUSES
 
     paths = RunPaths(_find_run(args.run, args.runs))
     state = load_run(paths.root)
     status = run_status(paths, state)
     if status not in LIVE_STATUSES:
-        hint = f"; continue it with `ffdv train --resume {paths.root}`" if status in ("stopped", "crashed") else ""
+        hint = f"; continue it with `ffdv train --resume {paths.root}`" if status in (RunStatus.STOPPED, RunStatus.CRASHED) else ""
         raise FfdvError(f"{paths.root}: the run is {status}, so there is nothing to {args.command}{hint}")
     reader = EventReader(paths.events, from_seq=state.last_seq + 1)
     command_id = append_command(paths, COMMAND_NAMES[args.command])

@@ -31,6 +31,7 @@ from engine.contract.protocol import (
     Step,
     Validated,
 )
+from engine.contract.status import RunOutcome
 
 PLAIN_LINE_INTERVAL_S = 10.0
 
@@ -179,13 +180,13 @@ class ConsoleView:
 
     def _on_run_finished(self, e: RunFinished) -> None:
         self.close()
-        colour = {"completed": "green", "stopped": "yellow"}.get(e.status, "red")
+        colour = {RunOutcome.COMPLETED: "green", RunOutcome.STOPPED: "yellow"}.get(e.status, "red")
         best = (f"best {e.best_metric} {fmt_metric(e.best_value)} at epoch {e.best_epoch}"
                 if e.best_value is not None else "no validation yet")
         bad = f" · {e.bad_images} unreadable images skipped" if e.bad_images else ""
         self.console.print(f"[bold {colour}]run {e.status}[/] after {e.epochs_completed} epochs in "
                            f"{fmt_duration(e.duration_s)} · {best}{bad}")
-        if e.message and e.status != "completed":
+        if e.message and e.status != RunOutcome.COMPLETED:
             self.console.print(e.message)
 
     def close(self) -> None:

@@ -49,6 +49,7 @@ from engine.contract.protocol import (
 )
 from engine.contract.runstore import RunPaths, atomic_path, atomic_write_text
 from engine.contract.sidecar import Sidecar
+from engine.contract.status import RunStatus
 from engine.control import Control
 from engine.device import DeviceSetup, memory_and_utilization, setup_device
 from engine.distributed import (
@@ -422,7 +423,7 @@ class Trainer:
                 if command.name == "checkpoint_now":
                     checkpoint_ids.append(command.id)
                 elif command.name in ("pause", "resume") and want_pause == (command.name == "pause"):
-                    state = "paused" if want_pause else "running"
+                    state = RunStatus.PAUSED if want_pause else RunStatus.RUNNING
                     self.sink.emit(RunWarning(message=f"{command.name} ignored: the run is already {state}",
                                               code="command_ignored", extra={"command": command.id}))
                 elif command.name in ("pause", "resume"):

@@ -26,6 +26,7 @@ from textual.screen import Screen
 from engine.contract.config import Config, load_config, resolve, save_config
 from engine.contract.launch import launch_run
 from engine.contract.runstore import append_command, create_run_dir, new_command_id
+from engine.contract.status import LIVE_STATUSES, RunStatus
 from ffdv_tui.model_names import model_names
 from ffdv_tui.runs import Answer, RunEntry, RunsModel
 from ffdv_tui.screens.confirm import ConfirmScreen
@@ -219,23 +220,23 @@ class FfdvApp(App[str]):
 
     def action_pause_resume(self) -> None:
         entry = self.selected_entry()
-        if entry is not None and entry.status == "paused":
-            self._send("resume", ("paused",))
+        if entry is not None and entry.status == RunStatus.PAUSED:
+            self._send("resume", (RunStatus.PAUSED,))
         else:
-            self._send("pause", ("running",))
+            self._send("pause", (RunStatus.RUNNING,))
 
     def action_checkpoint(self) -> None:
-        self._send("checkpoint_now", ("running", "paused"))
+        self._send("checkpoint_now", (RunStatus.RUNNING, RunStatus.PAUSED))
 
     def action_stop(self) -> None:
         entry = self.selected_entry()
         if entry is None or not entry.is_live:
-            self._send("stop", ("running", "paused", "starting"))
+            self._send("stop", tuple(LIVE_STATUSES))
             return
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self._send("stop", ("running", "paused", "starting"))
+                self._send("stop", tuple(LIVE_STATUSES))
 
         self.push_screen(ConfirmScreen(f"Stop {entry.name}? It finishes its step and saves a checkpoint; "
                                        "r resumes it later.", yes="Stop", no="Keep running"), confirmed)
@@ -246,8 +247,8 @@ class FfdvApp(App[str]):
             self.notify("No run selected.", severity="warning")
             return
         if entry.is_live:
-            if entry.status == "paused":
-                self._send("resume", ("paused",))
+            if entry.status == RunStatus.PAUSED:
+                self._send("resume", (RunStatus.PAUSED,))
             else:
                 self.notify(f"{entry.name} is {entry.status}.", severity="warning")
             return

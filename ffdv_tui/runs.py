@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.contract.launch import Exit, engine_exit, log_tail, run_status
-from engine.contract.runstate import LIVE_STATUSES, RunFollower, RunState
+from engine.contract.runstate import RunFollower, RunState
 from engine.contract.runstore import RunPaths
+from engine.contract.status import LIVE_STATUSES, RunStatus
 
 BACKGROUND_POLL_S = 1.0
 SCAN_INTERVAL_S = 1.0
@@ -30,7 +31,7 @@ class RunEntry:
     name: str
     paths: RunPaths
     follower: RunFollower
-    status: str = "starting"
+    status: RunStatus = RunStatus.STARTING
     exit: Exit | None = None
     log: list[str] = field(default_factory=list)
     next_poll: float = 0.0
@@ -109,9 +110,9 @@ class RunsModel:
 
     def _refresh_status(self, entry: RunEntry, with_log: bool) -> bool:
         status = run_status(entry.paths, entry.state)
-        exit_info = engine_exit(entry.paths) if status == "crashed" else None
+        exit_info = engine_exit(entry.paths) if status == RunStatus.CRASHED else None
         log = entry.log
-        if with_log or status == "crashed":
+        if with_log or status == RunStatus.CRASHED:
             try:
                 mtime = entry.paths.log.stat().st_mtime
             except OSError:

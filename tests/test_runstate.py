@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.contract.launch import UNRESPONSIVE, run_status
+from engine.contract.launch import run_status
 from engine.contract.protocol import PROTOCOL_VERSION
-from engine.contract.runstate import CRASHED, PAUSED, RUNNING, STARTING, Curve, RunState, load_run
+from engine.contract.runstate import Curve, RunState, load_run
 from engine.contract.runstore import RunPaths
+from engine.contract.status import RunStatus
 
 
 def ev(seq: int, kind: str, **fields) -> dict:
@@ -46,7 +47,7 @@ def test_a_whole_run_folds_into_its_summary() -> None:
                  is_best=True, metric_value=0.7),
               step(8, 1, 5, 0.6), ev(9, "paused", epoch=1, step=15)]
     state.apply(events)
-    assert state.status == PAUSED and state.model == "resnet10t" and state.epochs == 3
+    assert state.status == RunStatus.PAUSED and state.model == "resnet10t" and state.epochs == 3
     assert (state.epoch, state.epoch_step, state.step) == (1, 5, 15)
     assert state.loss.points() == ([1, 10, 15], [0.9, 0.7, 0.6])
     assert state.epoch_losses == {1: 0.8}
@@ -83,7 +84,7 @@ def test_resumed_run_revalidates_and_the_newer_result_counts() -> None:
     state.apply([started(), validated(2, 1, 0.6, True), validated(3, 2, 0.8, True),
                  ev(4, "run_finished", status="stopped", epochs_completed=2),
                  started(5, start_epoch=1), validated(6, 2, 0.75, True)])
-    assert state.status == RUNNING and list(state.validations) == [1, 2]
+    assert state.status == RunStatus.RUNNING and list(state.validations) == [1, 2]
     assert state.validations[2]["metrics"]["auc"] == 0.75 and state.best_epoch == 2
 
 
@@ -108,7 +109,7 @@ def test_damaged_and_unknown_events_are_skipped() -> None:
 def test_a_newer_protocol_is_noticed() -> None:
     state = RunState()
     state.apply([{**started(), "v": PROTOCOL_VERSION + 1}])
-    assert state.newer_protocol == PROTOCOL_VERSION + 1 and state.status == RUNNING
+    assert state.newer_protocol == PROTOCOL_VERSION + 1 and state.status == RunStatus.RUNNING
 
 
 def write_events(run: Path, events: list[dict]) -> None:
@@ -124,12 +125,12 @@ def test_status_corrects_a_live_looking_log_by_the_process(tmp_path: Path, reque
     request.addfinalizer(lambda: (stand_in.kill(), stand_in.wait()))
     engine = {"pid": stand_in.pid, "host": socket.gethostname(), "started": time.time()}
     (run / "engine.json").write_text(json.dumps(engine))
-    assert run_status(paths, load_run(run)) == RUNNING
+    assert run_status(paths, load_run(run)) == RunStatus.RUNNING
     dead = 2**22 + 12345  # above the default pid_max: no such process
     (run / "engine.json").write_text(json.dumps({**engine, "pid": dead, "engine_pid": dead}))
-    assert run_status(paths, load_run(run)) == CRASHED
+    assert run_status(paths, load_run(run)) == RunStatus.CRASHED
     (run / "engine.json").write_text(json.dumps({**engine, "host": "elsewhere"}))
-    assert run_status(paths, load_run(run)) == UNRESPONSIVE  # last event long ago, other host: only heartbeats tell
+    assert run_status(paths, load_run(run)) == RunStatus.UNRESPONSIVE  # last event long ago, other host: only heartbeats tell
     (run / "engine.json").unlink()
     write_events(run, [])
-    assert run_status(paths, load_run(run)) == STARTING  # a folder made a moment ago, engine not up yet
+    assert run_status(paths, load_run(run)) == RunStatus.STARTING  # a folder made a moment ago, engine not up yet

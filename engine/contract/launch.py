@@ -30,8 +30,9 @@ from typing import Any
 from engine.contract.config import DistConfig
 from engine.contract.errors import FfdvError
 from engine.contract.protocol import RunError
-from engine.contract.runstate import CRASHED, STARTING, RunState
+from engine.contract.runstate import RunState
 from engine.contract.runstore import EventReader, EventWriter, RunPaths, atomic_write_json
+from engine.contract.status import RunStatus
 
 SUPERVISED_ENV = "FFDV_SUPERVISED"
 # The engine yields the CPU to interactive programs (the app, a shell) when they need it; with the
@@ -300,24 +301,23 @@ def wait_for(predicate, timeout: float, interval: float = 0.1) -> bool:
 
 
 STALE_AFTER_S = 60.0  # three missed heartbeats and more: a live-looking run on another host may be hung
-UNRESPONSIVE = "unresponsive"
 
 
-def run_status(paths: RunPaths, state: RunState) -> str:
+def run_status(paths: RunPaths, state: RunState) -> RunStatus:
     """The status to show: the log's, corrected by whether the engine process still lives."""
     if not state.is_live:
         return state.status
     alive = engine_alive(paths)
     if alive is None:  # another host: only the heartbeats tell
         last = state.last_time or 0.0
-        return UNRESPONSIVE if time.time() - last > STALE_AFTER_S else state.status
+        return RunStatus.UNRESPONSIVE if time.time() - last > STALE_AFTER_S else state.status
     if alive:
         return state.status
-    if state.status == STARTING and not paths.engine.exists():
+    if state.status == RunStatus.STARTING and not paths.engine.exists():
         try:
             age = time.time() - paths.root.stat().st_mtime
         except OSError:
             age = 0.0
         if age < STALE_AFTER_S:
-            return STARTING
-    return CRASHED
+            return RunStatus.STARTING
+    return RunStatus.CRASHED

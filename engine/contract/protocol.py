@@ -13,12 +13,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from engine.contract.status import RunOutcome
+
 PROTOCOL_VERSION = 1
 
-# Run outcomes carried by RunFinished.status.
-COMPLETED = "completed"
-STOPPED = "stopped"
-FAILED = "failed"
+# Run outcomes carried by RunFinished.status (short names for RunOutcome's members).
+COMPLETED = RunOutcome.COMPLETED
+STOPPED = RunOutcome.STOPPED
+FAILED = RunOutcome.FAILED
 
 # The metrics of a Validated event, in display order (AUC first), with their short labels.
 METRIC_LABELS = {
@@ -171,7 +173,7 @@ class Heartbeat(Event):
 @dataclass(kw_only=True)
 class RunFinished(Event):
     kind: ClassVar[str] = "run_finished"
-    status: str  # COMPLETED, STOPPED or FAILED
+    status: str  # a RunOutcome
     epochs_completed: int
     best_metric: str = ""
     best_value: float | None = None

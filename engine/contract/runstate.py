@@ -14,16 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.contract.protocol import COMPLETED, FAILED, PROTOCOL_VERSION, STOPPED
+from engine.contract.protocol import PROTOCOL_VERSION
 from engine.contract.runstore import EventReader, RunPaths
+from engine.contract.status import LIVE_STATUSES, RunStatus
 
 CURVE_POINTS = 2000
 MAX_MESSAGES = 200
 
-# Run statuses as viewers show them.
-STARTING, RUNNING, PAUSED, FINISHED, CRASHED = "starting", "running", "paused", "finished", "crashed"
-FINISHED_STATUS = {COMPLETED: FINISHED, STOPPED: STOPPED, FAILED: FAILED}
-LIVE_STATUSES = (STARTING, RUNNING, PAUSED)
+__all__ = ["LIVE_STATUSES", "Curve", "RunFollower", "RunState", "RunStatus", "load_run"]
 
 
 @dataclass
@@ -70,7 +68,7 @@ class Curve:
 @dataclass
 class RunState:
     run_id: str = ""
-    status: str = STARTING
+    status: RunStatus = RunStatus.STARTING
     config: dict[str, Any] = field(default_factory=dict)
     model: str = ""
     device: str = ""
@@ -138,7 +136,7 @@ class RunState:
 
     def _run_started(self, e: dict[str, Any]) -> None:
         self.run_id = e.get("run_id", self.run_id)
-        self.status = RUNNING
+        self.status = RunStatus.RUNNING
         self.finished = None
         self.config = e.get("config") or {}
         self.model = e.get("model", "")
@@ -185,10 +183,10 @@ class RunState:
         self.checkpoints.append({k: e.get(k) for k in ("epoch", "step", "path", "reason", "is_best", "metric_value")})
 
     def _paused(self, e: dict[str, Any]) -> None:
-        self.status = PAUSED
+        self.status = RunStatus.PAUSED
 
     def _resumed(self, e: dict[str, Any]) -> None:
-        self.status = RUNNING
+        self.status = RunStatus.RUNNING
 
     def _warning(self, e: dict[str, Any]) -> None:
         self.warnings = (self.warnings + [str(e.get("message", ""))])[-MAX_MESSAGES:]
@@ -202,7 +200,7 @@ class RunState:
 
     def _run_finished(self, e: dict[str, Any]) -> None:
         self.finished = e
-        self.status = FINISHED_STATUS.get(e.get("status"), FAILED)
+        self.status = RunStatus.of_outcome(e.get("status"))
         self.bad_images = int(e.get("bad_images") or 0)
         if e.get("epochs_completed") is not None:
             self.epoch = int(e["epochs_completed"])

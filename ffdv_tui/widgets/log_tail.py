@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Group
 from rich.text import Text
 
+from engine.contract.status import RunStatus
 from ffdv_tui.runs import RunEntry
 from ffdv_tui.widgets.steady_text import SteadyText
 
@@ -15,18 +16,18 @@ class LogTail(SteadyText):
             self.update("")
             return
         parts = []
-        if entry.status == "crashed":
+        if entry.status == RunStatus.CRASHED:
             how = entry.exit.describe() if entry.exit else "exit status unknown"
             parts.append(Text(f"✗ crashed: the engine ended ({how}) without finishing the run. "
                               "Press r to resume from its newest checkpoint.", style="bold red"))
             parts.append(Text("Its last lines:", style="red"))
-        elif entry.status == "failed":
+        elif entry.status == RunStatus.FAILED:
             message = entry.state.errors[-1]["message"] if entry.state.errors else "see the log"
             parts.append(Text(f"! failed: {message}", style="bold red"))
-        elif entry.status == "unresponsive":
+        elif entry.status == RunStatus.UNRESPONSIVE:
             parts.append(Text("? no event from this run for a minute: the engine may be hung "
                               "(it runs on another host, so its process cannot be checked)", style="red"))
-        elif entry.status == "stopped":
+        elif entry.status == RunStatus.STOPPED:
             parts.append(Text("■ stopped. Press r to continue it from its newest checkpoint.", style="yellow"))
         if entry.state.newer_protocol:
             parts.append(Text(f"this run was written by a newer ffdv (protocol {entry.state.newer_protocol}); "

@@ -8,18 +8,19 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from engine.contract.fmt import fmt_metric
+from engine.contract.status import RunStatus
 from ffdv_tui.runs import RunEntry
 
 # Status -> (mark, style). Marks are plain Unicode that every terminal font has.
 STATUS_MARKS = {
-    "starting": ("…", "dim"),
-    "running": ("▶", "green"),
-    "paused": ("‖", "yellow"),
-    "finished": ("✓", "green"),
-    "stopped": ("■", "yellow"),
-    "failed": ("!", "bold red"),
-    "crashed": ("✗", "bold red"),
-    "unresponsive": ("?", "red"),
+    RunStatus.STARTING: ("…", "dim"),
+    RunStatus.RUNNING: ("▶", "green"),
+    RunStatus.PAUSED: ("‖", "yellow"),
+    RunStatus.FINISHED: ("✓", "green"),
+    RunStatus.STOPPED: ("■", "yellow"),
+    RunStatus.FAILED: ("!", "bold red"),
+    RunStatus.CRASHED: ("✗", "bold red"),
+    RunStatus.UNRESPONSIVE: ("?", "red"),
 }
 
 
