@@ -121,6 +121,29 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--tta", help="test-time augmentation: flip, scales (comma separated"
                        + ("; each a row beside the plain one)" if name == "evaluate" else ")"))
 
+    scan = sub.add_parser("scan", help="health scan of a dataset; --leakage: near-copies across its splits")
+    scan.add_argument("data", type=Path, help="dataset folder")
+    scan.add_argument("--leakage", action="store_true",
+                      help="find validation and test images with a near-copy in training (perceptual hashes)")
+    scan.add_argument("--threshold", type=int, help="near-copy: at most this many of 64 hash bits differ (default 8)")
+    scan.add_argument("--predictions", type=Path,
+                      help="a run folder or its per-image predictions CSV: metrics with and without the near-copies")
+    scan.add_argument("--out", type=Path, help="write leakage.json, leakage_pairs.csv (and unhashable.csv) here")
+    scan.add_argument("--workers", type=int, default=0, help="hashing processes (0: one per core)")
+    scan.add_argument("--no-cache", action="store_true", help="hash every image again (the cache is still written)")
+    scan.add_argument("--progress", choices=("bar", "json"), default="bar",
+                      help="json: one JSON object a line (progress, then the result), for programs such as the app")
+
+    split = sub.add_parser("split", help="write a new train/val split where near-duplicates never span two splits")
+    split.add_argument("data", type=Path, help="dataset folder")
+    split.add_argument("--by", choices=("hash-group", "cluster"), default="hash-group",
+                       help="hash-group: near-copies stay together; cluster: also looser look-alikes (crops of one photo)")
+    split.add_argument("--val", type=float, default=0.2, help="share of the images in the new validation split")
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--threshold", type=int, help="link images whose hashes differ in at most this many bits")
+    split.add_argument("--out", type=Path, help="new dataset folder (label files and links only; default DATA-split)")
+    split.add_argument("--workers", type=int, default=0, help="hashing processes (0: one per core)")
+
     models = sub.add_parser("models", help="list timm model names (optionally matching a pattern like '*efficientnet*')")
     models.add_argument("pattern", nargs="?", default="")
     models.add_argument("--json", action="store_true", help="as a JSON list")
@@ -131,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         handler = {"train": cmd_train, "run": cmd_run, "supervise": cmd_supervise, "evaluate": cmd_evaluate,
-                   "predict": cmd_predict, "models": cmd_models, "runs": cmd_runs, "watch": cmd_watch,
+                   "predict": cmd_predict, "models": cmd_models, "scan": cmd_scan, "split": cmd_split,
+                   "runs": cmd_runs, "watch": cmd_watch,
                    "pause": cmd_control, "resume": cmd_control, "stop": cmd_control,
                    "checkpoint": cmd_control}[args.command]
         return handler(args)
@@ -534,6 +558,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     _report_unreadable(split, scores)
     print(f"wrote {out}: {len(split)} rows (img_name,y_pred) in {seconds:.1f}s")
     return 0
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from engine.dataset_cli import run_scan
+
+    return run_scan(args)
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    from engine.dataset_cli import run_split
+
+    return run_split(args)
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import os
 import socket
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 import timm
@@ -27,8 +28,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from engine.checkpoint_store import CheckpointManager, load_training_state, newest_resumable
 from engine.contract.config import BEST_METRICS, Config, resolve_lr, resolve_workers, versions
-from engine.contract.dataset import Split, training_splits
+from engine.contract.dataset import Dataset, Split, training_splits
 from engine.contract.errors import ConfigError, DataError, FfdvError
+from engine.contract.leakage import leakage_warning
 from engine.contract.protocol import (
     COMPLETED,
     FAILED,
@@ -299,6 +301,9 @@ class Trainer:
             host=socket.gethostname(), pid=os.getpid(), versions=versions(),
             extra={"lr": self.lr, "workers": resolve_workers(cfg), "resumed_from": self.resumed_from or ""},
         ))
+        leaks = leakage_warning(Dataset(Path(cfg.data.root), "", {"train": self.train_split, "val": self.val_split}))
+        if leaks:  # the last leakage audit of this dataset flagged its validation split
+            self.sink.emit(RunWarning(message=leaks, code="leaky_validation"))
         if self.resumed_from:
             self.sink.emit(Resumed(epoch=self.epoch, step=self.global_step, reason="restart",
                                    checkpoint=self.resumed_from))

@@ -1,0 +1,141 @@
+"""``ffdv scan`` (health scan, leakage audit) and ``ffdv split`` (a leakage-free split): the dataset commands.
+
+Both run torch-free code from engine.contract; this module only draws their progress and results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from engine.contract.text import printable
+
+SHOWN_PAIRS = 20  # pairs printed; the CSV of --out has all of them
+
+
+def _json_line(data: dict) -> None:
+    print(json.dumps(data), flush=True)
+
+
+@contextmanager
+def _progress(mode: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback (what, done, total): a rich bar on stderr, or JSON lines on stdout."""
+    if mode == "json":
+        yield lambda what, done, total: _json_line({"stage": what, "done": done, "total": total})
+        return
+    tasks: dict[str, int] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as progress:
+
+        def update(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = progress.add_task(what, total=total)
+            progress.update(tasks[what], completed=done, total=total)
+
+        yield update
+
+
+def _health(args: argparse.Namespace) -> int:
+    from engine.contract.scan import scan_dataset
+
+    with _progress(args.progress) as update:
+        report = scan_dataset(args.data, on_progress=lambda r: update("scanning", r.scanned, r.images))
+    if report.error:
+        print(f"error: {report.error}", file=sys.stderr)
+        return 2
+    if args.progress == "json":
+        _json_line({"result": {"images": report.images, "issues": len(report.issues),
+                               "label_problems": report.label_problems}})
+        return 0 if report.ok else 1
+    console = Console(highlight=False)
+    for stats in report.splits.values():
+        classes = f" ({stats.real} real, {stats.fake} fake)" if stats.real is not None else ""
+        console.print(Text(f"{stats.split}: {stats.images} images{classes}, {stats.issues} problems"))
+    for problem in report.label_problems:
+        console.print(Text(printable(problem, 2000, multiline=True)))
+    for issue in report.issues[:50]:
+        console.print(Text(printable(issue.message, 500)))
+    if len(report.issues) > 50:
+        console.print(f"... and {len(report.issues) - 50} more")
+    return 0 if report.ok else 1
+
+
+def _metrics_table(report) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
+    for column in ("validation images", "images", "real", "fake", "AUC", "accuracy"):
+        table.add_column(column, justify="left" if column == "validation images" else "right")
+    labels = {"all": "all", "with": "with a near-copy in training", "without": "without one"}
+    for key, label in labels.items():
+        m = report.metrics[key]
+        table.add_row(label, str(m.images), str(m.real), str(m.fake),
+                      "–" if m.auc is None else f"{m.auc:.4f}", "–" if m.accuracy is None else f"{m.accuracy:.4f}")
+    return table
+
+
+def _leakage(args: argparse.Namespace) -> int:
+    from engine.contract.leakage import DEFAULT_THRESHOLD, audit, write_report
+
+    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+    with _progress(args.progress) as update:
+        report = audit(args.data, threshold, predictions=args.predictions, workers=args.workers,
+                       on_progress=update, use_cache=not args.no_cache)
+    written = write_report(report, args.out) if args.out else []
+    if args.progress == "json":
+        _json_line({"result": {**report.to_json(), "written": [str(p) for p in written]}})
+        return 0
+    console = Console(highlight=False)
+    console.print(Text(printable(report.headline(), 1000), style="bold"))
+    for key, share in report.share.items():
+        query, base = key.split("-")
+        if share is not None:
+            console.print(f"  {query} → {base}: {report.flagged[key]} of {report.hashed[query]} {query} images "
+                          f"({share:.1%}) have a near-copy in {base}")
+    hashed = ", ".join(f"{k} {v}" for k, v in report.hashed.items())
+    cached = sum(report.cached.values())
+    console.print(f"  hashed: {hashed} ({cached} from the cache) in {report.seconds:.1f} s")
+    if report.metrics:
+        console.print(Text(f"metrics of {printable(report.predictions, 300)}:"))
+        console.print(_metrics_table(report))
+    if report.pairs:
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold",
+                      title=f"closest pairs (first {min(SHOWN_PAIRS, len(report.pairs))} of {len(report.pairs)})",
+                      title_justify="left")
+        for column in ("split", "image", "near-copy in", "image", "distance"):
+            table.add_column(column)
+        for pair in sorted(report.pairs, key=lambda p: p.distance)[:SHOWN_PAIRS]:
+            table.add_row(pair.split, Text(printable(pair.name, 80)), pair.other_split,
+                          Text(printable(pair.other_name, 80)), str(pair.distance))
+        console.print(table)
+    if report.unhashable:
+        console.print(f"[yellow]{len(report.unhashable)} images could not be hashed (left out):[/]")
+        for item in report.unhashable[:20]:
+            console.print(Text(f"  {item.split}/{printable(item.name, 200)}: {printable(item.reason, 300)}"))
+    for path in written:
+        console.print(Text(f"wrote {printable(str(path), 500)}"))
+    return 0
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    return _leakage(args) if args.leakage else _health(args)
+
+
+def run_split(args: argparse.Namespace) -> int:
+    from engine.contract.resplit import make_split
+
+    out = args.out or args.data.with_name(f"{args.data.resolve().name}-split")
+    with _progress("bar") as update:
+        result = make_split(args.data, out, by=args.by, val=args.val, seed=args.seed, threshold=args.threshold,
+                            workers=args.workers, on_progress=update)
+    print(printable(result.summary(), 2000))
+    for split, name, reason in result.unhashable[:20]:
+        print(printable(f"  could not hash {split}/{name} ({reason}): kept as a group of its own", 500))
+    return 0
