@@ -22,7 +22,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -160,20 +160,21 @@ def refuse_unlabelled(split: Split) -> None:
 def soup_member(key: str, kind: str, members: list[Member], setup: DeviceSetup) -> Member:
     """The weight average of the members, loaded into a copy of the first one's model."""
     states = [read_state_dict(m.loaded.path) for m in members]
-    check_soupable([m.key for m in members], [m.loaded.sidecar.get("model", "?") for m in members], states)
+    check_soupable([m.key for m in members], [m.loaded.sidecar.model for m in members], states)
     first = members[0].loaded
     model = copy.deepcopy(first.model)
     model.load_state_dict(average_state_dicts(states), strict=True)
     model.to(setup.device)
     if setup.channels_last:
         model.to(memory_format=torch.channels_last)
-    loaded = LoadedCheckpoint(model, first.spec, {**first.sidecar, "soup_of": [m.key for m in members]}, first.path)
+    sidecar = replace(first.sidecar, extra={**first.sidecar.extra, "soup_of": [m.key for m in members]})
+    loaded = LoadedCheckpoint(model, first.spec, sidecar, first.path)
     return Member(key, kind, loaded, [s for m in members for s in m.sources])
 
 
 def check_soup_plan(members: list[Member]) -> None:
     """Refuse a soup across architectures before any image is decoded."""
-    names = [m.loaded.sidecar.get("model", "?") for m in members]
+    names = [m.loaded.sidecar.model for m in members]
     if len(set(names)) > 1:
         check_soupable([m.key for m in members], names, [{}] * len(members))
 

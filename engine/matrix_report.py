@@ -33,7 +33,7 @@ DROP_RED = 0.01  # an AUC drop above this is red; a smaller one yellow
 def settings(plan: Plan, setup: DeviceSetup) -> dict[str, Any]:
     return {
         "checkpoints": [{"key": m.key, "kind": m.kind, "path": str(m.loaded.path), "sources": m.sources,
-                         "model": m.loaded.sidecar.get("model"), "epoch": m.loaded.sidecar.get("epoch"),
+                         "model": m.loaded.sidecar.model, "epoch": m.loaded.sidecar.epoch,
                          "img_size": m.spec.img_size, "mean": list(m.spec.mean), "std": list(m.spec.std),
                          "eval_crop": m.spec.eval_crop} for m in plan.members],
         "datasets": [{"key": d.key, "folder": str(d.split.folder), "label_file": str(d.split.label_file or "") or None,
