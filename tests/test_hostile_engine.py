@@ -19,7 +19,8 @@ from PIL import Image
 
 from engine.checkpoint_store import KILL_ENV, CheckpointManager, newest_resumable, read_index
 from engine.contract.config import load_config
-from engine.contract.errors import ConfigError
+from engine.contract.dataset import read_label_file
+from engine.contract.errors import ConfigError, DataError
 from engine.contract.images import BadImage, open_rgb
 from engine.contract.launch import engine_alive, stop_engine
 from engine.contract.runstore import RunPaths
@@ -167,3 +168,25 @@ def test_the_pixel_limit_is_configurable_and_jpegs_are_reduced_first(tmp_path: P
     assert open_rgb(tmp_path / "a.png", 128, max_pixels=0).size == (800, 800)
     with pytest.raises(ConfigError, match="max_image_mpix"):
         load_config(None, {"data.max_image_mpix": -1})
+
+
+# ---------------------------------------------------------------- 0. every label problem in one pass
+
+
+def test_every_kind_of_label_problem_is_reported_at_once(tmp_path: Path) -> None:
+    folder = tmp_path / "trainset"
+    folder.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        Image.new("RGB", (4, 4)).save(folder / name)
+    many_missing = "".join(f"gone{i}.png,0\n" for i in range(25))
+    (tmp_path / "trainset_label.txt").write_text(
+        "img_name,target\na.png,7\nb.png,1\nb.png,0\n../x.png,1\n\"bad\x1b]0;T\x07.png\",1\nc.png,0\n" + many_missing)
+    with pytest.raises(DataError) as caught:
+        read_label_file(tmp_path / "trainset_label.txt", folder)
+    text = str(caught.value)
+    for words in ("targets other than 0 or 1", "line 2: target '7'", "duplicate image names", "line 4:",
+                  "names that leave the split folder", "line 5:", "control characters in img_name", "line 6:",
+                  "images listed but not found", "line 8: 'gone0.png'", "and 5 more (25 in total)"):
+        assert words in text, words
+    assert "\x1b" not in text and "\x07" not in text  # the name is shown escaped, never raw
+    assert "'../x.png' is not in" not in text  # a name already reported is not also "missing"

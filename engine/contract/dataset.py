@@ -159,11 +159,19 @@ def _may_contain(raw: bytes, *needles: bytes) -> bool:
     return any(needle in raw for needle in needles)
 
 
-def _name_problems(names: pd.Series, folder: Path, raw: bytes) -> list[tuple[str, list[Problem], str]]:
-    """Names that are empty, absolute, climb out with '..', or repeat."""
+_CONTROL_BYTES = tuple(bytes([c]) for c in (*range(0x20), 0x7F))
+_CONTROL_PATTERN = r"[\x00-\x1f\x7f\x80-\x9f]"
+
+
+def _name_problems(names: pd.Series, folder: Path, raw: bytes) -> tuple[list[tuple[str, list[Problem], str]], pd.Series]:
+    """Names that are empty, absolute, climb out with '..', hold control characters, or repeat; and the mask of
+    names that cannot be looked up as files (so they are not reported as missing too)."""
     lines = names.index.to_numpy() + 2  # header is line 1; blank lines keep their rows
     out = []
     empty = names == ""
+    control = (names.str.contains(_CONTROL_PATTERN, regex=True)
+               if _may_contain(raw.replace(b"\r\n", b"").replace(b"\n", b""), *_CONTROL_BYTES, b"\xc2")
+               else pd.Series(False, index=names.index))
     if _may_contain(raw, b"/", b"\\", b"..", b":"):
         absolute = names.str.match(r"^(/|\\|[A-Za-z]:[\\/])")
         climbs = names.str.contains(r"(?:^|[\\/])\.\.(?:[\\/]|$)", regex=True)
@@ -184,6 +192,13 @@ def _name_problems(names: pd.Series, folder: Path, raw: bytes) -> list[tuple[str
             [Problem(int(n), f"{v!r} contains '..'") for n, v in zip(lines[climbs.to_numpy()], names[climbs])],
             f"img_name must be a file inside {folder}; move the image there",
         ))
+    if control.any():
+        out.append((
+            "control characters in img_name",
+            [Problem(int(n), f"{v!r} holds control characters (shown escaped)")
+             for n, v in zip(lines[control.to_numpy()], names[control])],
+            "rename those files without tabs, newlines or escape sequences, and their lines to match",
+        ))
     dup = names.duplicated(keep="first") & ~empty
     if dup.any():
         first_line = {}
@@ -194,7 +209,7 @@ def _name_problems(names: pd.Series, folder: Path, raw: bytes) -> list[tuple[str
             [Problem(int(n), f"{v!r} repeats line {first_line[v]}") for n, v in zip(lines[dup.to_numpy()], names[dup])],
             "list each image once (delete the repeated lines)",
         ))
-    return out
+    return out, empty | absolute | climbs | control
 
 
 def _target_problems(targets: pd.Series) -> tuple[np.ndarray, list[tuple[str, list[Problem], str]]]:
@@ -235,13 +250,13 @@ def read_label_file(
         frame = frame.apply(lambda column: column.str.strip())
     frame = frame[~(frame == "").all(axis=1)]  # blank lines, also whitespace-only ones
     names = frame["img_name"]
-    groups = _name_problems(names, folder, raw)
+    groups, unusable = _name_problems(names, folder, raw)
     targets = None
     if "target" in frame.columns:
         targets, target_groups = _target_problems(frame["target"])
         groups += target_groups
-    if not groups and check_files and len(names):
-        missing = _missing_images(names, folder, raw)
+    if check_files and len(names):  # every kind in one pass: missing images are listed beside the rest
+        missing = _missing_images(names[~unusable], folder, raw)
         if missing:
             groups.append((f"images listed but not found in {folder}", missing,
                            "copy the missing images into the split folder, or delete their lines"))
