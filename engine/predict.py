@@ -8,7 +8,6 @@ renamed into place and announced.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,7 +98,21 @@ def score_split(
     loader = make_loader(dataset, EpochSampler(len(dataset), False, 0), batch_size, workers, setup.is_cuda,
                          worker_niceness=setup.loader_niceness)
     normalizer = DeviceNormalizer(loaded.spec, setup.device, setup.channels_last)
-    return score_batches(loaded.model, loader, normalizer, setup, on_batch)
+    scores = score_batches(loaded.model, loader, normalizer, setup, on_batch)
+    check_finite_scores(scores, loaded.path)
+    return scores
+
+
+def check_finite_scores(scores: Scores, checkpoint: Path) -> None:
+    """NaN or infinite scores make every metric up (an AUC of 0.42 from NaN): refuse them, naming the checkpoint."""
+    bad = int((~np.isfinite(np.asarray(scores.score, dtype=np.float64))).sum())
+    if bad:
+        raise FfdvError(
+            f"{checkpoint}: the model's scores are not finite (NaN or infinity) for {bad} of {len(scores.score)} images, "
+            "so no metric or submission from them would mean anything. The weights themselves are likely broken "
+            "(NaN in the file, or a run that diverged). Fix: use an earlier checkpoint of the run, or retrain with a "
+            "lower learning rate (--lr) or gradient clipping (--clip-grad)."
+        )
 
 
 def inference_setup(device: str, amp: str = "auto") -> DeviceSetup:
@@ -164,7 +177,7 @@ def check_submission(path: Path, split: Split) -> None:
         problems.append(f"header is {','.join(frame.columns)!r}, not 'img_name,y_pred'")
     elif frame["img_name"].tolist() != list(split.names):
         problems.append("the rows are not the split's images in its order")
-    elif not frame["y_pred"].between(0.0, 1.0).all() or any(math.isnan(v) for v in frame["y_pred"]):
+    elif not pd.to_numeric(frame["y_pred"], errors="coerce").between(0.0, 1.0).all():  # NaN and text are not between
         problems.append("y_pred has values outside [0, 1]")
     if problems:
         raise FfdvError(f"{path}: the submission failed its check: {'; '.join(problems)}")

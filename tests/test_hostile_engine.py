@@ -14,13 +14,16 @@ import zlib
 from pathlib import Path
 
 import pytest
+import timm
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 
 from engine.checkpoint_store import KILL_ENV, CheckpointManager, newest_resumable, read_index
+from engine.cli import main
 from engine.contract.config import load_config
 from engine.contract.dataset import read_label_file
-from engine.contract.errors import ConfigError, DataError
+from engine.contract.errors import ConfigError, DataError, FfdvError
 from engine.contract.images import BadImage, open_rgb
 from engine.contract.launch import engine_alive, stop_engine
 from engine.contract.runstore import RunPaths
@@ -190,3 +193,58 @@ def test_every_kind_of_label_problem_is_reported_at_once(tmp_path: Path) -> None
         assert words in text, words
     assert "\x1b" not in text and "\x07" not in text  # the name is shown escaped, never raw
     assert "'../x.png' is not in" not in text  # a name already reported is not also "missing"
+
+
+# ---------------------------------------------------------------- 6. made-up numbers, unchecked sidecars
+
+
+@pytest.fixture
+def tiny_split(tmp_path: Path) -> Path:
+    """valset/ with 6 labelled images (a dataset root, as evaluate and predict take it)."""
+    from conftest import write_ffdi
+
+    return write_ffdi(tmp_path / "data", {"train": 4, "val": 6, "test": 4}, size=32)
+
+
+def tiny_weights(folder: Path, nan: bool = False, **sidecar) -> Path:
+    model = timm.create_model("test_resnet", num_classes=2)
+    state = {k: (torch.full_like(v, float("nan")) if nan and v.is_floating_point() else v).contiguous()
+             for k, v in model.state_dict().items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "epoch-001.safetensors"
+    save_file(state, str(path))
+    (folder / "epoch-001.json").write_text(json.dumps({"model": "test_resnet", "img_size": 32, **sidecar}))
+    return path
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_non_finite_scores_are_an_error_naming_the_checkpoint(tmp_path: Path, tiny_split: Path, capsys, command) -> None:
+    weights = tiny_weights(tmp_path / "ckpt", nan=True)
+    out = tmp_path / "out" / ("e.json" if command == "evaluate" else "s.csv")
+    code = main([command, "--checkpoint", str(weights), "--data", str(tiny_split), "--split", "val", "--out", str(out),
+                 "--device", "cpu", "--workers", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and str(weights) in err and "not finite" in err and "Traceback" not in err
+    assert not out.exists() and not out.with_suffix(".csv").exists()
+
+
+@pytest.mark.parametrize("field,value", [("img_size", 5000), ("img_size", "big"), ("mean", "x"), ("eval_crop", "x"),
+                                         ("std", [0, 0, 0])])
+def test_a_sidecar_field_out_of_the_configs_rules_is_refused(tmp_path: Path, tiny_split: Path, capsys, field,
+                                                             value) -> None:
+    weights = tiny_weights(tmp_path / "ckpt", **{field: value})
+    code = main(["evaluate", "--checkpoint", str(weights), "--data", str(tiny_split), "--split", "val",
+                 "--out", str(tmp_path / "e.json"), "--device", "cpu", "--workers", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{field} is " in err and "epoch-001.json" in err and "Traceback" not in err
+
+
+def test_check_submission_reports_nan_instead_of_crashing(tmp_path: Path, tiny_split: Path) -> None:
+    from engine.contract.dataset import resolve_split
+    from engine.predict import check_submission
+
+    split = resolve_split(tiny_split, "test")
+    path = tmp_path / "s.csv"
+    path.write_text("img_name,y_pred\n" + "".join(f"{n},nan\n" for n in split.names))
+    with pytest.raises(FfdvError, match="outside"):
+        check_submission(path, split)
