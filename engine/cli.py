@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -159,7 +160,13 @@ def main(argv: list[str] | None = None) -> int:
                    "pause": cmd_control, "resume": cmd_control, "stop": cmd_control,
                    "checkpoint": cmd_control}[args.command]
         return handler(args)
-    except FfdvError as exc:
+    except (FfdvError, OSError) as exc:
+        if isinstance(exc, OSError):
+            from engine.contract.errors import storage_error
+
+            exc = storage_error(exc) or exc
+            if isinstance(exc, OSError):
+                raise
         if getattr(args, "progress", "") == "json":
             _json_line(JobFailed(message=str(exc)))
         print(f"error: {exc}", file=sys.stderr)
@@ -204,7 +211,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _join(config, args.detach)
     paths = create_run_dir(config.run.runs, config.run.name or None, default_stem=config.model.name)
     config.run.name = paths.root.name
-    save_config(paths, config)
+    try:
+        save_config(paths, config)
+    except BaseException:
+        shutil.rmtree(paths.root, ignore_errors=True)  # a full or read-only disk leaves no empty run folder behind
+        raise
     return _start(paths, config, resume=False, detach=args.detach)
 
 
@@ -518,8 +529,9 @@ def _evaluate_one(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from engine.console import confusion_table, metric_list_table
-    from engine.predict import default_evaluation_paths, evaluation_report, write_evaluation
+    from engine.predict import check_output_file, default_evaluation_paths, evaluation_report, write_evaluation
 
+    check_output_file(args.out, "--out")
     loaded, split, scores, seconds = _score(args, "val")
     report = evaluation_report(loaded, split, scores, seconds)
     out = args.out or default_evaluation_paths(loaded.path, split)
@@ -538,13 +550,14 @@ def _evaluate_one(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from engine.predict import write_submission
+    from engine.predict import check_output_file, write_submission
 
     if len(args.checkpoint) > 1 or args.ensemble or args.tta:
         from engine.matrix_cli import cmd_predict_ensemble
 
         return cmd_predict_ensemble(args, _json_line)
     args.checkpoint = args.checkpoint[0]
+    check_output_file(args.out, "--out")
     loaded, split, scores, seconds = _score(args, "test")
     out = args.out
     if out is None:

@@ -152,13 +152,31 @@ def default_evaluation_paths(weights: Path, split: Split) -> Path:
     return Path(f"{stem}.json")
 
 
+def check_output_file(out: Path | None, flag: str) -> None:
+    """Before any work: an output path must be a file name, not a folder (nor under a file)."""
+    if out is None:
+        return
+    out = Path(out)
+    if out.is_dir():
+        raise FfdvError(f"{out}: {flag} names a folder, but it must be a file name. Fix: pass a file inside it, "
+                        f"e.g. {out / ('result' + (out.suffix or '.json'))}.")
+    blocker = next((p for p in out.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise FfdvError(f"{out}: {flag} lies under {blocker}, which is a file, not a folder. Fix: pass a path in a "
+                        "folder.")
+
+
 def write_evaluation(out: Path, report: dict[str, Any], split: Split, scores: Scores) -> Path:
-    """The report as JSON, and beside it the per-image predictions (``.csv``)."""
+    """The report as JSON, and beside it the per-image predictions (``.csv``): both or neither."""
     predictions = out.with_suffix(".csv")
     with atomic_path(predictions) as tmp:
         predictions_frame(split, scores).to_csv(tmp, index=False)
     report = {**report, "predictions": str(predictions)}
-    atomic_write_json(out, report)
+    try:
+        atomic_write_json(out, report)
+    except BaseException:
+        predictions.unlink(missing_ok=True)
+        raise
     return predictions
 
 

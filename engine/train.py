@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from engine.checkpoint_store import CheckpointManager, load_training_state, newest_resumable
 from engine.contract.config import BEST_METRICS, Config, resolve_lr, resolve_workers, versions
 from engine.contract.dataset import Dataset, Split, training_splits
-from engine.contract.errors import ConfigError, DataError, FfdvError
+from engine.contract.errors import ConfigError, DataError, FfdvError, storage_error
 from engine.contract.leakage import leakage_warning
 from engine.contract.protocol import (
     COMPLETED,
@@ -274,6 +274,12 @@ class Trainer:
             return self._finish(status, "")
         except FfdvError as exc:
             return self._fail(exc, str(exc), "")
+        except OSError as exc:
+            described = storage_error(exc)
+            if described is None:
+                self._fail(exc, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+                raise
+            return self._fail(described, str(described), "")
         except Exception as exc:
             self._fail(exc, f"{type(exc).__name__}: {exc}", traceback.format_exc())
             raise

@@ -3,6 +3,7 @@ hostile inputs, full and read-only disks. Each case failed before its fix."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -248,3 +249,80 @@ def test_check_submission_reports_nan_instead_of_crashing(tmp_path: Path, tiny_s
     path.write_text("img_name,y_pred\n" + "".join(f"{n},nan\n" for n in split.names))
     with pytest.raises(FfdvError, match="outside"):
         check_submission(path, split)
+
+
+# ---------------------------------------------------------------- 7. files in the way, full and read-only disks
+
+
+def test_runs_pointing_at_a_file_is_a_message_and_exit_2(tmp_path: Path, tiny_split: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    runs.write_text("not a folder")
+    code = main(["train", "--data", str(tiny_split), "--runs", str(runs), "--model", "test_resnet", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{runs}: --runs names a file" in err and "Fix:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_out_pointing_at_a_folder_is_refused_before_any_work(tmp_path: Path, tiny_split: Path, capsys, command) -> None:
+    weights = tiny_weights(tmp_path / "ckpt")
+    out = tmp_path / "outdir"
+    out.mkdir()
+    code = main([command, "--checkpoint", str(weights), "--data", str(tiny_split), "--split", "val", "--out", str(out),
+                 "--device", "cpu", "--workers", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "names a folder" in err and "Fix:" in err
+    assert not (tmp_path / "outdir.csv").exists() and not list(out.iterdir())
+
+
+def disk_full(*_args, **_kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EROFS, errno.EACCES])
+def test_a_full_or_read_only_disk_leaves_no_run_folder_and_says_so(tmp_path: Path, tiny_split: Path, capsys,
+                                                                  monkeypatch, error) -> None:
+    def refuse(self, data):
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr(Path, "write_bytes", refuse)  # config.toml is the first file of a run folder
+    runs = tmp_path / "runs"
+    code = main(["train", "--data", str(tiny_split), "--runs", str(runs), "--model", "test_resnet", "--epochs", "1",
+                 "--name", "full"])
+    err = capsys.readouterr().err
+    assert code == 2 and "config.toml" in err and "cannot write here" in err and "Fix:" in err
+    assert "Traceback" not in err and not (runs / "full").exists()
+
+
+def test_torch_save_on_a_full_disk_is_reported_as_a_full_disk(tmp_path: Path, monkeypatch) -> None:
+    """torch's zip writer says only 'RuntimeError: ... unexpected pos' when the disk fills."""
+    from collections import namedtuple
+
+    import engine.contract.runstore as runstore
+    from engine.contract.errors import storage_error
+
+    def truncated(state, path):
+        Path(path).write_bytes(b"PK")
+        raise RuntimeError("[enforce fail at inline_container.cc:783] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed. unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", truncated)
+    monkeypatch.setattr(runstore.shutil, "disk_usage", lambda _p: namedtuple("u", "total used free")(10, 10, 0))
+    manager = CheckpointManager(tmp_path, "auc", True, 1)
+    with pytest.raises(OSError) as caught:
+        manager.save(epoch=1, step=10, weights=weights(1), sidecar=Sidecar(model="toy"), state={"epoch": 1},
+                     metric_value=0.5, reason="epoch")
+    message = str(storage_error(caught.value))
+    assert "epoch-001.state.pt" in message and "disk that holds it is full" in message
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_evaluate_on_a_full_disk_leaves_neither_file(tmp_path: Path, tiny_split: Path, capsys, monkeypatch) -> None:
+    import engine.predict as predict
+
+    weights = tiny_weights(tmp_path / "ckpt")
+    monkeypatch.setattr(predict, "atomic_write_json", disk_full)
+    out = tmp_path / "e.json"
+    code = main(["evaluate", "--checkpoint", str(weights), "--data", str(tiny_split), "--split", "val", "--out", str(out),
+                 "--device", "cpu", "--workers", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "full" in err and not out.exists() and not out.with_suffix(".csv").exists()

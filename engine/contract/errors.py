@@ -51,3 +51,33 @@ def format_problems(path: object, what: str, problems: list[Problem], fix: str) 
         lines.append(f"  ({len(problems)} in total)")
     lines.append(f"Fix: {fix}")
     return "\n".join(lines)
+
+
+class StorageError(FfdvError):
+    """A file or folder that cannot be written: full, read-only, not allowed, or something else in the way."""
+
+
+def storage_error(exc: OSError, path: object = None) -> StorageError | None:
+    """The one-paragraph message (path, cause, fix) for a file-system failure a user can fix; None for others."""
+    import errno
+
+    where = path or exc.filename or "a file"
+    fixes = {
+        errno.ENOSPC: "the disk that holds it is full. Nothing was half-written. Fix: free space there, or write "
+                      "elsewhere (--runs for runs, --out for results).",
+        errno.EDQUOT: "the disk quota is used up. Nothing was half-written. Fix: free space, or write elsewhere "
+                      "(--runs, --out).",
+        errno.EROFS: "the file system is read-only. Fix: pass a writable folder (--runs for runs, --out for results).",
+        errno.EACCES: "permission denied. Fix: pass a folder you may write to (--runs, --out), or change its "
+                      "permissions.",
+        errno.EPERM: "the operation is not permitted there. Fix: pass a folder you may write to (--runs, --out).",
+        errno.ENOTDIR: "a file is in the way where a folder is needed. Fix: pass a folder (or a path that does not exist "
+                       "yet), or move the file.",
+        errno.EEXIST: "a file is in the way where a folder is needed. Fix: pass a folder (or a path that does not exist "
+                      "yet), or move the file.",
+        errno.EISDIR: "it is a folder where a file is needed. Fix: pass a file name (e.g. FOLDER/result.json).",
+    }
+    fix = fixes.get(exc.errno)
+    if fix is None:
+        return None
+    return StorageError(f"{where}: cannot write here: {fix}")

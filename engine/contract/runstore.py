@@ -10,9 +10,11 @@ written to a temporary name and renamed into place.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
+import shutil
 import socket
 import time
 import uuid
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.contract.errors import StorageError
 from engine.contract.protocol import COMMANDS, Event, decode_event, encode_event, event_from_dict
 
 try:  # about ten times faster than json for replaying a long run; the standard library works too
@@ -125,13 +128,26 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # some writers (safetensors) create private files
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if not isinstance(exc, OSError) and isinstance(exc, Exception) and _disk_full(path.parent):
+            # torch.save on a full disk says only "RuntimeError: ... unexpected pos": say what happened
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+        if isinstance(exc, OSError) and exc.errno and (not exc.filename or exc.filename == str(tmp)):
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc  # a failed write() names no file: name ours
         raise
     _fsync_dir(path.parent)
 
 
+def _disk_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < DISK_FULL_BYTES
+    except OSError:
+        return False
+
+
+DISK_FULL_BYTES = 1 << 20  # less free than this after a failed write: the disk was full
 _TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)(?:-[0-9a-f]+)?$")
 
 
@@ -199,6 +215,9 @@ def check_run_name(name: str) -> str:
 def create_run_dir(runs_root: Path | str, name: str | None, default_stem: str = "run") -> RunPaths:
     """Make ``RUNS/<name>``; a taken name gets ``-2``, ``-3`` ...; no (or an empty) name gets a timestamp."""
     runs_root = Path(runs_root)
+    if runs_root.exists() and not runs_root.is_dir():
+        raise StorageError(f"{runs_root}: --runs names a file, but it must be the folder that holds the run folders "
+                           "(it is created when missing). Fix: pass another folder with --runs, or move the file.")
     runs_root.mkdir(parents=True, exist_ok=True)
     stem = check_run_name(name) if name else f"{time.strftime('%Y%m%d-%H%M%S')}-{default_stem}"
     for attempt in range(1, 10_000):
