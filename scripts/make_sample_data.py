@@ -7,9 +7,12 @@ learnable by a tiny CNN trained from scratch on a CPU in under two minutes.
 
 What: every image is a random crop of a photograph bundled with
 scikit-image or scikit-learn, resized to a random size and saved as JPEG
-with a random quality.  Real and fake images share exactly the same crop,
-size and quality distributions; a fake additionally receives one or two
-local, feather-masked forgery-like manipulations before the JPEG save:
+with a random quality.  The splits are source-disjoint: each photograph
+belongs to exactly one split (SPLIT_SOURCES), so validation and test
+measure how a detector does on photographs it has never seen.  Real and
+fake images share exactly the same crop, size and quality distributions;
+a fake additionally receives one or two local, feather-masked
+forgery-like manipulations before the JPEG save:
 
 * splice (face-swap style): an elliptical patch from another photograph,
   rendered at a lower resolution and upscaled, colour-transferred
@@ -17,6 +20,15 @@ local, feather-masked forgery-like manipulations before the JPEG save:
 * upsampling: the region is downscaled 2-4x and upscaled back
   (nearest or bilinear);
 * re-noising: the region is Gaussian-blurred and fresh Gaussian noise added.
+
+Half of the test split's fakes get instead a family no other split has:
+
+* copy-move: a region of the same photograph, from elsewhere in it, pasted
+  over the crop at full resolution (no resampling, no noise change).
+
+``sources.json`` records, per image, its split, label, source photograph,
+splice donor, forgery families, crop box and JPEG quality; tests check from
+it that the splits share no photograph.
 
 File names are random hex derived from the seed, so they leak neither the
 label nor the source photograph.  The output is byte-identical for a given
@@ -32,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -47,6 +60,14 @@ DEFAULT_OUT = Path(__file__).resolve().parents[1] / "sample_data"
 DEFAULT_SEED = 20240601
 DEFAULT_COUNTS = {"train": 384, "val": 128, "test": 88}
 SPLIT_DIRS = {"train": "trainset", "val": "valset", "test": "testset"}
+# Which photographs each split is made of: no photograph is in two splits.
+SPLIT_SOURCES = {
+    "train": ("astronaut", "coffee", "rocket", "camera", "brick", "grass", "immunohistochemistry", "china.jpg"),
+    "val": ("chelsea", "coins", "gravel", "hubble_deep_field"),
+    "test": ("flower.jpg", "clock", "cell", "retina"),
+}
+KNOWN_FAMILIES = ("splice", "upsampling", "re-noising")
+UNSEEN_FAMILY = "copy-move"  # only in the test split, for half of its fakes
 SKLEARN_LICENCES = {  # as stated in load_sample_images().DESCR
     "china.jpg": "CC BY 2.0, some rights reserved by danielbuechele (Flickr)",
     "flower.jpg": "CC BY 2.0, Flickr user vultilion",
@@ -67,13 +88,16 @@ class Source:
     name: str  # function that loads it
     licence: str  # as stated by the package
     pixels: np.ndarray  # HxWx3 uint8 RGB
+    key: str = ""  # short name, as in SPLIT_SOURCES
 
 
 def _skimage_source(name: str, licence: str) -> Source:
     image = getattr(data, name)()
+    if image.dtype != np.uint8:  # float or bool images: to 8-bit
+        image = np.clip(image.astype(np.float64) * (255.0 / max(float(image.max()), 1e-9)), 0, 255).astype(np.uint8)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
-    return Source(f"skimage.data.{name}()", licence, image[..., :3])
+    return Source(f"skimage.data.{name}()", licence, image[..., :3], name)
 
 
 def load_sources() -> list[Source]:
@@ -87,12 +111,18 @@ def load_sources() -> list[Source]:
         _skimage_source("immunohistochemistry", "no known copyright restrictions"),
         _skimage_source("camera", "CC0 by the photographer (Lav Varshney)"),
         _skimage_source("coins", "no known copyright restrictions"),
+        _skimage_source("brick", "CC0 (CC0Textures)"),
+        _skimage_source("grass", "CC0 (CC0Textures)"),
+        _skimage_source("gravel", "CC0 (CC0Textures)"),
+        _skimage_source("clock", "public domain by the photographer (Stefan van der Walt)"),
+        _skimage_source("retina", "CC0 1.0 Universal, Public Domain Dedication"),
+        _skimage_source("cell", "CC0, dedicated to the public domain"),
     ]
     bunch = load_sample_images()
     for filename, image in zip(bunch.filenames, bunch.images):
         stem = Path(filename).name
         name = f"sklearn.datasets.load_sample_images() {stem}"
-        sources.append(Source(name, SKLEARN_LICENCES[stem], image))
+        sources.append(Source(name, SKLEARN_LICENCES[stem], image, stem))
     return sources
 
 
@@ -178,11 +208,12 @@ def render_at_low_resolution(rng: np.random.Generator, patch: np.ndarray) -> np.
 
 
 def splice(
-    rng: np.random.Generator, image: np.ndarray, sources: list[Source], host_index: int
+    rng: np.random.Generator, image: np.ndarray, sources: list[Source], host_index: int, record: dict
 ) -> np.ndarray:
-    """Blend in a low-resolution, colour-matched elliptical patch of another photograph."""
+    """Blend in a low-resolution, colour-matched elliptical patch of another photograph of the same split."""
     donor_index = int(rng.choice([i for i in range(len(sources)) if i != host_index]))
     donor = sources[donor_index].pixels
+    record["donor"] = sources[donor_index].key
     size = (image.shape[1], image.shape[0])
     patch = crop_and_resize(donor, random_crop(rng, donor, size), size)
     patch = render_at_low_resolution(rng, patch)
@@ -191,7 +222,7 @@ def splice(
     return blend(image, patch, mask)
 
 
-def resample(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+def resample(rng: np.random.Generator, image: np.ndarray, record: dict) -> np.ndarray:
     """Blend in a region that was downscaled 2-4x and upscaled back."""
     height, width = image.shape[:2]
     factor = rng.uniform(2.0, 4.0)
@@ -203,7 +234,7 @@ def resample(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     return blend(image, np.asarray(degraded, dtype=np.float64), mask)
 
 
-def renoise(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+def renoise(rng: np.random.Generator, image: np.ndarray, record: dict) -> np.ndarray:
     """Blend in a region that was Gaussian-blurred and then re-noised."""
     sigma = rng.uniform(1.2, 2.5)
     blurred = filters.gaussian(image, sigma=sigma, channel_axis=-1, preserve_range=True)
@@ -211,6 +242,22 @@ def renoise(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     noisy = blurred + rng.normal(0.0, noise_sigma, size=image.shape[:2])[..., None]
     mask = feathered_mask(rng, image.shape[:2], elliptical=rng.random() < 0.5)
     return blend(image, noisy, mask)
+
+
+def copy_move(rng: np.random.Generator, image: np.ndarray, host: np.ndarray, box: tuple[int, int, int, int],
+              record: dict) -> np.ndarray:
+    """Blend in a region of the same photograph from elsewhere, at the crop's own scale (the unseen family)."""
+    height, width = image.shape[:2]
+    crop_w, crop_h = box[2] - box[0], box[3] - box[1]
+    src_h, src_w = host.shape[:2]
+    for _ in range(20):  # another place of the photograph, not overlapping the crop too much
+        left = int(rng.integers(0, src_w - crop_w + 1))
+        top = int(rng.integers(0, src_h - crop_h + 1))
+        if abs(left - box[0]) > crop_w // 3 or abs(top - box[1]) > crop_h // 3:
+            break
+    other = crop_and_resize(host, (left, top, left + crop_w, top + crop_h), (width, height))
+    mask = feathered_mask(rng, (height, width), elliptical=rng.random() < 0.5)
+    return blend(image, other, mask)
 
 
 def blend(image: np.ndarray, other: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -222,13 +269,15 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def forge(
-    rng: np.random.Generator, image: np.ndarray, sources: list[Source], host_index: int
+    rng: np.random.Generator, image: np.ndarray, sources: list[Source], host_index: int, record: dict
 ) -> np.ndarray:
-    """Apply one or two different local manipulations."""
+    """Apply one or two different local manipulations of the known families."""
     manipulations = (partial(splice, sources=sources, host_index=host_index), resample, renoise)
     count = 2 if rng.random() < TWO_MANIPULATION_PROB else 1
-    for kind in rng.choice(len(manipulations), size=count, replace=False):
-        image = manipulations[kind](rng, image)
+    kinds = sorted(int(k) for k in rng.choice(len(manipulations), size=count, replace=False))
+    record["families"] = [KNOWN_FAMILIES[k] for k in kinds]
+    for kind in kinds:
+        image = manipulations[kind](rng, image, record=record)
     return image
 
 
@@ -240,14 +289,17 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
 
 def make_split(
     rng: np.random.Generator,
+    split: str,
     sources: list[Source],
     count: int,
-    used_boxes: set[tuple[int, tuple[int, int, int, int]]],
     used_names: set[str],
-) -> list[tuple[str, int, bytes]]:
-    """Generate ``count`` (name, label, jpeg) rows in random order, half of them fake."""
+) -> list[tuple[str, int, bytes, dict]]:
+    """Generate ``count`` (name, label, jpeg, record) rows in random order, half of them fake, from ``sources`` only."""
     labels = rng.permutation(np.arange(count) < count // 2).astype(int)
+    unseen = rng.permutation(np.arange(count // 2) < count // 4) if split == "test" else np.zeros(count // 2, bool)
+    used_boxes: set[tuple[int, tuple[int, int, int, int]]] = set()
     rows = []
+    fakes = 0
     for label in labels:
         host_index = int(rng.integers(len(sources)))
         host = sources[host_index].pixels
@@ -257,14 +309,21 @@ def make_split(
             box = random_crop(rng, host, size)
         used_boxes.add((host_index, box))
         image = crop_and_resize(host, box, size)
+        record: dict = {"split": split, "target": int(label), "source": sources[host_index].key, "box": list(box)}
         if label == 1:
-            image = forge(rng, image, sources, host_index)
+            if unseen[fakes]:
+                record["families"] = [UNSEEN_FAMILY]
+                image = copy_move(rng, image, host, box, record)
+            else:
+                image = forge(rng, image, sources, host_index, record)
+            fakes += 1
         quality = int(rng.integers(QUALITY_RANGE[0], QUALITY_RANGE[1] + 1))
+        record["quality"] = quality
         name = rng.bytes(8).hex() + ".jpg"
         while name in used_names:
             name = rng.bytes(8).hex() + ".jpg"
         used_names.add(name)
-        rows.append((name, int(label), encode_jpeg(image, quality)))
+        rows.append((name, int(label), encode_jpeg(image, quality), record))
     return rows
 
 
@@ -274,39 +333,49 @@ def clear_outputs(out: Path) -> None:
         shutil.rmtree(out / directory, ignore_errors=True)
         (out / f"{directory}_label.txt").unlink(missing_ok=True)
     (out / "README.md").unlink(missing_ok=True)
+    (out / "sources.json").unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 
 
-def write_split(out: Path, split: str, rows: list[tuple[str, int, bytes]]) -> None:
+def write_split(out: Path, split: str, rows: list[tuple[str, int, bytes, dict]]) -> None:
     image_dir = out / SPLIT_DIRS[split]
     image_dir.mkdir(parents=True)
-    for name, _, jpeg in rows:
+    for name, _, jpeg, _ in rows:
         (image_dir / name).write_bytes(jpeg)
-    lines = ["img_name,target"] + [f"{name},{label}" for name, label, _ in rows]
+    lines = ["img_name,target"] + [f"{name},{label}" for name, label, _, _ in rows]
     (out / f"{SPLIT_DIRS[split]}_label.txt").write_text("\n".join(lines) + "\n", newline="\n")
 
 
 def readme_text(sources: list[Source], counts: dict[str, int], seed: int) -> str:
-    source_lines = "\n".join(f"- `{s.name}`: {s.licence}" for s in sources)
+    by_key = {s.key: s for s in sources}
+    source_lines = "\n".join(
+        f"- {split}: " + "; ".join(f"`{by_key[k].name}` ({by_key[k].licence})" for k in keys)
+        for split, keys in SPLIT_SOURCES.items()
+    )
     count_lines = "\n".join(
         f"- `{SPLIT_DIRS[split]}/`: {n} images ({n // 2} fake, {n - n // 2} real)"
+        + (f"; {n // 4} of the fakes are {UNSEEN_FAMILY} forgeries, a family no other split has" if split == "test" else "")
         for split, n in counts.items()
     )
-    return f"""# Sample data (synthetic, FFDI layout)
+    return f"""# Sample data (synthetic, FFDI layout, source-disjoint)
 
 Generated by `python scripts/make_sample_data.py` (seed {seed}); rerunning it
 reproduces these files byte for byte (same Pillow/libjpeg build). Each
 `*_label.txt` is a CSV (`img_name,target`; `1` = fake, `0` = real) in random
 order; file names are random hex and reveal neither label nor source.
+`sources.json` records each image's split, label, source photograph, splice
+donor, forgery families, crop box and JPEG quality.
 
 ## Counts
 
 {count_lines}
 
-## Source photographs
+## Source photographs, one split each
 
-Bundled with scikit-image and scikit-learn (no download); licences as stated
-in the loading functions' documentation:
+Every photograph belongs to exactly one split, so the validation and test
+images are crops of photographs the training split never saw (and splice
+donors come from the same split). Bundled with scikit-image and scikit-learn
+(no download); licences as stated in the loading functions' documentation:
 
 {source_lines}
 
@@ -314,20 +383,26 @@ Grayscale photographs are converted to RGB.
 
 ## How the images are made
 
-Every image is a random crop (never the same crop box twice) of one of the
-photographs above, resized to {SIDE_RANGE[0]}-{SIDE_RANGE[1]} px per side (aspect {ASPECT_RANGE[0]}-{ASPECT_RANGE[1]}) and saved
+Every image is a random crop (never the same crop box twice) of one of its
+split's photographs, resized to {SIDE_RANGE[0]}-{SIDE_RANGE[1]} px per side (aspect {ASPECT_RANGE[0]}-{ASPECT_RANGE[1]}) and saved
 as JPEG with quality {QUALITY_RANGE[0]}-{QUALITY_RANGE[1]}; both classes share these distributions. A fake
 additionally gets one or two local manipulations, each on a region covering
 {REGION_AREA_RANGE[0]:.0%}-{REGION_AREA_RANGE[1]:.0%} of the image with a feathered edge, applied before the JPEG save:
 
-- splice (face-swap style): an elliptical patch from another photograph,
-  rendered at 1/3-2/3 resolution and upscaled, colour-matched to the host
-  region (per-channel mean/std in LAB);
+- splice (face-swap style): an elliptical patch from another photograph of
+  the same split, rendered at 1/3-2/3 resolution and upscaled, colour-matched
+  to the host region (per-channel mean/std in LAB);
 - upsampling: the region downscaled 2-4x and upscaled back (nearest or
   bilinear);
 - re-noising: the region Gaussian-blurred, then fresh Gaussian noise added.
 
-These are stand-ins for real deepfakes, useful for exercising the pipeline,
+Half of the test split's fakes get a family seen nowhere else instead:
+
+- copy-move: a region of the same photograph, from elsewhere in it, pasted
+  at the crop's own scale (no resampling, no noise change).
+
+These are stand-ins for real deepfakes, useful for exercising the pipeline
+and for seeing the gap between seen and unseen photographs and forgeries,
 not for judging a detector.
 """
 
@@ -346,12 +421,22 @@ def main() -> None:
     counts = {split: getattr(args, split) for split in DEFAULT_COUNTS}
     sources = load_sources()
     clear_outputs(args.out)
+    by_key = {source.key: source for source in sources}
     split_rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(args.seed).spawn(3)]
-    used_boxes: set[tuple[int, tuple[int, int, int, int]]] = set()
     used_names: set[str] = set()
+    images: dict[str, dict] = {}
     for (split, count), rng in zip(counts.items(), split_rngs):
-        rows = make_split(rng, sources, count, used_boxes, used_names)
+        rows = make_split(rng, split, [by_key[k] for k in SPLIT_SOURCES[split]], count, used_names)
         write_split(args.out, split, rows)
+        images.update({f"{SPLIT_DIRS[split]}/{name}": record for name, _, _, record in rows})
+    record = {
+        "seed": args.seed,
+        "splits": {split: list(keys) for split, keys in SPLIT_SOURCES.items()},
+        "sources": {s.key: {"name": s.name, "licence": s.licence} for s in sources},
+        "unseen_family": {"split": "test", "family": UNSEEN_FAMILY},
+        "images": images,
+    }
+    (args.out / "sources.json").write_text(json.dumps(record, indent=0, sort_keys=True) + "\n", newline="\n")
     (args.out / "README.md").write_text(readme_text(sources, counts, args.seed), newline="\n")
     total = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
     print(f"wrote {sum(counts.values())} images, {total} bytes, to {args.out}")

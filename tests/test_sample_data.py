@@ -24,6 +24,27 @@ def test_sample_data_is_a_small_balanced_ffdi_dataset() -> None:
     assert len(names) == len(set(names))
 
 
+def test_sample_data_splits_share_no_source_photograph() -> None:
+    """From the generator's record (sources.json): each photograph, and each splice donor, in one split only."""
+    record = json.loads((SAMPLE_DATA / "sources.json").read_text())
+    dataset = find_dataset(SAMPLE_DATA)
+    folders = {"train": "trainset", "val": "valset", "test": "testset"}
+    used: dict[str, set[str]] = {}
+    families: dict[str, set[str]] = {}
+    for key, split in dataset.splits.items():
+        for name, target in zip(split.names, split.targets.tolist()):
+            image = record["images"][f"{folders[key]}/{name}"]  # every image is in the record
+            assert image["split"] == key and image["target"] == target
+            used.setdefault(key, set()).update({image["source"], image.get("donor", image["source"])})
+            families.setdefault(key, set()).update(image.get("families", []))
+            assert bool(image.get("families")) == bool(target)
+    assert len(record["images"]) == sum(len(s) for s in dataset.splits.values())
+    assert not used["train"] & used["val"] and not used["train"] & used["test"] and not used["val"] & used["test"]
+    assert used == {split: set(keys) for split, keys in record["splits"].items()}
+    unseen = record["unseen_family"]["family"]
+    assert unseen in families["test"] and unseen not in families["train"] | families["val"]
+
+
 def test_default_training_learns_the_sample_data(tmp_path: Path) -> None:
     assert main(["train", "--data", str(SAMPLE_DATA), "--runs", str(tmp_path), "--name", "sample"]) == 0
     state = load_run(tmp_path / "sample")
