@@ -19,7 +19,15 @@ from typing import Any
 
 import pandas as pd
 
-from engine.contract.jobs import EvaluationResult, JobFailed, JobProgress, JobResult, SubmissionResult, decode_job_message
+from engine.contract.jobs import (
+    EvaluationResult,
+    JobFailed,
+    JobProgress,
+    JobResult,
+    MatrixResult,
+    SubmissionResult,
+    decode_job_message,
+)
 
 ALIASES = ("best", "last")
 
@@ -140,7 +148,7 @@ def run_engine_job(args: list[str], on_progress: Callable[[int, int], None] | No
             message = decode_job_message(line)
             if isinstance(message, JobProgress) and on_progress is not None:
                 on_progress(message.done, message.total)
-            elif isinstance(message, (EvaluationResult, SubmissionResult)):
+            elif isinstance(message, (EvaluationResult, SubmissionResult, MatrixResult)):
                 result = message
             elif isinstance(message, JobFailed):
                 error = message.message

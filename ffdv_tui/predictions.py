@@ -21,6 +21,7 @@ FILTERS = {
     "fp": "false positives (real called fake)",
     "fn": "false negatives (fake called real)",
     "uncertain": "uncertain (score near the threshold)",
+    "flips": "flips from right to wrong under the perturbation",
 }
 SORTS = {"score": "score, high first", "wrong": "most wrong first", "name": "name"}
 UNCERTAIN_BAND = 0.1
@@ -52,9 +53,12 @@ def load_predictions(path: Path) -> pd.DataFrame:
     missing = {"img_name", "target", "score"} - set(frame.columns)
     if missing:
         raise PredictionsError(f"{path}: not a predictions file (no {', '.join(sorted(missing))} column)")
-    frame = frame[["img_name", "target", "score"]].copy()
+    keep = ["img_name", "target", "score"] + (["clean_score"] if "clean_score" in frame.columns else [])
+    frame = frame[keep].copy()
     frame["target"] = pd.to_numeric(frame["target"], errors="coerce").fillna(-1).astype(np.int64)
     frame["score"] = pd.to_numeric(frame["score"], errors="coerce").astype(np.float64)
+    if "clean_score" in frame.columns:  # a matrix row under a perturbation: its score on the clean image
+        frame["clean_score"] = pd.to_numeric(frame["clean_score"], errors="coerce").astype(np.float64)
     return frame.reset_index(drop=True)
 
 
@@ -96,6 +100,7 @@ class PredictionTable:
         self.target = frame["target"].to_numpy()
         self.score = frame["score"].to_numpy()
         self.labelled = self.target >= 0
+        self.clean_score = frame["clean_score"].to_numpy() if "clean_score" in frame.columns else None
         self._lower_names: np.ndarray | None = None
 
     def masks(self, threshold: float) -> dict[str, np.ndarray]:
@@ -107,7 +112,15 @@ class PredictionTable:
             "fp": real & called_fake,
             "fn": fake & ~called_fake,
             "uncertain": np.abs(self.score - threshold) < UNCERTAIN_BAND,
+            "flips": self._flips(threshold, called_fake, fake),
         }
+
+    def _flips(self, threshold: float, called_fake: np.ndarray, fake: np.ndarray) -> np.ndarray:
+        """Right on the clean image, wrong under the perturbation (none without a clean score)."""
+        if self.clean_score is None:
+            return np.zeros(len(self.score), dtype=bool)
+        right_before = (self.clean_score > threshold) == fake
+        return self.labelled & right_before & (called_fake != fake)
 
     def counts(self, threshold: float) -> dict[str, int]:
         return {name: int(mask.sum()) for name, mask in self.masks(threshold).items()}

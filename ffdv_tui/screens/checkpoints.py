@@ -23,8 +23,10 @@ from textual.widgets import Footer, Header, ProgressBar, Static
 
 from engine.contract.dataset import looks_like_dataset_root
 from engine.contract.fmt import fmt_bytes, fmt_metric
-from engine.contract.jobs import EvaluationResult, SubmissionResult
+from engine.contract.jobs import EvaluationResult, MatrixResult, SubmissionResult
+from engine.contract.matrixstore import list_matrices, matrix_args
 from engine.contract.protocol import METRIC_LABELS
+from engine.contract.text import printable
 from ffdv_tui.checkpoints import (
     CheckpointEntry,
     JobError,
@@ -34,7 +36,10 @@ from ffdv_tui.checkpoints import (
     run_engine_job,
 )
 from ffdv_tui.screens.job import JobRequest, JobScreen
-from ffdv_tui.screens.predictions import PredictionSource, PredictionsScreen
+from ffdv_tui.screens.matrix import MatrixScreen
+from ffdv_tui.screens.matrix_form import MatrixFormScreen, MatrixRequest
+from ffdv_tui.screens.matrix_list import MatrixListScreen
+from ffdv_tui.screens.predictions import PredictionSource, PredictionsScreen, validation_folder
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 
 
@@ -100,6 +105,9 @@ class CheckpointsScreen(Screen):
         Binding("r", "resume", "Resume run"),
         Binding("m", "mark", "Mark to compare"),
         Binding("o", "open_predictions", "Open predictions"),
+        Binding("space", "choose", "Mark for a matrix"),
+        Binding("x", "matrix", "Evaluation matrix"),
+        Binding("p", "past_matrices", "Past matrices"),
     ]
 
     def __init__(self, runs_dir: Path, model_names: Callable[[], list[str]] | None = None,
@@ -111,6 +119,7 @@ class CheckpointsScreen(Screen):
         self.entries: list[CheckpointEntry] = []
         self.marked: CheckpointEntry | None = None
         self.last_evaluation: PredictionSource | None = None
+        self.chosen: dict[str, CheckpointEntry] = {}  # marked for an evaluation matrix, in marking order
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -165,6 +174,8 @@ class CheckpointsScreen(Screen):
             parts.append(compare(self.marked, entry))
         elif self.marked is not None:
             parts.append(Text("marked: move to another checkpoint to compare", style="dim"))
+        if self.chosen:
+            parts.append(Text.assemble(("for a matrix (x): ", "bold"), ", ".join(self.chosen)))
         self.query_one("#ckpt-detail", Static).update(Group(*parts))
 
     def action_mark(self) -> None:
@@ -174,6 +185,80 @@ class CheckpointsScreen(Screen):
             self.notify(f"marked {entry.key} to compare" if self.marked else "mark cleared", timeout=3)
             table = self.query_one(FrameTable)
             table.post_message(FrameTable.RowHighlighted(table, table.cursor_row, table.index_at(table.cursor_row)))
+
+    def action_choose(self) -> None:
+        entry = self.highlighted
+        if entry is None:
+            return
+        if self.chosen.pop(entry.key, None) is None:
+            self.chosen[entry.key] = entry
+        self.notify(f"{len(self.chosen)} checkpoints marked for a matrix", timeout=3)
+        table = self.query_one(FrameTable)
+        table.post_message(FrameTable.RowHighlighted(table, table.cursor_row, table.index_at(table.cursor_row)))
+
+    # ------------------------------------------------------------ evaluation matrix
+
+    def _matrix_entries(self) -> list[CheckpointEntry]:
+        if self.chosen:
+            return list(self.chosen.values())
+        entry = self._usable()
+        return [entry] if entry is not None else []
+
+    def action_matrix(self) -> None:
+        entries = self._matrix_entries()
+        if not entries:
+            return
+        datasets = []
+        for entry in entries:  # the runs' own validation splits
+            folder = validation_folder(entry.data_root) if entry.data_root else None
+            if folder is not None and str(folder) not in datasets:
+                datasets.append(str(folder))
+        title = f"Evaluation matrix of {', '.join(e.key for e in entries)}"
+        self.app.push_screen(MatrixFormScreen(title, datasets, several=len(entries) > 1),
+                             lambda request: request and self._start_matrix(entries, request))
+
+    def _start_matrix(self, entries: list[CheckpointEntry], request: MatrixRequest) -> None:
+        args = matrix_args([str(e.path) for e in entries], request.datasets, request.perturbations, request.ensembles,
+                           request.tta)
+        self._job_started(f"evaluation matrix of {len(entries)} checkpoints… (it goes on if you leave this screen)")
+        self.app.run_worker(lambda: self._matrix_job(args), thread=True, group="matrix", exit_on_error=False)
+
+    def _matrix_job(self, args: list[str]) -> None:
+        """An app-level worker: the job outlives this screen; the result opens here, or is announced."""
+        app = self.app
+        try:
+            result = run_engine_job(args, self._progress)
+            if not isinstance(result, MatrixResult):
+                raise JobError(f"the engine answered {result.kind}, not a matrix")
+        except JobError as exc:
+            app.call_from_thread(self._matrix_failed, str(exc))
+            return
+        app.call_from_thread(self._matrix_done, Path(result.matrix_dir))
+
+    def _matrix_failed(self, message: str) -> None:
+        if self.is_attached:
+            self._job_done(Text(f"matrix failed: {printable(message, multiline=True)}", style="red"))
+        else:
+            self.app.notify(f"evaluation matrix failed: {printable(message)}", severity="error")
+
+    def _matrix_done(self, folder: Path) -> None:
+        if self.is_attached:
+            self._job_done(Text(f"matrix written: {printable(folder)}", style="green"))
+        if self.app.screen is self:
+            self.app.push_screen(MatrixScreen(folder, self.images))
+        else:
+            self.app.notify(f"evaluation matrix ready: {printable(folder)} (checkpoints screen, p)", timeout=10)
+
+    def action_past_matrices(self) -> None:
+        entries = self._matrix_entries()
+        if not entries:
+            return
+        found = list_matrices([e.path.parent.parent for e in entries])
+        if not found:
+            self.notify("No evaluation matrix of these runs yet (x makes one).", severity="warning")
+            return
+        self.app.push_screen(MatrixListScreen(found), lambda folder: folder and self.app.push_screen(
+            MatrixScreen(folder, self.images)))
 
     # ------------------------------------------------------------ jobs
 
@@ -247,7 +332,12 @@ class CheckpointsScreen(Screen):
         self.app.call_from_thread(self._job_done, text)
 
     def _progress(self, done: int, total: int) -> None:
-        self.app.call_from_thread(self.query_one("#job-progress", ProgressBar).update, total=total, progress=done)
+        if self.is_attached:  # a matrix job goes on after its screen has gone
+            self.app.call_from_thread(self._show_progress, done, total)
+
+    def _show_progress(self, done: int, total: int) -> None:
+        if self.is_attached:
+            self.query_one("#job-progress", ProgressBar).update(total=total or None, progress=done)
 
     def _job_started(self, what: str) -> None:
         bar = self.query_one("#job-progress", ProgressBar)

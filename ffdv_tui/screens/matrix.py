@@ -1,0 +1,229 @@
+"""A finished evaluation matrix: models x perturbations, heat-coloured by AUC, and AUC against JPEG quality.
+
+The best of each column is bold and the change from the clean row is red when it drops.
+On the highlighted row: ``s`` writes a submission from that model, ensemble or soup (an
+engine job, as the checkpoints screen runs them); ``o`` opens its per-image scores under
+the selected perturbation in the predictions screen, where the filter "flips from right
+to wrong" shows what the perturbation broke.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Label, Select, Static
+from textual_plotext import PlotextPlot
+
+from engine.contract.jobs import SubmissionResult
+from engine.contract.matrixstore import (
+    CLEAN,
+    MatrixStoreError,
+    MatrixSummary,
+    auc_by_jpeg,
+    dataset_folder,
+    load_matrix,
+    read_summary,
+    row_predictions,
+    submission_args,
+)
+from engine.contract.text import plain_text, printable
+from ffdv_tui.checkpoints import JobError, run_engine_job
+from ffdv_tui.screens.job import JobRequest, JobScreen
+from ffdv_tui.screens.predictions import PredictionSource, PredictionsScreen
+
+DROP_RED = 0.01
+LINE_COLOURS = ("green", "cyan", "magenta", "yellow", "blue", "red", "white")
+
+
+def heat(auc: float | None) -> str:
+    """A background from red (AUC 0.5 or below) through yellow to green (1.0)."""
+    if auc is None:
+        return ""
+    t = min(1.0, max(0.0, (auc - 0.5) / 0.5))
+    red = int(150 * (1 - t)) if t > 0.5 else 150
+    green = int(150 * t / 0.5) if t < 0.5 else 150
+    return f"on rgb({red},{green},40)"
+
+
+def cell(auc: float | None, drop: float | None, best: bool) -> Text:
+    text = Text("–" if auc is None else f"{auc:.4f}", style=("bold " if best else "") + heat(auc))
+    if drop is not None and auc is not None and drop > 0.0005:
+        text.append(f" {-drop:+.3f}", style="bold red" if drop > DROP_RED else "red")
+    elif drop is not None and auc is not None and drop < -0.0005:
+        text.append(f" {-drop:+.3f}", style="green")
+    return text
+
+
+def _value(row: pd.Series, key: str) -> float | None:
+    value = row.get(key)
+    return None if value is None or pd.isna(value) else float(value)
+
+
+class MatrixScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("s", "submission", "Submission from row"),
+        Binding("o", "open_scores", "Per-image scores"),
+    ]
+
+    def __init__(self, folder: Path, images: str = "halfcell") -> None:
+        super().__init__()
+        self.folder = Path(folder)
+        self.images = images
+        self.summary: MatrixSummary | None = None
+        self.frame: pd.DataFrame | None = None
+        self.models: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="matrix-body"):
+            with Horizontal(id="matrix-controls"):
+                yield Label("dataset")
+                yield Select([], id="matrix-dataset", allow_blank=True, compact=True)
+                yield Label("perturbation")
+                yield Select([], id="matrix-perturbation", allow_blank=True, compact=True)
+            yield DataTable(id="matrix-table", cursor_type="row", zebra_stripes=False)
+            yield PlotextPlot(id="matrix-chart")
+            yield Static(id="matrix-note")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        try:
+            self.summary = read_summary(self.folder)
+            self.frame = load_matrix(self.folder)
+        except MatrixStoreError as exc:
+            self.query_one("#matrix-note", Static).update(plain_text(str(exc), "red"))
+            return
+        self.app.sub_title = printable(f"matrix · {self.summary.name}")
+        datasets = self.summary.datasets
+        self.query_one("#matrix-dataset", Select).set_options([(printable(d), d) for d in datasets])
+        self.query_one("#matrix-dataset", Select).value = datasets[0]
+        perturbations = self.summary.perturbations
+        self.query_one("#matrix-perturbation", Select).set_options([(printable(p), p) for p in perturbations])
+        self.query_one("#matrix-perturbation", Select).value = next((p for p in perturbations if p != CLEAN), CLEAN)
+        self.show()
+        self.query_one(DataTable).focus()
+
+    @property
+    def dataset(self) -> str | None:
+        value = self.query_one("#matrix-dataset", Select).value
+        return value if isinstance(value, str) else None
+
+    @property
+    def perturbation(self) -> str:
+        value = self.query_one("#matrix-perturbation", Select).value
+        return value if isinstance(value, str) else CLEAN
+
+    @on(Select.Changed, "#matrix-dataset")
+    def _dataset_changed(self) -> None:
+        self.show()
+
+    def show(self) -> None:
+        if self.frame is None or self.summary is None or self.dataset is None:
+            return
+        part = self.frame[self.frame["dataset"] == self.dataset]
+        perturbations = list(dict.fromkeys(part["perturbation"]))
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        table.add_column("model", key="model")
+        for name in perturbations:
+            table.add_column(plain_text(name), key=name)
+        best = {p: part[part["perturbation"] == p]["auc"].max() for p in perturbations}
+        self.models = []
+        for model, rows in part.groupby("model", sort=False):
+            cells: list[Text] = [plain_text(model)]
+            by_perturbation = {str(r["perturbation"]): r for _, r in rows.iterrows()}
+            for name in perturbations:
+                row = by_perturbation.get(name)
+                auc = _value(row, "auc") if row is not None else None
+                drop = _value(row, "drop_auc") if row is not None else None
+                cells.append(cell(auc, drop, auc is not None and auc == best[name]))
+            table.add_row(*cells, key=str(model))
+            self.models.append(str(model))
+        self._chart(part)
+        count = int(part["images"].max()) if len(part) else 0
+        self.query_one("#matrix-note", Static).update(plain_text(
+            f"{self.summary.title} · {count:,} images · s: submission from the row · o: its per-image scores under "
+            f"the selected perturbation", "dim"))
+
+    def _chart(self, part: pd.DataFrame) -> None:
+        plot = self.query_one(PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        series = auc_by_jpeg(self.frame, self.dataset) if self.dataset else {}
+        if not series:
+            plot.display = False
+            return
+        plot.display = True
+        for i, (model, points) in enumerate(series.items()):
+            plt.plot([q for q, _ in points], [a for _, a in points], label=printable(model, 30),
+                     color=LINE_COLOURS[i % len(LINE_COLOURS)], marker="braille")
+        plt.title("AUC against JPEG quality (100 = clean)")
+        plt.xlabel("JPEG quality")
+        plot.refresh()
+
+    @property
+    def row_model(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not self.models or table.cursor_row is None or table.cursor_row >= len(self.models):
+            return None
+        return self.models[table.cursor_row]
+
+    # ------------------------------------------------------------ actions
+
+    def action_open_scores(self) -> None:
+        model = self.row_model
+        if model is None or self.summary is None or self.dataset is None:
+            self.notify("No row here.", severity="warning")
+            return
+        self._open(model, self.dataset, self.perturbation)
+
+    @work(thread=True, exclusive=True, group="matrix-open")
+    def _open(self, model: str, dataset: str, perturbation: str) -> None:
+        try:
+            path = row_predictions(self.summary, model, dataset, perturbation)
+        except MatrixStoreError as exc:
+            self.app.call_from_thread(self.notify, printable(str(exc)), severity="error")
+            return
+        source = PredictionSource(printable(f"{model} on {dataset} under {perturbation}"), {0: path},
+                                  dataset_folder(self.summary, dataset))
+        self.app.call_from_thread(self.app.push_screen, PredictionsScreen(source, self.images))
+
+    def action_submission(self) -> None:
+        model = self.row_model
+        if model is None or self.summary is None:
+            self.notify("No row here.", severity="warning")
+            return
+        folder = dataset_folder(self.summary, self.dataset or "")
+        data = str(folder.parent) if folder is not None else ""
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in model)
+        out = self.summary.folder / "submissions" / f"{safe}-test.csv"
+        self.app.push_screen(JobScreen(printable(f"Write a submission from {model}"), data, "test", str(out)),
+                             lambda request: request and self._predict(model, request))
+
+    @work(thread=True, exclusive=True, group="matrix-job")
+    def _predict(self, model: str, request: JobRequest) -> None:
+        note = self.query_one("#matrix-note", Static)
+        self.app.call_from_thread(note.update, plain_text(f"writing a submission from {model}…", "dim"))
+        try:
+            args = submission_args(self.summary, model, str(request.data), str(request.out) if request.out else None)
+            from engine.contract.dataset import looks_like_dataset_root
+
+            if looks_like_dataset_root(request.data):
+                args += ["--split", request.split]
+            result = run_engine_job(args)
+            if not isinstance(result, SubmissionResult):
+                raise JobError(f"the engine answered {result.kind}, not a submission")
+        except (JobError, MatrixStoreError) as exc:
+            self.app.call_from_thread(note.update, plain_text(f"submission failed: {exc}", "red"))
+            return
+        self.app.call_from_thread(note.update, plain_text(f"submission written: {result.submission} "
+                                                          f"({result.rows:,} rows)", "green"))

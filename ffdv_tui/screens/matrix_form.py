@@ -1,0 +1,90 @@
+"""The evaluation-matrix form: datasets, perturbations (a checklist and custom specs, checked as typed), ensembles, TTA."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, SelectionList, Static
+
+from engine.contract.perturbspec import STANDARD_SUITE, check_spec
+from engine.contract.text import plain_text
+
+ENSEMBLE_CHOICES = (("mean of probabilities", "mean"), ("mean of ranks", "rank"), ("weight average (soup)", "soup"),
+                    ("greedy soup", "greedy"))
+TTA_CHOICES = (("horizontal flip", "flip"), ("scales 0.875 / 1 / 1.125", "scales"))
+
+
+@dataclass(frozen=True)
+class MatrixRequest:
+    datasets: list[str]
+    perturbations: list[str]
+    ensembles: list[str]
+    tta: list[str]
+
+
+class MatrixFormScreen(ModalScreen[MatrixRequest | None]):
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "start", "Start", priority=True)]
+
+    def __init__(self, title: str, datasets: list[str], several: bool) -> None:
+        super().__init__()
+        self.title_text = title
+        self.datasets = datasets
+        self.several = several
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(plain_text(self.title_text), id="matrix-form-title")
+            with Horizontal(classes="field"):
+                yield Label("Datasets", classes="field-label")
+                yield Input(" ".join(self.datasets), id="matrix-data", compact=True,
+                            placeholder="split folders or dataset roots (val), separated by spaces")
+            yield Label("Perturbations")
+            yield SelectionList[str](*[(spec, spec, True) for spec in STANDARD_SUITE if spec != "none"],
+                                     id="matrix-perturbations", compact=True)
+            with Horizontal(classes="field"):
+                yield Label("Also", classes="field-label")
+                yield Input("", id="matrix-custom", compact=True, placeholder="jpeg:60, resize:0.7+jpeg:80 …")
+            yield Label("Ensembles" + ("" if self.several else " (mark several checkpoints for these)"))
+            yield SelectionList[str](*[(label, key, self.several and key == "mean") for label, key in ENSEMBLE_CHOICES],
+                                     id="matrix-ensembles", compact=True)
+            yield Label("Test-time augmentation (rows beside the plain ones)")
+            yield SelectionList[str](*[(label, key, False) for label, key in TTA_CHOICES], id="matrix-tta", compact=True)
+            yield Static("", id="matrix-why")
+            with Horizontal(id="form-buttons"):
+                yield Button("Start", variant="success", id="start")
+                yield Button("Cancel", id="cancel")
+
+    @on(Input.Changed, "#matrix-custom")
+    def _check_custom(self, event: Input.Changed) -> None:
+        text = event.value.strip()
+        problem = check_spec(text) if text else None
+        self.query_one("#matrix-why", Static).update(plain_text(problem or "", "red"))
+
+    @on(Button.Pressed, "#start")
+    def action_start(self) -> None:
+        why = self.query_one("#matrix-why", Static)
+        datasets = self.query_one("#matrix-data", Input).value.split()
+        missing = [d for d in datasets if not Path(d).expanduser().exists()]
+        if not datasets or missing:
+            why.update(plain_text(f"{missing[0]}: no such folder" if missing else "give at least one dataset", "red"))
+            return
+        custom = self.query_one("#matrix-custom", Input).value.strip()
+        if custom and check_spec(custom):
+            why.update(plain_text(check_spec(custom) or "", "red"))
+            return
+        perturbations = list(self.query_one("#matrix-perturbations", SelectionList).selected)
+        if custom:
+            perturbations.append(custom)
+        self.dismiss(MatrixRequest([str(Path(d).expanduser()) for d in datasets], perturbations,
+                                   list(self.query_one("#matrix-ensembles", SelectionList).selected),
+                                   list(self.query_one("#matrix-tta", SelectionList).selected)))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)

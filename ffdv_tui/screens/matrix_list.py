@@ -1,0 +1,42 @@
+"""Past evaluation matrices of the chosen checkpoints' runs, newest first; Enter reopens one from its files."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from engine.contract.matrixstore import MatrixSummary
+from engine.contract.text import printable
+
+
+class MatrixListScreen(ModalScreen[Path | None]):
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, matrices: list[MatrixSummary]) -> None:
+        super().__init__()
+        self.matrices = matrices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(f"{len(self.matrices)} evaluation matrices (Enter opens one)")
+            options = []
+            for i, summary in enumerate(self.matrices):
+                when = time.strftime("%m-%d %H:%M", time.localtime(summary.time)) if summary.time else "?"
+                options.append(Option(Text.assemble((f"{when}  ", "dim"), printable(summary.title, 120)), id=str(i)))
+            yield OptionList(*options, id="matrix-list")
+
+    @on(OptionList.OptionSelected, "#matrix-list")
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.matrices[int(event.option.id or 0)].folder)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
