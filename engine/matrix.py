@@ -49,11 +49,12 @@ from engine.ensemble import (
     tta_views,
     view_input,
 )
+from engine.inference import Scores
 from engine.loader import DeviceNormalizer, EpochSampler, ImageSpec, eval_transform, sample_seed
 from engine.metrics import detection_metrics
 from engine.models import read_state_dict
 from engine.perturb import perturb_image, perturbation_seed
-from engine.predict import LoadedCheckpoint, load_checkpoint
+from engine.predict import LoadedCheckpoint, check_finite_scores, load_checkpoint
 
 FORMAT = 1
 METRICS = ("auc", "ap", "accuracy", "precision", "recall", "f1", "eer", "tpr_at_fpr_1e-3", "loss")
@@ -287,6 +288,11 @@ def score_pass(
                     losses[row.key][index] = loss
             if on_images is not None:
                 on_images(int(indices.numel()) + len(batch_bad))
+    readable = np.ones(n, dtype=bool)
+    readable[list(bad)] = False
+    for row, member in rows:  # NaN would make every metric up: refused, naming the checkpoint
+        values = scores[row.key][readable]
+        check_finite_scores(Scores(np.flatnonzero(readable), values, np.empty(0), np.empty(0), {}), member.loaded.path)
     return PassResult(scores, losses, bad)
 
 

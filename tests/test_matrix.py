@@ -308,3 +308,15 @@ def test_progress_json_lines_end_with_the_matrix_result(runs: Path, data: Path, 
     assert progress[-1].eta_s == 0
     result = messages[-1]
     assert isinstance(result, MatrixResult) and result.matrix_dir == str(out) and result.rows == ["a", "b"]
+
+
+def test_non_finite_scores_are_refused_naming_the_checkpoint(runs: Path, data: Path, tmp_path: Path, capsys) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(runs / "a", broken)
+    weights = broken / "checkpoints" / "best.safetensors"
+    state = load_file(str(weights))
+    state = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in state.items()}
+    save_file(state, str(weights))
+    assert run_matrix(["--checkpoint", str(runs / "a"), str(broken), "--data", str(data), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "not finite" in err and str(broken) in err
