@@ -1,23 +1,27 @@
-"""Every run under the runs folder, followed from one background thread; the app reads snapshots.
+"""Every run under the runs folder, followed from one background thread that hands out frozen snapshots.
 
-The watcher thread owns the followers (file offsets, folded RunStates) and calls
+The watcher thread alone owns the followers (file offsets, folded RunStates) and calls
 ``poll`` about ten times a second. The selected run is read every poll; the others
-once a second, so a folder of a hundred runs costs a few stat calls. What changed is
-returned so the app repaints only that. The app reads the state under ``lock``.
+once a second, so a folder of a hundred runs costs a few stat calls. Each poll that saw
+something new returns a :class:`RunsUpdate`: a snapshot of every run (unchanged ones
+are the same objects as before), which runs changed, and the engine's answers to
+commands. The app never reads the followers, so no lock is needed.
 """
 
 from __future__ import annotations
 
-import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from engine.contract.launch import Exit, engine_exit, log_tail, run_status
-from engine.contract.runstate import RunFollower, RunState
+from engine.contract.runstate import RunFollower
 from engine.contract.runstore import RunPaths
-from engine.contract.status import LIVE_STATUSES, RunStatus
+from engine.contract.status import RunStatus
+from ffdv_tui.run_snapshot import RunSnapshot
 
 BACKGROUND_POLL_S = 1.0
 SCAN_INTERVAL_S = 1.0
@@ -26,7 +30,7 @@ LIVENESS_INTERVAL_S = 1.0
 
 @dataclass
 class RunEntry:
-    """One run folder as the app sees it."""
+    """One run folder as the watcher follows it (the watcher thread's own, never shared)."""
 
     name: str
     paths: RunPaths
@@ -37,14 +41,11 @@ class RunEntry:
     next_poll: float = 0.0
     next_liveness: float = 0.0
     log_mtime: float = -1.0
+    problem: str | None = None  # why its folder cannot be read (listed with it, never a crash)
 
-    @property
-    def state(self) -> RunState:
-        return self.follower.state
-
-    @property
-    def is_live(self) -> bool:
-        return self.status in LIVE_STATUSES
+    def snapshot(self) -> RunSnapshot:
+        return RunSnapshot.of(self.name, self.paths, self.follower.state, self.status, self.exit, self.log,
+                              self.problem)
 
 
 @dataclass(frozen=True)
@@ -53,63 +54,92 @@ class Answer:
 
     run: str
     command_id: str
-    event: dict[str, Any]
+    event: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RunsUpdate:
+    """Every run as of one poll: ``changed`` names the runs that are new, gone or different."""
+
+    runs: Mapping[str, RunSnapshot]
+    changed: frozenset[str] = frozenset()
+    answers: tuple[Answer, ...] = ()
+
+
+def ordered(runs: Mapping[str, RunSnapshot]) -> list[RunSnapshot]:
+    """Newest first (by start time, else folder mtime, then name)."""
+    return sorted(runs.values(), key=lambda r: (r.started_at or _mtime(r.paths.root), r.name), reverse=True)
 
 
 class RunsModel:
     def __init__(self, runs_dir: Path | str, log_lines: int = 12):
         self.runs_dir = Path(runs_dir)
-        self.lock = threading.Lock()
         self.runs: dict[str, RunEntry] = {}
-        self.selected: str | None = None
+        self.snapshots: dict[str, RunSnapshot] = {}
+        self.selected: str | None = None  # set by the app: that run is read every poll, with its log
         self.log_lines = log_lines
         self._next_scan = 0.0
         self.pending_commands: dict[str, str] = {}  # command id -> run name
 
     # ------------------------------------------------------------ the watcher thread
 
-    def poll(self, now: float | None = None) -> tuple[set[str], list[Answer]]:
-        """Read what is new; returns the names of the runs that changed and the command answers seen."""
+    def poll(self, now: float | None = None) -> RunsUpdate | None:
+        """Read what is new; None when nothing changed and no command was answered."""
         now = time.monotonic() if now is None else now
         changed: set[str] = set()
         answers: list[Answer] = []
         if now >= self._next_scan:
             self._next_scan = now + SCAN_INTERVAL_S
             changed |= self._scan()
+        selected = self.selected
         for name, entry in list(self.runs.items()):
-            selected = name == self.selected
-            if not selected and now < entry.next_poll:
+            if name != selected and now < entry.next_poll:
                 continue
             entry.next_poll = now + BACKGROUND_POLL_S
-            with self.lock:
+            try:
                 events = entry.follower.poll()
-            if events:
-                changed.add(name)
-                answers += self._answers(name, events)
-            if events or now >= entry.next_liveness:
-                entry.next_liveness = now + LIVENESS_INTERVAL_S
-                if self._refresh_status(entry, with_log=selected):
+                if events:
                     changed.add(name)
-        return changed, answers
+                    answers += self._answers(name, events)
+                if events or now >= entry.next_liveness:
+                    entry.next_liveness = now + LIVENESS_INTERVAL_S
+                    if self._refresh_status(entry, with_log=name == selected):
+                        changed.add(name)
+                problem = None
+            except Exception as exc:  # events.jsonl is a folder, engine.json is garbage, ...: list it, go on
+                problem = f"cannot be read: {exc}"
+            if problem != entry.problem:
+                entry.problem = problem
+                changed.add(name)
+        if not changed and not answers:
+            return None
+        for name in changed:
+            entry = self.runs.get(name)
+            if entry is None:
+                self.snapshots.pop(name, None)
+            else:
+                self.snapshots[name] = entry.snapshot()
+        return RunsUpdate(MappingProxyType(dict(self.snapshots)), frozenset(changed), tuple(answers))
 
     def _scan(self) -> set[str]:
         if not self.runs_dir.is_dir():
             return set()
         found = set()
-        for folder in self.runs_dir.iterdir():
+        try:
+            folders = list(self.runs_dir.iterdir())
+        except OSError:
+            return set()
+        for folder in folders:
             if folder.name not in self.runs and (folder / "config.toml").is_file():
-                entry = RunEntry(folder.name, RunPaths(folder), RunFollower(folder))
-                with self.lock:
-                    self.runs[folder.name] = entry
+                self.runs[folder.name] = RunEntry(folder.name, RunPaths(folder), RunFollower(folder))
                 found.add(folder.name)
         gone = {name for name, entry in self.runs.items() if not entry.paths.root.exists()}
-        with self.lock:
-            for name in gone:
-                del self.runs[name]
+        for name in gone:
+            del self.runs[name]
         return found | gone
 
     def _refresh_status(self, entry: RunEntry, with_log: bool) -> bool:
-        status = run_status(entry.paths, entry.state)
+        status = run_status(entry.paths, entry.follower.state)
         exit_info = engine_exit(entry.paths) if status == RunStatus.CRASHED else None
         log = entry.log
         if with_log or status == RunStatus.CRASHED:
@@ -122,8 +152,7 @@ class RunsModel:
                 log = log_tail(entry.paths, self.log_lines)
         changed = (status, exit_info, log) != (entry.status, entry.exit, entry.log)
         if changed:
-            with self.lock:
-                entry.status, entry.exit, entry.log = status, exit_info, log
+            entry.status, entry.exit, entry.log = status, exit_info, log
         return changed
 
     def _answers(self, name: str, events: list[dict[str, Any]]) -> list[Answer]:
@@ -140,24 +169,16 @@ class RunsModel:
                         found.append(Answer(self.pending_commands.pop(cid), cid, event))
         return found
 
-    # ------------------------------------------------------------ the app's side
+    # ------------------------------------------------------------ hints from the app (plain assignments)
 
     def select(self, name: str | None) -> None:
+        """Follow ``name`` closely from the next poll on (its log too)."""
         self.selected = name
         entry = self.runs.get(name or "")
         if entry is not None:
             entry.next_poll = 0.0
             entry.next_liveness = 0.0
             entry.log_mtime = -1.0
-
-    def ordered(self) -> list[RunEntry]:
-        """Newest first (by start time, else folder name)."""
-        with self.lock:
-            entries = list(self.runs.values())
-        return sorted(entries, key=lambda e: (e.state.started_at or _mtime(e.paths.root), e.name), reverse=True)
-
-    def live(self) -> list[RunEntry]:
-        return [e for e in self.ordered() if e.is_live]
 
     def expect_answer(self, run: str, command_id: str) -> None:
         self.pending_commands[command_id] = run

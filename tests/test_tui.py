@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
 from conftest import MODEL_NAMES, SAMPLE_DATA, install_fixture_runs
+from pilot_helpers import make_app, rendered, wait_for_runs, wait_until
 
 from engine.contract.runstore import RunPaths, read_events
 from ffdv_tui.app import FfdvApp
@@ -19,24 +19,7 @@ from ffdv_tui.widgets.log_tail import LogTail
 from ffdv_tui.widgets.metrics_table import MetricsTable
 from ffdv_tui.widgets.run_list import RunList
 
-
-def make_app(runs: Path, **kwargs) -> FfdvApp:
-    return FfdvApp(runs_dir=runs, data_dir=SAMPLE_DATA, model_names=lambda: MODEL_NAMES, **kwargs)
-
-
-async def settle(pilot, seconds: float = 0.6) -> None:
-    await pilot.pause(seconds)
-
-
-async def wait_until(pilot, condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await pilot.pause(0.2)
-
-
-def rendered(widget) -> str:
-    return "\n".join(strip.text for strip in widget.render_lines(widget.region.reset_offset)) if widget.region else ""
+FIXTURE_NAMES = {"crashed", "finished", "stopped"}
 
 
 @pytest.fixture
@@ -47,9 +30,7 @@ def runs(tmp_path: Path) -> Path:
 async def test_runs_list_shows_every_run_with_its_status(runs: Path) -> None:
     app = make_app(runs)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        run_list = app.query_one(RunList)
-        assert sorted(run_list._names) == ["crashed", "finished", "stopped"]
+        run_list = await wait_for_runs(pilot, app, FIXTURE_NAMES)
         prompts = {o.id: str(o.prompt) for o in run_list.options}
         assert prompts["finished"].startswith("✓ finished") and "3/3 · auc 0.8206" in prompts["finished"]
         assert prompts["stopped"].startswith("■ stopped")
@@ -59,17 +40,17 @@ async def test_runs_list_shows_every_run_with_its_status(runs: Path) -> None:
 async def test_selecting_a_run_shows_its_curves_metrics_and_header(runs: Path) -> None:
     app = make_app(runs)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
         app.select_run("finished")
-        await settle(pilot)
-        assert app.sub_title.startswith("finished · ✓ finished · cpu")
         table = app.query_one(MetricsTable)
-        assert table.row_count == 3
+        await wait_until(pilot, lambda: table.row_count == 3 and app.sub_title.startswith("finished · "), 10,
+                         "the finished run's three validations")
+        assert app.sub_title.startswith("finished · ✓ finished · cpu")
         best_row = [str(c) for c in table.get_row("3")]
         assert best_row[0] == "3 ★" and best_row[1] == "0.8206"
         loss = app.query_one(LossPlot)
-        xs, ys = app.selected_entry().state.loss.points()
-        assert len(xs) > 10 and all(y > 0 for y in ys)
+        run = app.selected_run
+        assert len(run.loss_steps) > 10 and all(y > 0 for y in run.loss_values)
         assert "train" in rendered(loss) and "val" in rendered(loss)
         assert "AUC" in rendered(app.query_one(MetricPlot))
 
@@ -77,10 +58,11 @@ async def test_selecting_a_run_shows_its_curves_metrics_and_header(runs: Path) -
 async def test_crashed_run_shows_how_it_ended_and_the_log(runs: Path) -> None:
     app = make_app(runs)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
         app.select_run("crashed")
-        await settle(pilot, 1.5)
-        text = rendered(app.query_one(LogTail))
+        log = app.query_one(LogTail)
+        await wait_until(pilot, lambda: "engine ended: killed by SIGKILL" in rendered(log), 30, "the crashed run's log")
+        text = rendered(log)
         assert "crashed" in text and "killed by SIGKILL" in text and "Press r to resume" in text
         assert "engine ended: killed by SIGKILL" in text
 
@@ -88,58 +70,56 @@ async def test_crashed_run_shows_how_it_ended_and_the_log(runs: Path) -> None:
 async def test_moving_through_the_list_selects_runs(runs: Path) -> None:
     app = make_app(runs)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
         app.query_one(RunList).focus()
-        first = app.model.selected
+        first = app.main.selected
         await pilot.press("down")
-        await settle(pilot)
-        assert app.model.selected != first
-        assert app.sub_title.startswith(app.model.selected)
+        await wait_until(pilot, lambda: app.main.selected != first, 30, "another run to be selected")
+        await wait_until(pilot, lambda: app.sub_title.startswith(app.main.selected), 30, "the header to follow")
 
 
 async def test_a_run_started_elsewhere_appears_live(runs: Path) -> None:
     app = make_app(runs)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
         import shutil
 
         shutil.copytree(runs / "finished", runs / "late")
-        await wait_until(pilot, lambda: "late" in app.query_one(RunList)._names, timeout=10)
+        await wait_until(pilot, lambda: "late" in app.query_one(RunList).names, 30, "the new run in the list")
 
 
 async def test_keys_screen_and_palette_list_the_actions(runs: Path) -> None:
     app = make_app(runs)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
         await pilot.press("question_mark")
-        await settle(pilot, 0.3)
-        assert isinstance(app.screen, HelpScreen)
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), 30, "the keys screen")
         await pilot.press("escape")
-        await settle(pilot, 0.3)
+        await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen), 30, "the keys screen to close")
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for title in ("New run", "Pause or resume", "Stop run", "Checkpoint now", "Resume run", "Keys", "Quit",
-                      "Show run finished"):
+        for title in ("New run", "Pause/Resume", "Stop", "Checkpoint", "Resume run", "Predictions", "Dataset",
+                      "Checkpoints", "Quit", "Show run finished"):
             assert title in titles
 
 
 async def test_commands_on_a_finished_run_explain_instead_of_sending(runs: Path) -> None:
     app = make_app(runs)
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
-        await settle(pilot)
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
         app.select_run("finished")
-        await settle(pilot)
+        await wait_until(pilot, lambda: app.selected_run is not None and app.selected_run.name == "finished")
         await pilot.press("p")
-        await settle(pilot, 0.3)
+        await wait_until(pilot, lambda: any("nothing to pause" in n.message for n in app._notifications), 10,
+                         "the explanation")
         assert not (runs / "finished" / "commands.jsonl").exists()
-        assert any("nothing to pause" in n.message for n in app._notifications)
 
 
 async def test_quit_without_live_runs_needs_no_confirmation(runs: Path) -> None:
     app = make_app(runs)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
         await pilot.press("q")
-        await settle(pilot, 0.3)
+        await wait_until(pilot, lambda: app.return_value == "", 30, "the app to exit")
     assert app.return_value == ""
 
 
@@ -159,7 +139,7 @@ async def set_field(pilot, form: NewRunScreen, name: str, value: str) -> None:
 
     widget = form.query_one(f"#{name}", Input)
     widget.value = value
-    await pilot.pause(0.1)
+    await wait_until(pilot, lambda: form.checked.get(name) == value, 30, f"the check of {name} = {value!r}")
 
 
 BAD_VALUES = [
@@ -179,7 +159,6 @@ BAD_VALUES = [
 async def test_every_bad_value_is_explained_and_blocks_start(runs: Path, tmp_path: Path) -> None:
     app = make_app(runs)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
         form = await open_form(pilot, app)
         start = form.query_one("#start")
         assert not start.disabled
@@ -201,7 +180,6 @@ async def test_dataset_field_reports_broken_label_files(runs: Path, tiny_copy: P
     (tiny_copy / "valset_label.txt").write_text("img_name,target\nval00000.jpg,5\n")
     app = make_app(runs)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
         form = await open_form(pilot, app)
         await set_field(pilot, form, "data", str(tiny_copy))
         await wait_until(pilot, lambda: "data" not in form.pending, 20)
@@ -216,45 +194,49 @@ async def test_dataset_field_reports_broken_label_files(runs: Path, tiny_copy: P
 # ---------------------------------------------------------------- a real run, steered from the app
 
 
+@pytest.mark.slow
 async def test_start_pause_resume_stop_a_real_run_on_the_sample_data(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     app = FfdvApp(runs_dir=runs, data_dir=SAMPLE_DATA, model_names=lambda: MODEL_NAMES)
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
-        await settle(pilot)
         form = await open_form(pilot, app)
         await set_field(pilot, form, "img_size", "48")
         await set_field(pilot, form, "epochs", "30")
         await set_field(pilot, form, "name", "steered")
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: app.model.selected == "steered" and app.selected_entry() is not None, 60)
-        entry = app.selected_entry()
-        await wait_until(pilot, lambda: entry.state.step > 0, 120)
-        assert app.query_one(RunList)._names[0] == "steered"
+        def run():
+            return app.runs.get("steered")
+
+        await wait_until(pilot, lambda: app.main.selected == "steered" and app.selected_run is not None, 60)
+        await wait_until(pilot, lambda: run().step > 0, 120)
+        assert app.query_one(RunList).names[0] == "steered"
         # the first validation reaches the curves and the metrics table
         await wait_until(pilot, lambda: app.query_one(MetricsTable).row_count >= 1, 180)
-        assert len(entry.state.loss.points()[0]) >= 2 and "val" in rendered(app.query_one(LossPlot))
+        await wait_until(pilot, lambda: "val" in rendered(app.query_one(LossPlot)), 30, "the val loss on the plot")
+        assert len(run().loss_steps) >= 2
         assert "AUC" in rendered(app.query_one(MetricPlot))
         await pilot.press("p")
-        await wait_until(pilot, lambda: entry.status == "paused", 60)
-        assert any("paused at epoch" in n.message for n in app._notifications)
-        step = entry.state.step
-        await pilot.pause(1.5)
-        assert entry.state.step == step
+        await wait_until(pilot, lambda: run().status == "paused", 60)
+        await wait_until(pilot, lambda: any("paused at epoch" in n.message for n in app._notifications), 10)
+        step = run().step
+        await pilot.pause(1.5)  # a paused engine takes no step: nothing to wait for but time
+        assert run().step == step
         await pilot.press("p")
-        await wait_until(pilot, lambda: entry.status == "running" and entry.state.step > step, 60)
+        await wait_until(pilot, lambda: run().status == "running" and run().step > step, 60)
         await pilot.press("c")
         await wait_until(pilot, lambda: any("checkpoint saved" in n.message for n in app._notifications), 60)
         await pilot.press("s")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10)
         await pilot.press("y")
-        await wait_until(pilot, lambda: entry.status == "stopped", 90)
+        await wait_until(pilot, lambda: run().status == "stopped", 90)
         events = read_events(RunPaths(runs / "steered").events)
         assert events[-1].kind == "run_finished" and events[-1].status == "stopped"
         await pilot.press("q")
-        await settle(pilot, 0.3)
+        await wait_until(pilot, lambda: app.return_value == "", 30, "the app to exit")
     assert app.return_value == ""
 
 
+@pytest.mark.slow
 async def test_quitting_with_a_live_run_asks_and_leaves_it_running(tiny_ffdi: Path, tmp_path: Path) -> None:
     from engine.contract.config import load_config
     from engine.contract.launch import engine_alive, stop_engine, wait_for
@@ -262,15 +244,14 @@ async def test_quitting_with_a_live_run_asks_and_leaves_it_running(tiny_ffdi: Pa
     runs = tmp_path / "runs"
     app = FfdvApp(runs_dir=runs, data_dir=tiny_ffdi, model_names=lambda: MODEL_NAMES)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
         config = load_config(overrides={"data.root": str(tiny_ffdi), "data.img_size": 48, "train.epochs": 50,
                                          "run.name": "longer"})
         name = await asyncio.get_running_loop().run_in_executor(None, app.start_run, config)
-        await wait_until(pilot, lambda: (e := app.model.runs.get(name)) is not None and e.status == "running", 60)
+        await wait_until(pilot, lambda: (e := app.runs.get(name)) is not None and e.status == "running", 60)
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10)
         await pilot.press("y")
-        await settle(pilot, 0.3)
+        await wait_until(pilot, lambda: app.return_value is not None, 30, "the app to exit")
     assert "Left running: longer" in app.return_value
     paths = RunPaths(runs / "longer")
     assert engine_alive(paths)

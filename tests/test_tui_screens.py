@@ -7,7 +7,6 @@ wrote), and the screens are driven with their keys: v, d and k on the main scree
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import time
@@ -17,9 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import FAST_TRAIN, MODEL_NAMES, SAMPLE_DATA, install_fixture_runs
-from rich.console import Console
+from pilot_helpers import make_app, pick_run, static_text, wait_for, wait_until, wait_until_listed
 from textual.widgets import Input, Select, Static
-from textual.widgets._select import SelectCurrent, SelectOverlay
 
 from ffdv_tui.app import FfdvApp
 from ffdv_tui.predictions import FILTERS
@@ -30,46 +28,11 @@ from ffdv_tui.screens.new_run import NewRunScreen
 from ffdv_tui.screens.predictions import PredictionSource, PredictionsScreen
 from ffdv_tui.widgets.frame_table import FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
-from ffdv_tui.widgets.run_list import RunList
 
 LABEL = {0: "real", 1: "fake"}
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def make_app(runs: Path, data: Path | None = SAMPLE_DATA, **kwargs) -> FfdvApp:
-    return FfdvApp(runs_dir=runs, data_dir=data, model_names=lambda: MODEL_NAMES, **kwargs)
-
-
-async def wait_for(pilot, condition, timeout: float = 10.0) -> bool:
-    """Pause until ``condition()`` holds; False after ``timeout`` seconds (the caller asserts what it wanted)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            met = condition()
-        except Exception:
-            met = False
-        if met:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        await pilot.pause(0.05)
-
-
-async def wait_until(pilot, condition, timeout: float = 10.0, what: str = "the condition") -> None:
-    assert await wait_for(pilot, condition, timeout), f"timed out after {timeout}s waiting for {what}"
-
-
-def plain(renderable, width: int = 300) -> str:
-    """What a rich renderable (Text, Table, Group) reads as on a wide terminal."""
-    out = io.StringIO()
-    Console(file=out, width=width, color_system=None, legacy_windows=False).print(renderable)
-    return out.getvalue()
-
-
-def static_text(widget: Static) -> str:
-    return plain(widget.content)
 
 
 def append_line(path: Path, line: str) -> None:
@@ -82,23 +45,22 @@ def column(table: FrameTable, key: str) -> list:
 
 
 def select_label(select: Select) -> str:
-    return str(select.query_one(SelectCurrent).label)
+    """What the Select shows as its current choice."""
+    return static_text(select.query_one("#label", Static)).strip()
 
 
 async def choose(pilot, select: Select, value) -> None:
-    """Pick an option of a Select with the keyboard: focus it, open it (enter), move, enter."""
+    """Pick an option of a Select with the keyboard: open it (enter), go to the top, down k times, enter."""
     select.focus()
-    await pilot.pause(0.05)
-    await pilot.press("enter")
-    await wait_until(pilot, lambda: select.expanded, 5, "the options to open")
-    overlay = select.query_one(SelectOverlay)
-    target = [v for _, v in select._options].index(value)
-    for _ in range(30):
-        if overlay.highlighted == target:
-            break
-        await pilot.press("down" if (overlay.highlighted or 0) < target else "up")
-    await pilot.press("enter")
-    await wait_until(pilot, lambda: select.value == value and not select.expanded, 5, f"{value!r} to be chosen")
+    await wait_until(pilot, lambda: select.has_focus, 30, "the select to take the focus")
+    for downs in range(20):
+        if select.value == value:
+            return
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: select.expanded, 30, "the options to open")
+        await pilot.press("home", *["down"] * downs, "enter")
+        await wait_until(pilot, lambda: not select.expanded, 30, "the options to close")
+    assert select.value == value, f"{value!r} is not an option"
 
 
 async def focus_with_tab(pilot, widget, presses: int = 12) -> None:
@@ -112,21 +74,6 @@ async def focus_with_tab(pilot, widget, presses: int = 12) -> None:
 async def type_into(pilot, text: str) -> None:
     for char in text:
         await pilot.press(char)
-
-
-async def pick_run(pilot, app: FfdvApp, name: str) -> None:
-    """Move the run list's highlight to ``name`` with the arrow keys (the list is newest first)."""
-    run_list = app.query_one(RunList)
-    await wait_until(pilot, lambda: name in run_list._names and app.model.selected is not None, 10, "the run list")
-    run_list.focus()
-    await pilot.pause(0.05)
-    for _ in range(len(run_list._names) + 1):
-        if app.model.selected == name:
-            break
-        names = run_list._names
-        await pilot.press("down" if names.index(name) > names.index(app.model.selected) else "up")
-        await pilot.pause(0.05)
-    await wait_until(pilot, lambda: app.model.selected == name, 5, f"run {name} to be selected")
 
 
 # ---------------------------------------------------------------- predictions: independent answers
@@ -167,7 +114,7 @@ def runs(tmp_path: Path) -> Path:
 async def open_predictions(pilot, app: FfdvApp, run: str = "finished") -> PredictionsScreen:
     await pick_run(pilot, app, run)
     await pilot.press("v")
-    await wait_until(pilot, lambda: isinstance(app.screen, PredictionsScreen), 5, "the predictions screen")
+    await wait_until(pilot, lambda: isinstance(app.screen, PredictionsScreen), 30, "the predictions screen")
     screen = app.screen
     await wait_until(pilot, lambda: screen.table_data is not None and screen.query_one(FrameTable).row_count > 0,
                      20, "the predictions to load")
@@ -188,8 +135,9 @@ async def show_filter(pilot, screen: PredictionsScreen, frame: pd.DataFrame, thr
     for _ in range(len(FILTERS)):
         if select.value == key:
             break
+        before = select.value
         await pilot.press("f")
-        await pilot.pause(0.05)
+        await wait_until(pilot, lambda b=before: select.value != b, 30, "the next filter")
     assert select.value == key
     want = expected_names(frame, threshold, key)
     await wait_for(pilot, lambda: set(shown(screen)) == want, 5)
@@ -204,18 +152,20 @@ async def test_the_header_names_the_open_screen_while_the_selected_run_changes(r
     headers = {}
     async with app.run_test(size=(120, 36)) as pilot:
         await pick_run(pilot, app, "finished")
-        await pilot.pause(1.2)
+        await wait_until(pilot, lambda: app.main.painted, 30, "the main screen's repaint")
         for seq, (key, title) in enumerate([("v", "predictions · finished"), ("k", "checkpoints · "),
                                             ("d", "dataset · ")], start=63):
             await pilot.press(key)
-            await wait_until(pilot, lambda t=title: app.sub_title.startswith(t), 5, f"the header {title!r}")
+            await wait_until(pilot, lambda t=title: app.sub_title.startswith(t), 30, f"the header {title!r}")
             append_line(runs / "finished" / "events.jsonl",  # what a live engine does every few seconds
                         json.dumps({"v": 1, "seq": seq, "time": 1795916334.0 + seq, "kind": "heartbeat",
                                     "device": "cpu", "memory_used": 1, "memory_total": 2, "utilization": None}))
-            await pilot.pause(1.2)
+            await wait_until(pilot, lambda: app.runs["finished"].heartbeat.get("memory_used") == 1, 10,
+                             "the heartbeat to be read")
+            await wait_until(pilot, lambda: app.main.painted, 30, "the main screen's repaint below")
             headers[title] = app.sub_title
             await pilot.press("escape")
-            await wait_until(pilot, lambda: len(app.screen_stack) == 1, 5, "the main screen")
+            await wait_until(pilot, lambda: len(app.screen_stack) == 1, 30, "the main screen")
     assert all(header.startswith(title) for title, header in headers.items()), headers
 
 
@@ -273,8 +223,8 @@ async def test_threshold_changes_metrics_and_rows(runs: Path) -> None:
             value = float(threshold)
             want = expected_names(frame, value, "misclassified")
             c = confusion(frame, value)
-            await wait_until(pilot, lambda v=value: f"at threshold {v:.3f}" in static_text(metrics), 5, "the metrics")
-            await wait_until(pilot, lambda w=want: set(shown(screen)) == w, 5, "the rows")
+            await wait_until(pilot, lambda v=value: f"at threshold {v:.3f}" in static_text(metrics), 30, "the metrics")
+            await wait_until(pilot, lambda w=want: set(shown(screen)) == w, 30, "the rows")
             text = static_text(metrics)
             assert f"{len(want):,} shown of {len(frame):,}" in text, text
             assert f"TN {c['TN']:,} FP {c['FP']:,} FN {c['FN']:,} TP {c['TP']:,}" in text, (c, text)
@@ -283,7 +233,7 @@ async def test_threshold_changes_metrics_and_rows(runs: Path) -> None:
             await back_to_table(pilot, screen)
         await focus_with_tab(pilot, screen.query_one("#threshold", Input))
         await type_into(pilot, "1.5")
-        await wait_until(pilot, lambda: "between 0 and 1" in static_text(metrics), 5, "the threshold error")
+        await wait_until(pilot, lambda: "between 0 and 1" in static_text(metrics), 30, "the threshold error")
 
 
 async def test_t_and_slash_keys_focus_the_threshold_and_the_search(runs: Path) -> None:
@@ -292,12 +242,10 @@ async def test_t_and_slash_keys_focus_the_threshold_and_the_search(runs: Path) -
     async with app.run_test(size=(140, 40)) as pilot:
         screen = await open_predictions(pilot, app)
         await pilot.press("t")
-        await pilot.pause(0.1)
-        assert screen.query_one("#threshold", Input).has_focus
+        await wait_until(pilot, lambda: screen.query_one("#threshold", Input).has_focus, 30, "the threshold's focus")
         await back_to_table(pilot, screen)
         await pilot.press("slash")
-        await pilot.pause(0.1)
-        assert screen.query_one("#search", Input).has_focus
+        await wait_until(pilot, lambda: screen.query_one("#search", Input).has_focus, 30, "the search's focus")
 
 
 async def test_eer_key_sets_the_threshold_where_fpr_meets_fnr(runs: Path) -> None:
@@ -309,7 +257,7 @@ async def test_eer_key_sets_the_threshold_where_fpr_meets_fnr(runs: Path) -> Non
         screen = await open_predictions(pilot, app)
         field = screen.query_one("#threshold", Input)
         await pilot.press("e")
-        await wait_until(pilot, lambda: field.value != "0.5", 5, "the threshold to move")
+        await wait_until(pilot, lambda: field.value != "0.5", 30, "the threshold to move")
         threshold = float(field.value)
         await wait_until(pilot, lambda: f"at threshold {threshold:.3f}" in static_text(screen.query_one("#pred-metrics")),
                          5, "the metrics at the EER")
@@ -340,7 +288,7 @@ async def test_epoch_picker_switches_to_that_epochs_file(runs: Path) -> None:
         assert scores() == of(3)
         for e in (1, 2):
             await choose(pilot, epoch, e)
-            await wait_until(pilot, lambda e=e: scores() == of(e), 5, f"epoch {e}'s scores")
+            await wait_until(pilot, lambda e=e: scores() == of(e), 30, f"epoch {e}'s scores")
             c = confusion(files[e], 0.5)
             text = static_text(screen.query_one("#pred-metrics"))
             assert f"TN {c['TN']:,} FP {c['FP']:,} FN {c['FN']:,} TP {c['TP']:,}" in text, (e, text)
@@ -368,7 +316,7 @@ async def test_sorting_orders_the_rows(runs: Path) -> None:
             return [abs(float(s) - int(t)) for s, t in zip(values("score"), values("target"))]
 
         want = sorted((abs(s - t) for s, t in zip(frame["score"], frame["target"])), reverse=True)
-        await wait_until(pilot, lambda: wrongness() == want, 5, "rows most wrong first")
+        await wait_until(pilot, lambda: wrongness() == want, 30, "rows most wrong first")
         assert len(values("img_name")) == len(frame)
         await choose(pilot, sort, "score")
         await wait_until(pilot, lambda: [float(v) for v in values("score")] == sorted(frame["score"], reverse=True),
@@ -385,10 +333,10 @@ async def test_search_keeps_names_containing_the_text(runs: Path) -> None:
             await pilot.press(text[-1])
             want = {n for n in frame["img_name"] if text in n.lower()}
             assert 0 < len(want) < len(frame) or text == "a1f"
-            await wait_until(pilot, lambda w=want: set(shown(screen)) == w, 5, f"names containing {text!r}")
+            await wait_until(pilot, lambda w=want: set(shown(screen)) == w, 30, f"names containing {text!r}")
             assert f"{len(want):,} shown" in static_text(screen.query_one("#pred-metrics"))
         await pilot.press("backspace", "backspace", "backspace")
-        await wait_until(pilot, lambda: len(shown(screen)) == len(frame), 5, "every row again")
+        await wait_until(pilot, lambda: len(shown(screen)) == len(frame), 30, "every row again")
         await pilot.press("A", "1")  # upper case finds the same names
         await wait_until(pilot, lambda: set(shown(screen)) == {n for n in frame["img_name"] if "a1" in n}, 5,
                          "case-insensitive search")
@@ -409,7 +357,7 @@ async def test_moving_the_cursor_shows_the_image_its_label_and_score(runs: Path)
             assert table.cursor_row == step
             name = str(table.value_at(step, "img_name"))
             await wait_until(pilot, lambda n=name: n in static_text(caption) and picture.image is not None
-                             and preview._path == SAMPLE_DATA / "valset" / n, 10, f"the picture of {name}")
+                             and preview._path == SAMPLE_DATA / "valset" / n, 30, f"the picture of {name}")
             text = static_text(caption)
             assert f"true {LABEL[int(frame.loc[name, 'target'])]}" in text, text
             assert f"fake score {frame.loc[name, 'score']:.4f}" in text, text
@@ -429,14 +377,14 @@ async def test_an_image_that_cannot_be_found_shows_why(runs: Path, tmp_path: Pat
     pd.DataFrame({"img_name": [gone, present], "target": [1, 0], "score": [0.9, 0.1]}).to_csv(csv, index=False)
     app = make_app(runs, images="halfcell")
     async with app.run_test(size=(140, 40)) as pilot:
-        await pilot.pause(0.3)
+        await wait_until_listed(pilot, app)
         app.push_screen(PredictionsScreen(PredictionSource("an evaluation", {0: csv}, images)))
-        await wait_until(pilot, lambda: isinstance(app.screen, PredictionsScreen), 5, "the screen")
+        await wait_until(pilot, lambda: isinstance(app.screen, PredictionsScreen), 30, "the screen")
         screen = app.screen
-        await wait_until(pilot, lambda: screen.query_one(FrameTable).row_count == 2, 10, "the two rows")
+        await wait_until(pilot, lambda: screen.query_one(FrameTable).row_count == 2, 30, "the two rows")
         caption = screen.query_one("#caption", Static)
         picture = screen.query_one("#picture")
-        await wait_until(pilot, lambda: "file not found" in static_text(caption), 10, "the reason")
+        await wait_until(pilot, lambda: "file not found" in static_text(caption), 30, "the reason")
         assert gone in static_text(caption) and picture.image is None
         assert screen.query_one("#epoch", Select).value == 0 and select_label(screen.query_one("#epoch")) == "evaluation"
         await pilot.press("down")
@@ -451,14 +399,13 @@ async def test_a_run_without_predictions_says_so(runs: Path) -> None:
     async with app.run_test(size=(120, 36)) as pilot:
         await pick_run(pilot, app, "stopped")
         await pilot.press("v")
-        await wait_until(pilot, lambda: isinstance(app.screen, PredictionsScreen), 5, "the screen")
+        await wait_until(pilot, lambda: isinstance(app.screen, PredictionsScreen), 30, "the screen")
         metrics = app.screen.query_one("#pred-metrics", Static)
-        await wait_until(pilot, lambda: "No predictions yet" in static_text(metrics), 5, "the message")
+        await wait_until(pilot, lambda: "No predictions yet" in static_text(metrics), 30, "the message")
         assert app.screen.query_one(FrameTable).row_count == 0
         await pilot.press("f", "e")  # nothing to filter, no EER: no crash
-        await pilot.pause(0.2)
         await pilot.press("escape")
-        await wait_until(pilot, lambda: not isinstance(app.screen, PredictionsScreen), 5, "the main screen")
+        await wait_until(pilot, lambda: not isinstance(app.screen, PredictionsScreen), 30, "the main screen")
 
 
 async def test_150000_predictions_open_filter_and_sort(runs: Path) -> None:
@@ -488,14 +435,14 @@ async def test_150000_predictions_open_filter_and_sort(runs: Path) -> None:
         assert float(table.value_at(0, "score")) == top["score"]
         started = time.perf_counter()
         await pilot.press("f")
-        await wait_until(pilot, lambda: table.row_count == len(wrong), 10, "the misclassified rows")
+        await wait_until(pilot, lambda: table.row_count == len(wrong), 30, "the misclassified rows")
         filtered = time.perf_counter() - started
         assert float(table.value_at(0, "score")) == wrong["score"].max()
         assert all(not table.value_at(r, "correct") for r in range(0, table.row_count, 997))
         started = time.perf_counter()
         await choose(pilot, screen.query_one("#sort", Select), "name")
         first = min(wrong["img_name"])
-        await wait_until(pilot, lambda: str(table.value_at(0, "img_name")) == first, 10, "rows by name")
+        await wait_until(pilot, lambda: str(table.value_at(0, "img_name")) == first, 30, "rows by name")
         sorted_s = time.perf_counter() - started
         assert table.row_count == len(wrong)
         assert str(table.value_at(table.row_count - 1, "img_name")) == max(wrong["img_name"])
@@ -528,15 +475,15 @@ def broken_sample(tmp_path: Path) -> tuple[Path, list[tuple[str, int, str, str]]
     lines = (data / "trainset_label.txt").read_text().splitlines()
     lines[31] = lines[31].rsplit(",", 1)[0] + ",7"  # line 32
     (data / "trainset_label.txt").write_text("\n".join(lines) + "\n")
-    expected = [("train", 5, "empty", train[3]), ("train", 12, "truncated", train[10]),
+    expected = [("train", 30, "empty", train[3]), ("train", 12, "truncated", train[10]),
                 ("val", 7, "missing", val[5]), ("val", 9, "unreadable", val[7])]
     return data, expected
 
 
 async def open_dataset(pilot, app: FfdvApp) -> DatasetScreen:
-    await pilot.pause(0.2)
+    await wait_until_listed(pilot, app)
     await pilot.press("d")
-    await wait_until(pilot, lambda: isinstance(app.screen, DatasetScreen), 5, "the dataset screen")
+    await wait_until(pilot, lambda: isinstance(app.screen, DatasetScreen), 30, "the dataset screen")
     return app.screen
 
 
@@ -585,7 +532,7 @@ async def test_scan_lists_every_problem_with_its_kind_and_line(broken_sample, no
         issues.focus()
         await pilot.press("down")
         detail = screen.query_one("#issue-detail", Static)
-        await wait_until(pilot, lambda: str(rows[1][3]) in static_text(detail), 5, "the whole message")
+        await wait_until(pilot, lambda: str(rows[1][3]) in static_text(detail), 30, "the whole message")
 
 
 async def test_status_says_the_scan_is_done_when_it_found_problems(broken_sample, no_runs: Path) -> None:
@@ -596,7 +543,6 @@ async def test_status_says_the_scan_is_done_when_it_found_problems(broken_sample
         screen = await open_dataset(pilot, app)
         issues = screen.query_one("#ds-issues", FrameTable)
         await wait_until(pilot, lambda: scan_finished(screen) and issues.row_count == 4, 30, "the scan to finish")
-        await pilot.pause(0.3)
         status = scan_status(screen)
         assert "scan done: problems below" in status and "600 of 600 images" in status and "4 problems" in status, \
             status
@@ -624,17 +570,17 @@ async def test_x_cancels_a_scan(no_runs: Path, monkeypatch: pytest.MonkeyPatch) 
                          10, "the scan to be under way")
         started = time.monotonic()
         await pilot.press("x")
-        await wait_until(pilot, lambda: "scan cancelled" in scan_status(screen), 5, "the cancelled scan")
+        await wait_until(pilot, lambda: "scan cancelled" in scan_status(screen), 30, "the cancelled scan")
         print(f"\nscan cancelled {time.monotonic() - started:.2f}s after x: {scan_status(screen).strip()}")
         scanned = int(scan_status(screen).split("·")[1].split()[0].replace(",", ""))
         assert 0 < scanned < 600
         assert not screen.query_one("#scan-progress").display
-        await pilot.pause(0.5)
-        assert "scan cancelled" in scan_status(screen)  # and nothing carries on behind it
+        await pilot.pause(0.5)  # time passes: nothing may carry on behind the cancelled scan
+        assert "scan cancelled" in scan_status(screen)
         await pilot.press("r")
-        await wait_until(pilot, lambda: "scanning" in scan_status(screen), 5, "a new scan")
+        await wait_until(pilot, lambda: "scanning" in scan_status(screen), 30, "a new scan")
         await pilot.press("x")
-        await wait_until(pilot, lambda: "scan cancelled" in scan_status(screen), 5, "the second cancel")
+        await wait_until(pilot, lambda: "scan cancelled" in scan_status(screen), 30, "the second cancel")
 
 
 async def test_class_filter_search_and_preview_of_the_images(no_runs: Path) -> None:
@@ -651,13 +597,13 @@ async def test_class_filter_search_and_preview_of_the_images(no_runs: Path) -> N
         await pilot.press("down", "down")
         name = labels["img_name"][2]
         await wait_until(pilot, lambda: preview._path == SAMPLE_DATA / "trainset" / name and
-                         preview.query_one("#picture").image is not None, 10, "the third image")
+                         preview.query_one("#picture").image is not None, 30, "the third image")
         caption = static_text(preview.query_one("#caption", Static))
         assert name in caption and f"label {LABEL[int(labels['target'][2])]}" in caption
         # class filter
         await choose(pilot, screen.query_one("#ds-class", Select), "fake")
         fake = labels[labels["target"] == 1]
-        await wait_until(pilot, lambda: table.row_count == len(fake), 5, "fake only")
+        await wait_until(pilot, lambda: table.row_count == len(fake), 30, "fake only")
         assert set(column(table, "target")) == {1}
         assert [str(n) for n in column(table, "img_name")] == fake["img_name"].tolist()
         assert table.border_subtitle == f"{len(fake):,} of {len(labels):,}"
@@ -666,25 +612,24 @@ async def test_class_filter_search_and_preview_of_the_images(no_runs: Path) -> N
         await type_into(pilot, "a1")
         want = [n for n in fake["img_name"] if "a1" in n.lower()]
         assert 0 < len(want) < len(fake)
-        await wait_until(pilot, lambda: [str(n) for n in column(table, "img_name")] == want, 5, "the search")
+        await wait_until(pilot, lambda: [str(n) for n in column(table, "img_name")] == want, 30, "the search")
         await choose(pilot, screen.query_one("#ds-class", Select), "real")
         want = [n for n, t in zip(labels["img_name"], labels["target"]) if t == 0 and "a1" in n.lower()]
-        await wait_until(pilot, lambda: [str(n) for n in column(table, "img_name")] == want, 5, "real and searched")
+        await wait_until(pilot, lambda: [str(n) for n in column(table, "img_name")] == want, 30, "real and searched")
         # another split
         await choose(pilot, screen.query_one("#ds-split", Select), "val")
         val = pd.read_csv(SAMPLE_DATA / "valset_label.txt", dtype={"img_name": str})
         want = [n for n, t in zip(val["img_name"], val["target"]) if t == 0 and "a1" in n.lower()]
-        await wait_until(pilot, lambda: [str(n) for n in column(table, "img_name")] == want, 10, "the val split")
+        await wait_until(pilot, lambda: [str(n) for n in column(table, "img_name")] == want, 30, "the val split")
 
 
 async def test_slash_focuses_the_image_search(no_runs: Path) -> None:
     app = make_app(no_runs, data=SAMPLE_DATA, images="none")
     async with app.run_test(size=(140, 40)) as pilot:
         screen = await open_dataset(pilot, app)
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: screen.query_one("#ds-images", FrameTable).has_focus, 30, "the image table")
         await pilot.press("slash")
-        await pilot.pause(0.1)
-        assert screen.query_one("#ds-search", Input).has_focus
+        await wait_until(pilot, lambda: screen.query_one("#ds-search", Input).has_focus, 30, "the search's focus")
 
 
 async def test_opening_the_dataset_screen_reads_the_split_once(no_runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -701,7 +646,7 @@ async def test_opening_the_dataset_screen_reads_the_split_once(no_runs: Path, mo
         await wait_until(pilot, lambda: table.row_count == 384 and "reading" not in table.border_subtitle, 10,
                          "the train split")
         await wait_until(pilot, lambda: scan_finished(screen), 30, "the scan")
-        await pilot.pause(0.3)
+        await pilot.pause(0.3)  # time passes: no second read may follow the scan
     assert reads == ["train"]
 
 
@@ -713,7 +658,7 @@ async def test_a_folder_that_is_not_a_dataset_says_so(no_runs: Path, tmp_path: P
     async with app.run_test(size=(140, 40)) as pilot:
         screen = await open_dataset(pilot, app)
         summary = screen.query_one("#ds-summary", Static)
-        await wait_until(pilot, lambda: "not a dataset" in static_text(summary), 10, "the engine's message")
+        await wait_until(pilot, lambda: "not a dataset" in static_text(summary), 30, "the engine's message")
         from engine.contract.scan import scan_dataset
 
         assert scan_dataset(folder).error.split("\n")[0] in static_text(summary).replace("\n", "")
@@ -737,7 +682,7 @@ async def test_a_million_line_label_file_opens_at_once_then_whole(no_runs: Path,
     (data / "trainset_label.txt").write_text(f"img_name,target\n{lines}\n")
     app = make_app(no_runs, data=data, images="none")
     async with app.run_test(size=(140, 40)) as pilot:
-        await pilot.pause(0.2)
+        await wait_until_listed(pilot, app)
         started = time.perf_counter()
         await pilot.press("d")
         await wait_until(pilot, lambda: app.screen.query_one("#ds-images", FrameTable).row_count > 0, 10,
@@ -751,7 +696,7 @@ async def test_a_million_line_label_file_opens_at_once_then_whole(no_runs: Path,
         assert table.value_at(n - 1, "img_name") == f"{n - 1:08d}.jpg"
         assert table.border_subtitle == f"{n:,} of {n:,}"
         await pilot.press("end")
-        await wait_until(pilot, lambda: table.cursor_row == n - 1, 5, "the last row")
+        await wait_until(pilot, lambda: table.cursor_row == n - 1, 30, "the last row")
         await pilot.press("x")  # the scan of a million missing images: not needed here
     print(f"\n1,000,000-line label file: first rows after {first:.2f}s, all rows after {whole:.2f}s")
 
@@ -798,11 +743,11 @@ def sidecar_of(runs: Path, key: str) -> dict:
 
 
 async def open_checkpoints(pilot, app: FfdvApp, count: int = 4) -> CheckpointsScreen:
-    await pilot.pause(0.2)
+    await wait_until_listed(pilot, app)
     await pilot.press("k")
-    await wait_until(pilot, lambda: isinstance(app.screen, CheckpointsScreen), 5, "the checkpoints screen")
+    await wait_until(pilot, lambda: isinstance(app.screen, CheckpointsScreen), 30, "the checkpoints screen")
     screen = app.screen
-    await wait_until(pilot, lambda: screen.query_one(FrameTable).row_count == count, 10, f"{count} checkpoints")
+    await wait_until(pilot, lambda: screen.query_one(FrameTable).row_count == count, 30, f"{count} checkpoints")
     return screen
 
 
@@ -819,6 +764,7 @@ def detail(screen: CheckpointsScreen) -> str:
     return static_text(screen.query_one("#ckpt-detail", Static))
 
 
+@pytest.mark.slow
 async def test_every_checkpoint_is_listed_with_its_problem(trained_runs: Path, model_cache, tiny_ffdi: Path) -> None:
     from engine.contract.fmt import fmt_metric
 
@@ -840,7 +786,7 @@ async def test_every_checkpoint_is_listed_with_its_problem(trained_runs: Path, m
             assert table.value_at(row, "size") == (trained_runs / "tiny" / "checkpoints" / f"{name}.safetensors").stat().st_size
         # the detail panel of each; the problem is spelled out there too
         await go_to(pilot, screen, "imported/no-sidecar")
-        await wait_until(pilot, lambda: "sidecar missing" in detail(screen), 5, "the problem in the detail")
+        await wait_until(pilot, lambda: "sidecar missing" in detail(screen), 30, "the problem in the detail")
         await go_to(pilot, screen, "tiny/epoch-002")
         text = detail(screen)
         assert "resnet10t at 64 px" in text and "yes (training state beside it)" in text
@@ -848,9 +794,8 @@ async def test_every_checkpoint_is_listed_with_its_problem(trained_runs: Path, m
         # a checkpoint whose model is unknown cannot be evaluated: said, not attempted
         await go_to(pilot, screen, "imported/no-sidecar")
         await pilot.press("e")
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: any("sidecar missing" in n.message for n in app._notifications), 30, "the reason")
         assert isinstance(app.screen, CheckpointsScreen)
-        assert any("sidecar missing" in n.message for n in app._notifications)
 
 
 def result_text(screen: CheckpointsScreen) -> str:
@@ -869,6 +814,7 @@ def metric_values(text: str) -> dict[str, str]:
     return values
 
 
+@pytest.mark.slow
 async def test_evaluate_shows_the_sidecar_metrics_and_opens_the_predictions(trained_runs: Path, model_cache,
                                                                            tiny_ffdi: Path) -> None:
     from engine.contract.fmt import fmt_metric
@@ -879,13 +825,13 @@ async def test_evaluate_shows_the_sidecar_metrics_and_opens_the_predictions(trai
         screen = await open_checkpoints(pilot, app)
         await go_to(pilot, screen, "tiny/epoch-002")
         await pilot.press("e")
-        await wait_until(pilot, lambda: isinstance(app.screen, JobScreen), 5, "the job dialog")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobScreen), 30, "the job dialog")
         job = app.screen
         assert job.query_one("#job-data", Input).value == str(tiny_ffdi)
         assert job.query_one("#job-split", Select).value == "val"
         started = time.perf_counter()
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: app.screen is screen, 5, "the dialog to close")
+        await wait_until(pilot, lambda: app.screen is screen, 30, "the dialog to close")
         await wait_until(pilot, lambda: "press o to open" in result_text(screen) or "failed" in result_text(screen),
                          90, "the evaluation")
         print(f"\nevaluation of tiny/epoch-002 in {time.perf_counter() - started:.1f}s")
@@ -895,10 +841,10 @@ async def test_evaluate_shows_the_sidecar_metrics_and_opens_the_predictions(trai
         assert metric_values(text) == {label: fmt_metric(metrics.get(key)) for key, label in METRIC_LABELS.items()}
         assert "press o to open its 48 predictions" in text
         await pilot.press("o")
-        await wait_until(pilot, lambda: isinstance(app.screen, PredictionsScreen), 5, "the predictions screen")
+        await wait_until(pilot, lambda: isinstance(app.screen, PredictionsScreen), 30, "the predictions screen")
         predictions = app.screen
         table = predictions.query_one(FrameTable)
-        await wait_until(pilot, lambda: table.row_count == 48, 10, "48 predictions")
+        await wait_until(pilot, lambda: table.row_count == 48, 30, "48 predictions")
         val = pd.read_csv(tiny_ffdi / "valset_label.txt")
         shown_targets = dict(zip(map(str, column(table, "img_name")), map(int, column(table, "target"))))
         assert shown_targets == dict(zip(val["img_name"], val["target"]))
@@ -907,16 +853,17 @@ async def test_evaluate_shows_the_sidecar_metrics_and_opens_the_predictions(trai
         (tn, fp), (fn, tp) = metrics["confusion"]
         assert f"TN {tn} FP {fp} FN {fn} TP {tp}" in static_text(predictions.query_one("#pred-metrics"))
         await pilot.press("escape")
-        await wait_until(pilot, lambda: app.screen is screen, 5, "back to the checkpoints")
+        await wait_until(pilot, lambda: app.screen is screen, 30, "back to the checkpoints")
 
 
+@pytest.mark.slow
 async def test_submission_on_the_test_split(trained_runs: Path, model_cache, tiny_ffdi: Path) -> None:
     app = make_app(trained_runs, data=tiny_ffdi, images="none")
     async with app.run_test(size=(160, 40)) as pilot:
         screen = await open_checkpoints(pilot, app)
         await go_to(pilot, screen, "tiny/epoch-001")
         await pilot.press("s")
-        await wait_until(pilot, lambda: isinstance(app.screen, JobScreen), 5, "the job dialog")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobScreen), 30, "the job dialog")
         job = app.screen
         out = trained_runs / "tiny" / "submissions" / "epoch-001-test.csv"
         assert job.query_one("#job-split", Select).value == "test"
@@ -937,6 +884,7 @@ async def test_submission_on_the_test_split(trained_runs: Path, model_cache, tin
     assert f"{len(test):,} rows" in text
 
 
+@pytest.mark.slow
 async def test_a_checkpoint_naming_an_unknown_model_fails_with_the_engines_reason(trained_runs: Path, model_cache,
                                                                                   tiny_ffdi: Path) -> None:
     app = make_app(trained_runs, data=tiny_ffdi, images="none")
@@ -944,7 +892,7 @@ async def test_a_checkpoint_naming_an_unknown_model_fails_with_the_engines_reaso
         screen = await open_checkpoints(pilot, app)
         await go_to(pilot, screen, "imported/alien")
         await pilot.press("e")
-        await wait_until(pilot, lambda: isinstance(app.screen, JobScreen), 5, "the job dialog")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobScreen), 30, "the job dialog")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: "failed" in result_text(screen) or "press o" in result_text(screen), 90,
                          "the evaluation to end")
@@ -954,13 +902,14 @@ async def test_a_checkpoint_naming_an_unknown_model_fails_with_the_engines_reaso
         assert not screen.query_one("#job-progress").display
 
 
+@pytest.mark.slow
 async def test_fine_tune_opens_the_form_prefilled(trained_runs: Path, model_cache, tiny_ffdi: Path) -> None:
     app = make_app(trained_runs, data=tiny_ffdi, images="none")
     async with app.run_test(size=(160, 40)) as pilot:
         screen = await open_checkpoints(pilot, app)
         await go_to(pilot, screen, "tiny/epoch-002")
         await pilot.press("f")
-        await wait_until(pilot, lambda: isinstance(app.screen, NewRunScreen), 5, "the new-run form")
+        await wait_until(pilot, lambda: isinstance(app.screen, NewRunScreen), 30, "the new-run form")
         form = app.screen
         await wait_until(pilot, lambda: form.ready, 30, "the form's checks")
         weights = (trained_runs / "tiny" / "checkpoints" / "epoch-002.safetensors").resolve()
@@ -969,9 +918,10 @@ async def test_fine_tune_opens_the_form_prefilled(trained_runs: Path, model_cach
                           "name": "tiny-ft"}
         assert not form.query_one("#start").disabled
         await pilot.press("escape")
-        await wait_until(pilot, lambda: app.screen is screen, 5, "back to the checkpoints")
+        await wait_until(pilot, lambda: app.screen is screen, 30, "back to the checkpoints")
 
 
+@pytest.mark.slow
 async def test_compare_two_checkpoints(trained_runs: Path, model_cache, tiny_ffdi: Path) -> None:
     from engine.contract.fmt import fmt_metric
     from engine.contract.protocol import METRIC_LABELS
@@ -981,9 +931,9 @@ async def test_compare_two_checkpoints(trained_runs: Path, model_cache, tiny_ffd
         screen = await open_checkpoints(pilot, app)
         await go_to(pilot, screen, "tiny/epoch-001")
         await pilot.press("m")
-        await wait_until(pilot, lambda: "marked: move to another checkpoint" in detail(screen), 5, "the mark")
+        await wait_until(pilot, lambda: "marked: move to another checkpoint" in detail(screen), 30, "the mark")
         await pilot.press("down")
-        await wait_until(pilot, lambda: "compare" in detail(screen), 5, "the comparison")
+        await wait_until(pilot, lambda: "compare" in detail(screen), 30, "the comparison")
         text = detail(screen)
         assert "tiny/epoch-001" in text and "tiny/epoch-002" in text
         a = sidecar_of(trained_runs, "tiny/epoch-001")["metrics"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import MODEL_NAMES, REPO, install_fixture_runs
+from pilot_helpers import settle, wait_until
 
 from ffdv_tui.app import FfdvApp
 from ffdv_tui.screens.checkpoints import CheckpointsScreen
@@ -48,24 +49,6 @@ def model_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache_path().write_text(json.dumps(MODEL_NAMES))
 
 
-async def settle(pilot, seconds: float = 1.0) -> None:
-    await pilot.pause(seconds)
-    await pilot.wait_for_scheduled_animations()
-
-
-async def wait(pilot, condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            met = condition()
-        except Exception:
-            met = False
-        if met:
-            return
-        assert time.monotonic() < deadline, "timed out"
-        await pilot.pause(0.1)
-
-
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
 def test_predictions_screen(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size) -> None:
     runs = install_fixture_runs(tmp_path / "runs")
@@ -77,7 +60,7 @@ def test_predictions_screen(snap_compare, tmp_path: Path, monkeypatch: pytest.Mo
         pilot.app.select_run("finished")
         await settle(pilot, 1.5)  # the main screen's repaints are over (they would rewrite the header)
         await pilot.press("v")
-        await wait(pilot, lambda: isinstance(pilot.app.screen, PredictionsScreen)
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, PredictionsScreen)
                    and pilot.app.screen.query_one(FrameTable).row_count == 128 and pilot.app.screen._history_loaded)
         await settle(pilot)
 
@@ -102,7 +85,7 @@ def test_dataset_screen_after_the_scan(snap_compare, tmp_path: Path, monkeypatch
                     and all(w.is_finished for w in screen.workers if w.group.startswith("dataset-")) and table.row_count == 384
                     and "reading" not in table.border_subtitle)
 
-        await wait(pilot, scanned)
+        await wait_until(pilot, scanned)
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
@@ -127,7 +110,7 @@ def test_checkpoints_screen(snap_compare, tmp_path: Path, monkeypatch: pytest.Mo
     async def run_before(pilot) -> None:
         await settle(pilot, 1.5)  # the main screen's repaints are over (they would rewrite the header)
         await pilot.press("k")
-        await wait(pilot, lambda: isinstance(pilot.app.screen, CheckpointsScreen)
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, CheckpointsScreen)
                    and pilot.app.screen.query_one(FrameTable).row_count == 6)
         await pilot.press("down", "m", "down")  # finished/epoch-001 marked, compared with finished/epoch-002
         await settle(pilot)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import MODEL_NAMES, REPO, install_fixture_runs
+from conftest import REPO, install_fixture_runs
+from pilot_helpers import make_app, settle, wait_until
 
 from ffdv_tui.app import FfdvApp
 from ffdv_tui.screens.new_run import NewRunScreen
@@ -19,19 +20,14 @@ from ffdv_tui.screens.new_run import NewRunScreen
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FfdvApp:
     runs = install_fixture_runs(tmp_path / "runs")
     monkeypatch.chdir(REPO)  # paths on screen relative to the checkout, wherever it is
-    return FfdvApp(runs_dir=runs, data_dir=Path("sample_data"), model_names=lambda: MODEL_NAMES)
-
-
-async def settle(pilot) -> None:
-    await pilot.pause(1.5)
-    await pilot.wait_for_scheduled_animations()
+    return make_app(runs, data=Path("sample_data"))
 
 
 def select(name: str):
     async def run_before(pilot) -> None:
-        await settle(pilot)
+        await settle(pilot, 1.5)
         pilot.app.select_run(name)
-        await settle(pilot)
+        await settle(pilot, 1.5)
 
     return run_before
 
@@ -48,14 +44,11 @@ def test_main_screen_crashed_run(snap_compare, app: FfdvApp, size) -> None:
 
 def test_new_run_form(snap_compare, app: FfdvApp) -> None:
     async def run_before(pilot) -> None:
-        await settle(pilot)
+        await settle(pilot, 1.5)
         await pilot.press("n")
-        for _ in range(300):  # the dataset check runs in a worker: slower on a busy machine
-            if isinstance(pilot.app.screen, NewRunScreen) and pilot.app.screen.ready:
-                break
-            await pilot.pause(0.2)
-        assert pilot.app.screen.ready
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, NewRunScreen) and pilot.app.screen.ready, 60,
+                         "the form's checks")
         pilot.app.screen.query_one("#model").value = "resnet10"  # one field in error
-        await settle(pilot)
+        await settle(pilot, 1.5)
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)

@@ -18,6 +18,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, Static
 
@@ -26,8 +27,8 @@ from engine.contract.fmt import fmt_bytes, fmt_metric
 from engine.contract.jobs import EvaluationResult, MatrixResult, SubmissionResult
 from engine.contract.matrixstore import list_matrices, matrix_args
 from engine.contract.protocol import METRIC_LABELS
-from engine.contract.text import printable
-from ffdv_tui.checkpoints import (
+from engine.contract.text import plain_text, printable
+from ffdv_tui.checkpoint_catalog import (
     CheckpointEntry,
     JobError,
     catalog_frame,
@@ -68,23 +69,23 @@ def describe(entry: CheckpointEntry) -> Table:
     table = Table.grid(padding=(0, 1))
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("run", entry.run)
-    table.add_row("file", str(entry.path))
-    table.add_row("model", f"{entry.model or '?'} at {entry.img_size or '?'} px")
+    table.add_row("run", plain_text(entry.run))
+    table.add_row("file", plain_text(entry.path))
+    table.add_row("model", plain_text(f"{entry.model or '?'} at {entry.img_size or '?'} px"))
     epoch = f"{entry.epoch}" + (f" (step {entry.step}, {entry.reason})" if entry.reason and entry.reason != "epoch" else "")
-    table.add_row("epoch", epoch)
+    table.add_row("epoch", plain_text(epoch))
     for key, label in METRIC_LABELS.items():
         table.add_row(label, fmt_metric(entry.metrics.get(key)))
     table.add_row("size", fmt_bytes(entry.size))
     table.add_row("resumable", "yes (training state beside it)" if entry.resumable else "no")
     if entry.problem:
-        table.add_row("problem", Text(entry.problem, style="red"))
+        table.add_row("problem", plain_text(entry.problem, "red"))
     return table
 
 
 def compare(a: CheckpointEntry, b: CheckpointEntry) -> Table:
-    table = Table(title=f"compare  A = {a.key}\n         B = {b.key}", title_justify="left", show_edge=False,
-                  header_style="bold")
+    title = Text(f"compare  A = {printable(a.key)}\n         B = {printable(b.key)}", style="table.title")
+    table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
     table.add_column("")
     table.add_column("A (marked)", justify="right")
     table.add_column("B", justify="right")
@@ -110,6 +111,45 @@ class CheckpointsScreen(Screen):
         Binding("p", "past_matrices", "Past matrices"),
     ]
 
+    class Listed(Message):
+        """The catalog was read (again)."""
+
+        def __init__(self, entries: list[CheckpointEntry]) -> None:
+            super().__init__()
+            self.entries = entries
+
+    class JobStarted(Message):
+        def __init__(self, what: str) -> None:
+            super().__init__()
+            self.what = what
+
+    class JobProgress(Message):
+        """Progress of the running job; a newer one replaces any still queued."""
+
+        def __init__(self, done: int, total: int) -> None:
+            super().__init__()
+            self.done = done
+            self.total = total
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, CheckpointsScreen.JobProgress)
+
+    class MatrixDone(Message):
+        """The matrix job ended: its folder, or why it failed."""
+
+        def __init__(self, folder: Path | None, error: str | None = None) -> None:
+            super().__init__()
+            self.folder = folder
+            self.error = error
+
+    class JobDone(Message):
+        """What the job ended with, ready to show; an evaluation's predictions for o."""
+
+        def __init__(self, result, evaluation: PredictionSource | None = None) -> None:
+            super().__init__()
+            self.result = result
+            self.evaluation = evaluation
+
     def __init__(self, runs_dir: Path, model_names: Callable[[], list[str]] | None = None,
                  images: str = "halfcell") -> None:
         super().__init__()
@@ -124,31 +164,32 @@ class CheckpointsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="ckpt-body"):
-            yield FrameTable(COLUMNS, id="ckpt-table")
-            with Vertical(id="ckpt-side"):
+            yield FrameTable(COLUMNS, id="ckpt-table", classes="pane")
+            with Vertical(id="ckpt-side", classes="pane"):
                 yield Static(id="ckpt-detail")
                 yield ProgressBar(id="job-progress", show_eta=True)
                 yield Static(id="job-result")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.app.sub_title = f"checkpoints · {self.runs_dir}"
+        self.app.sub_title = f"checkpoints · {printable(self.runs_dir)}"
         self.query_one("#job-progress").display = False
         self.reload()
         self.query_one(FrameTable).focus()
 
     @work(thread=True, exclusive=True, group="catalog")
     def reload(self) -> None:
-        entries = list_checkpoints(self.runs_dir)
-        self.app.call_from_thread(self._show_entries, entries)
+        self.post_message(self.Listed(list_checkpoints(self.runs_dir)))
         if self.model_names is not None:  # the first listing of timm's names can take seconds: check after
             try:
                 names = set(self.model_names())
             except Exception:
                 return
-            self.app.call_from_thread(self._show_entries, list_checkpoints(self.runs_dir, names))
+            self.post_message(self.Listed(list_checkpoints(self.runs_dir, names)))
 
-    def _show_entries(self, entries: list[CheckpointEntry]) -> None:
+    @on(Listed)
+    def _listed(self, message: Listed) -> None:
+        entries = message.entries
         table = self.query_one(FrameTable)
         keep = self.highlighted.key if self.highlighted else None
         self.entries = entries
@@ -156,7 +197,7 @@ class CheckpointsScreen(Screen):
         index = next((i for i, e in enumerate(entries) if e.key == keep), None)
         table.set_frame(frame, keep_index=index)
         if not entries:
-            self.query_one("#ckpt-detail", Static).update(f"No checkpoints in {self.runs_dir}/ yet.")
+            self.query_one("#ckpt-detail", Static).update(plain_text(f"No checkpoints in {self.runs_dir}/ yet."))
 
     @property
     def highlighted(self) -> CheckpointEntry | None:
@@ -175,14 +216,15 @@ class CheckpointsScreen(Screen):
         elif self.marked is not None:
             parts.append(Text("marked: move to another checkpoint to compare", style="dim"))
         if self.chosen:
-            parts.append(Text.assemble(("for a matrix (x): ", "bold"), ", ".join(self.chosen)))
+            parts.append(Text.assemble(("for a matrix (x): ", "bold"), printable(", ".join(self.chosen))))
         self.query_one("#ckpt-detail", Static).update(Group(*parts))
 
     def action_mark(self) -> None:
         entry = self.highlighted
         if entry is not None:
             self.marked = None if self.marked is not None and self.marked.key == entry.key else entry
-            self.notify(f"marked {entry.key} to compare" if self.marked else "mark cleared", timeout=3)
+            self.notify(f"marked {printable(entry.key)} to compare" if self.marked else "mark cleared", timeout=3,
+                        markup=False)
             table = self.query_one(FrameTable)
             table.post_message(FrameTable.RowHighlighted(table, table.cursor_row, table.index_at(table.cursor_row)))
 
@@ -213,14 +255,15 @@ class CheckpointsScreen(Screen):
             folder = validation_folder(entry.data_root) if entry.data_root else None
             if folder is not None and str(folder) not in datasets:
                 datasets.append(str(folder))
-        title = f"Evaluation matrix of {', '.join(e.key for e in entries)}"
+        title = f"Evaluation matrix of {', '.join(printable(e.key) for e in entries)}"
         self.app.push_screen(MatrixFormScreen(title, datasets, several=len(entries) > 1),
                              lambda request: request and self._start_matrix(entries, request))
 
     def _start_matrix(self, entries: list[CheckpointEntry], request: MatrixRequest) -> None:
         args = matrix_args([str(e.path) for e in entries], request.datasets, request.perturbations, request.ensembles,
                            request.tta)
-        self._job_started(f"evaluation matrix of {len(entries)} checkpoints… (it goes on if you leave this screen)")
+        self._job_started(self.JobStarted(f"evaluation matrix of {len(entries)} checkpoints… "
+                                          "(it goes on if you leave this screen)"))
         self.app.run_worker(lambda: self._matrix_job(args), thread=True, group="matrix", exit_on_error=False)
 
     def _matrix_job(self, args: list[str]) -> None:
@@ -230,24 +273,28 @@ class CheckpointsScreen(Screen):
             result = run_engine_job(args, self._progress)
             if not isinstance(result, MatrixResult):
                 raise JobError(f"the engine answered {result.kind}, not a matrix")
+            done = self.MatrixDone(Path(result.matrix_dir))
         except JobError as exc:
-            app.call_from_thread(self._matrix_failed, str(exc))
+            done = self.MatrixDone(None, str(exc))
+        if not (self.is_attached and self.post_message(done)):  # the screen has gone: the app says it
+            if done.folder is None:
+                app.call_from_thread(app.notify, f"evaluation matrix failed: {printable(done.error)}",
+                                     severity="error", markup=False)
+            else:
+                app.call_from_thread(app.notify, f"evaluation matrix ready: {printable(done.folder)} "
+                                     "(checkpoints screen, p)", timeout=10, markup=False)
+
+    @on(MatrixDone)
+    def _matrix_done(self, message: MatrixDone) -> None:
+        if message.folder is None:
+            self._job_done(self.JobDone(plain_text(f"matrix failed: {message.error}", "red", multiline=True)))
             return
-        app.call_from_thread(self._matrix_done, Path(result.matrix_dir))
-
-    def _matrix_failed(self, message: str) -> None:
-        if self.is_attached:
-            self._job_done(Text(f"matrix failed: {printable(message, multiline=True)}", style="red"))
-        else:
-            self.app.notify(f"evaluation matrix failed: {printable(message)}", severity="error")
-
-    def _matrix_done(self, folder: Path) -> None:
-        if self.is_attached:
-            self._job_done(Text(f"matrix written: {printable(folder)}", style="green"))
+        self._job_done(self.JobDone(plain_text(f"matrix written: {message.folder}", "green")))
         if self.app.screen is self:
-            self.app.push_screen(MatrixScreen(folder, self.images))
+            self.app.push_screen(MatrixScreen(message.folder, self.images))
         else:
-            self.app.notify(f"evaluation matrix ready: {printable(folder)} (checkpoints screen, p)", timeout=10)
+            self.notify(f"evaluation matrix ready: {printable(message.folder)} (checkpoints screen, p)", timeout=10,
+                        markup=False)
 
     def action_past_matrices(self) -> None:
         entries = self._matrix_entries()
@@ -267,21 +314,21 @@ class CheckpointsScreen(Screen):
         if entry is None:
             self.notify("No checkpoint here.", severity="warning")
         elif entry.problem and entry.model is None:
-            self.notify(f"{entry.key}: {entry.problem}", severity="error")
+            self.notify(f"{printable(entry.key)}: {printable(entry.problem)}", severity="error", markup=False)
             return None
         return entry
 
     def action_evaluate(self) -> None:
         entry = self._usable()
         if entry is not None:
-            self.app.push_screen(JobScreen(f"Evaluate {entry.key} on a labelled split", entry.data_root or "", "val",
+            self.app.push_screen(JobScreen(f"Evaluate {printable(entry.key)} on a labelled split", entry.data_root or "", "val",
                                            None), lambda request: request and self._run_evaluate(entry, request))
 
     def action_submission(self) -> None:
         entry = self._usable()
         if entry is not None:
             out = entry.path.parent.parent / "submissions" / f"{entry.path.stem}-test.csv"
-            self.app.push_screen(JobScreen(f"Predict a split with {entry.key} and write the submission",
+            self.app.push_screen(JobScreen(f"Predict a split with {printable(entry.key)} and write the submission",
                                            entry.data_root or "", "test", str(out)),
                                  lambda request: request and self._run_predict(entry, request))
 
@@ -293,61 +340,65 @@ class CheckpointsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="job")
     def _run_evaluate(self, entry: CheckpointEntry, request: JobRequest) -> None:
-        self.app.call_from_thread(self._job_started, f"evaluating {entry.key} on {request.split}…")
+        key = printable(entry.key)
+        self.post_message(self.JobStarted(f"evaluating {key} on {request.split}…"))
         try:
             result = run_engine_job(self._job_args("evaluate", entry, request), self._progress)
         except JobError as exc:
-            self.app.call_from_thread(self._job_done, Text(f"evaluation failed: {exc}", style="red"))
+            self.post_message(self.JobDone(plain_text(f"evaluation failed: {exc}", "red")))
             return
         if not isinstance(result, EvaluationResult):
-            self.app.call_from_thread(self._job_done, Text(f"evaluation failed: the engine answered {result.kind}",
-                                                           style="red"))
+            self.post_message(self.JobDone(plain_text(f"evaluation failed: the engine answered {result.kind}", "red")))
             return
         metrics = result.metrics
-        table = Table(title=f"{entry.key} on {request.split}", title_justify="left", show_edge=False)
+        table = Table(title=Text(f"{key} on {request.split}", style="table.title"), title_justify="left", show_edge=False)
         table.add_column("metric")
         table.add_column("value", justify="right")
-        for key, label in METRIC_LABELS.items():
-            table.add_row(label, fmt_metric(metrics.get(key)))
-        self.last_evaluation = PredictionSource(f"{entry.key} on {request.split}", {0: Path(result.predictions)},
-                                                Path(result.images))
-        note = Text(f"metrics: {result.metrics_file}\npress o to open its {metrics.get('count', 0):,} predictions",
-                    style="dim")
-        self.app.call_from_thread(self._job_done, Group(table, note))
+        for metric, label in METRIC_LABELS.items():
+            table.add_row(label, fmt_metric(metrics.get(metric)))
+        evaluation = PredictionSource(f"{entry.key} on {request.split}", {0: Path(result.predictions)},
+                                      Path(result.images))
+        note = plain_text(f"metrics: {result.metrics_file}\npress o to open its {metrics.get('count', 0):,} "
+                          "predictions", "dim", multiline=True)
+        self.post_message(self.JobDone(Group(table, note), evaluation))
 
     @work(thread=True, exclusive=True, group="job")
     def _run_predict(self, entry: CheckpointEntry, request: JobRequest) -> None:
-        self.app.call_from_thread(self._job_started, f"predicting {request.split} with {entry.key}…")
+        self.post_message(self.JobStarted(f"predicting {request.split} with {printable(entry.key)}…"))
         try:
             result = run_engine_job(self._job_args("predict", entry, request), self._progress)
             if not isinstance(result, SubmissionResult):
                 raise JobError(f"the engine answered {result.kind}, not a submission")
             checked = check_submission_file(Path(result.submission))
         except JobError as exc:
-            self.app.call_from_thread(self._job_done, Text(f"prediction failed: {exc}", style="red"))
+            self.post_message(self.JobDone(plain_text(f"prediction failed: {exc}", "red")))
             return
         unreadable = f"\n{result.unreadable} unreadable images got 0.5" if result.unreadable else ""
-        text = Text.assemble(("submission written and checked\n", "bold green"), f"{result.submission}\n{checked}",
-                             (unreadable, "yellow"))
-        self.app.call_from_thread(self._job_done, text)
+        text = Text.assemble(("submission written and checked\n", "bold green"),
+                             printable(f"{result.submission}\n{checked}", multiline=True), (unreadable, "yellow"))
+        self.post_message(self.JobDone(text))
 
     def _progress(self, done: int, total: int) -> None:
         if self.is_attached:  # a matrix job goes on after its screen has gone
-            self.app.call_from_thread(self._show_progress, done, total)
+            self.post_message(self.JobProgress(done, total))
 
-    def _show_progress(self, done: int, total: int) -> None:
-        if self.is_attached:
-            self.query_one("#job-progress", ProgressBar).update(total=total or None, progress=done)
+    @on(JobProgress)
+    def _job_progress(self, message: JobProgress) -> None:
+        self.query_one("#job-progress", ProgressBar).update(total=message.total or None, progress=message.done)
 
-    def _job_started(self, what: str) -> None:
+    @on(JobStarted)
+    def _job_started(self, message: JobStarted) -> None:
         bar = self.query_one("#job-progress", ProgressBar)
         bar.display = True
         bar.update(total=None, progress=0)
-        self.query_one("#job-result", Static).update(Text(what, style="dim"))
+        self.query_one("#job-result", Static).update(plain_text(message.what, "dim"))
 
-    def _job_done(self, result) -> None:
+    @on(JobDone)
+    def _job_done(self, message: JobDone) -> None:
+        if message.evaluation is not None:
+            self.last_evaluation = message.evaluation
         self.query_one("#job-progress").display = False
-        self.query_one("#job-result", Static).update(result)
+        self.query_one("#job-result", Static).update(message.result)
 
     def action_open_predictions(self) -> None:
         if self.last_evaluation is None:

@@ -21,11 +21,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, ProgressBar, Select, Static
 from textual.worker import get_current_worker
 
 from engine.contract.scan import ScanReport, scan_dataset
+from engine.contract.text import plain_text, printable
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
 
@@ -87,6 +89,33 @@ class DatasetScreen(Screen):
         Binding("slash", "focus('#ds-search')", "Search"),
     ]
 
+    class SplitRead(Message):
+        """Rows of the current split: the first ones (``partial``) or all of them."""
+
+        def __init__(self, frame: pd.DataFrame, folder: Path | None, partial: bool) -> None:
+            super().__init__()
+            self.frame = frame
+            self.folder = folder
+            self.partial = partial
+
+    class LabelsRead(Message):
+        """The label files were read: (Dataset, problems), or None with the reason."""
+
+        def __init__(self, found, error: str | None = None) -> None:
+            super().__init__()
+            self.found = found
+            self.error = error
+
+    class ScanProgress(Message):
+        """Where the health scan is; a newer report replaces any still queued (the scan outruns the screen)."""
+
+        def __init__(self, report: ScanReport) -> None:
+            super().__init__()
+            self.report = report
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, DatasetScreen.ScanProgress)
+
     def __init__(self, root: Path | None, images: str = "halfcell") -> None:
         super().__init__()
         self.root = root
@@ -105,7 +134,7 @@ class DatasetScreen(Screen):
         with Horizontal(id="ds-scan"):
             yield ProgressBar(id="scan-progress", show_eta=True)
             yield Static(id="scan-status")
-        yield FrameTable(ISSUE_COLUMNS, id="ds-issues")
+        yield FrameTable(ISSUE_COLUMNS, id="ds-issues", classes="pane")
         yield Static(id="issue-detail")
         with Horizontal(id="ds-body"):
             with Vertical(id="ds-left"):
@@ -115,8 +144,8 @@ class DatasetScreen(Screen):
                     yield Select([(v, k) for k, v in CLASS_FILTERS.items()], value="all", id="ds-class",
                                  allow_blank=False, compact=True)
                     yield Input(placeholder="search names (/)", id="ds-search", compact=True)
-                yield FrameTable(IMAGE_COLUMNS, id="ds-images")
-            yield ImagePreview(self.images_mode, id="ds-preview")
+                yield FrameTable(IMAGE_COLUMNS, id="ds-images", classes="pane")
+            yield ImagePreview(self.images_mode, id="ds-preview", classes="pane")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -129,7 +158,7 @@ class DatasetScreen(Screen):
 
     def open(self, root: Path) -> None:
         self.root = root
-        self.app.sub_title = f"dataset · {root}"
+        self.app.sub_title = f"dataset · {printable(root)}"
         self.action_rescan()
 
     @on(Input.Submitted, "#ds-path")
@@ -162,32 +191,44 @@ class DatasetScreen(Screen):
         worker = get_current_worker()
         quick = quick_split(root, split)
         if quick is not None:
-            self.app.call_from_thread(self._show_split, quick, None, True)
+            self.post_message(self.SplitRead(quick, None, True))
             time.sleep(0.2)  # let the first rows reach the screen before the whole file takes the CPU
         problems: list[SplitProblem] = []
         try:
             found = (find_dataset(root, check_files=False, problems=problems), problems)
+            self.post_message(self.LabelsRead(found))
         except Exception as exc:
             found = None
-            self.app.call_from_thread(self._split_missing, str(exc))
-        self._found = found
-        if found is not None:
-            self.app.call_from_thread(self._show_current_split)
-        report = scan_dataset(root, on_progress=lambda r: self.app.call_from_thread(self._scan_progress, r),
+            self.post_message(self.LabelsRead(None, str(exc)))
+        report = scan_dataset(root, on_progress=lambda r: self.post_message(self.ScanProgress(r)),
                               should_stop=lambda: self._stop_scan or worker.is_cancelled, found=found)
-        self.app.call_from_thread(self._scan_progress, report)
+        self.post_message(self.ScanProgress(report))
 
-    def _scan_progress(self, report: ScanReport) -> None:
+    @on(SplitRead)
+    def _split_read(self, message: SplitRead) -> None:
+        self._show_split(message.frame, message.folder, message.partial)
+
+    @on(LabelsRead)
+    def _labels_read(self, message: LabelsRead) -> None:
+        self._found = message.found
+        if message.found is None:
+            self._split_missing(message.error or "")
+        else:
+            self._show_current_split()
+
+    @on(ScanProgress)
+    def _scan_progress(self, message: ScanProgress) -> None:
+        report = message.report
         summary = self.query_one("#ds-summary", Static)
         status = self.query_one("#scan-status", Static)
         bar = self.query_one("#scan-progress", ProgressBar)
         if report.error:
-            summary.update(Text(report.error, style="red"))
+            summary.update(plain_text(report.error, "red", multiline=True))
             bar.display = False
             status.update("")
             return
-        parts = [Text(f"{report.root} · {report.layout} layout", style="bold"), split_table(report)]
-        parts += [Text(problem, style="red") for problem in report.label_problems]
+        parts = [plain_text(f"{report.root} · {report.layout} layout", "bold"), split_table(report)]
+        parts += [plain_text(problem, "red", multiline=True) for problem in report.label_problems]
         summary.update(Group(*parts))
         bar.update(total=max(report.images, 1), progress=report.scanned)
         issues = [i for i in report.issues if i.kind != "mode"]
@@ -229,7 +270,7 @@ class DatasetScreen(Screen):
     def _split_missing(self, reason: str) -> None:
         self.split_frame = None
         self.query_one("#ds-images", FrameTable).set_frame(pd.DataFrame(columns=["img_name", "target"]))
-        self.notify(reason.splitlines()[0], severity="warning", timeout=6)
+        self.notify(printable(reason.splitlines()[0] if reason else ""), severity="warning", timeout=6, markup=False)
 
     def _show_split(self, frame: pd.DataFrame, folder: Path | None, partial: bool) -> None:
         self.split_frame = frame
@@ -266,7 +307,7 @@ class DatasetScreen(Screen):
             return
         row = self.split_frame.loc[event.index]
         name = str(row["img_name"])
-        caption = Text.assemble((name, "bold"), "\n", f"label {LABELS.get(int(row['target']), '?')}")
+        caption = Text.assemble((printable(name), "bold"), "\n", f"label {LABELS.get(int(row['target']), '?')}")
         self.query_one("#ds-preview", ImagePreview).show(self.split_folder / name, caption, [])
 
     @on(FrameTable.RowHighlighted, "#ds-issues")
@@ -274,4 +315,4 @@ class DatasetScreen(Screen):
         """The whole message of the highlighted problem (the column is cut to the screen's width)."""
         message = event.table.value_at(event.row, "message")
         if message is not None:
-            self.query_one("#issue-detail", Static).update(Text(str(message), style="red"))
+            self.query_one("#issue-detail", Static).update(plain_text(message, "red", multiline=True))

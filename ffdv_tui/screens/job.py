@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
+
+from engine.contract.text import printable
+from ffdv_tui.screens.dialog import DialogScreen
 
 SPLITS = ("val", "test", "train")
 
@@ -22,7 +25,25 @@ class JobRequest:
     out: Path | None
 
 
-class JobScreen(ModalScreen[JobRequest | None]):
+class JobScreen(DialogScreen[JobRequest | None]):
+    DEFAULT_CSS = """
+    JobScreen > #dialog {
+        width: 90;
+    }
+    JobScreen #job-title {
+        margin-bottom: 1;
+    }
+    JobScreen Input {
+        width: 1fr;
+    }
+    JobScreen Select {
+        width: 20;
+    }
+    JobScreen #job-why {
+        height: auto;
+        margin-top: 1;
+    }
+    """
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "start", "Start", priority=True)]
 
     def __init__(self, title: str, data: str, split: str, out: str | None) -> None:
@@ -31,7 +52,7 @@ class JobScreen(ModalScreen[JobRequest | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(self.title_text, id="job-title")
+            yield Static(Text(printable(self.title_text)), id="job-title")
             with Horizontal(classes="field"):
                 yield Label("Dataset", classes="field-label")
                 yield Input(self.data, id="job-data", compact=True, placeholder="dataset root or split folder")
@@ -52,7 +73,7 @@ class JobScreen(ModalScreen[JobRequest | None]):
     def action_start(self) -> None:
         data = Path(self.query_one("#job-data", Input).value.strip()).expanduser()
         if not data.exists():
-            self.query_one("#job-why", Static).update(f"[red]{data}: no such folder[/]")
+            self.query_one("#job-why", Static).update(Text(f"{printable(data)}: no such folder", style="red"))
             return
         out = None
         if self.out is not None:

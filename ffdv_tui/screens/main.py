@@ -1,79 +1,273 @@
-"""The workbench: runs on the left, the selected run (progress, curves, metrics, log) on the right."""
+"""The workbench: runs on the left, the selected run (progress, curves, metrics, log) on the right.
+
+It owns what is done to runs (pause, stop, checkpoint, resume) and how they are drawn: the
+app hands it each update from the watcher (frozen snapshots), and a timer passes the
+selected run's snapshot to the widgets a few times a second, so a busy engine never
+floods the screen. Widgets hold the snapshot in a reactive and redraw themselves.
+"""
 
 from __future__ import annotations
 
+import time
+
+from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from ffdv_tui.runs import RunEntry
+from engine.contract.config import load_config
+from engine.contract.launch import launch_run
+from engine.contract.runstore import append_command, new_command_id
+from engine.contract.status import LIVE_STATUSES, RunStatus
+from engine.contract.text import printable
+from ffdv_tui.run_snapshot import RunSnapshot
+from ffdv_tui.runs import Answer, RunsUpdate, ordered
+from ffdv_tui.screens.confirm import ConfirmScreen
 from ffdv_tui.widgets.curves import LossPlot, MetricPlot
 from ffdv_tui.widgets.log_tail import LogTail
 from ffdv_tui.widgets.metrics_table import MetricsTable
 from ffdv_tui.widgets.run_list import RunList, status_text
 from ffdv_tui.widgets.run_progress import RunProgress
 
+REPAINT_S = 0.25  # header and progress of the selected run
+FULL_REPAINT_S = 1.0  # its curves, table and log: a whole frame's work, once a second is plenty
+
 
 class MainScreen(Screen):
     BINDINGS = [
-        Binding("n", "app.new_run", "New run"),
-        Binding("p", "app.pause_resume", "Pause/Resume"),
-        Binding("s", "app.stop", "Stop"),
-        Binding("c", "app.checkpoint", "Checkpoint"),
-        Binding("r", "app.resume_run", "Resume run"),
-        Binding("v", "app.predictions", "Predictions"),
-        Binding("d", "app.dataset", "Dataset"),
-        Binding("k", "app.checkpoints", "Checkpoints"),
+        Binding("n", "app.new_run", "New run", tooltip="Start a training run (the form)"),
+        Binding("p", "pause_resume", "Pause/Resume", tooltip="Pause the selected run, or resume it"),
+        Binding("s", "stop", "Stop", tooltip="Stop the selected run cleanly (it saves a checkpoint first)"),
+        Binding("c", "checkpoint", "Checkpoint", tooltip="Save a checkpoint of the selected run now"),
+        Binding("r", "resume_run", "Resume run", tooltip="Continue a stopped or crashed run from its newest checkpoint"),
+        Binding("v", "app.predictions", "Predictions", tooltip="Per-image predictions of the selected run"),
+        Binding("d", "app.dataset", "Dataset", tooltip="Splits, balance, sizes, a health scan, the images"),
+        Binding("k", "app.checkpoints", "Checkpoints",
+                tooltip="Every checkpoint: evaluate, submission, fine-tune, compare"),
     ]
+
+    class Relaunched(Message):
+        """A resumed run's engine could not be started."""
+
+        def __init__(self, run: str, error: str) -> None:
+            super().__init__()
+            self.run = run
+            self.error = error
+
+    def __init__(self, runs_dir: str = "runs", data_hint: str = "") -> None:
+        super().__init__()
+        self.runs_dir = runs_dir
+        self.data_hint = data_hint
+        self.runs: dict[str, RunSnapshot] = {}
+        self.selected: str | None = None
+        self.sub_title_text = ""
+        self._expected: set[str] = set()  # runs this app started that the watcher may not have seen yet
+        self._dirty: set[str] = set()
+        self._listed = False
+        self._last_full = 0.0
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="body"):
-            yield RunList(id="runs")
+            yield RunList(id="runs", classes="pane")
             with Vertical(id="run-view"):
                 yield Static(id="empty")
                 yield RunProgress(id="progress")
                 with Horizontal(id="curves"):
                     yield LossPlot(id="loss-plot")
                     yield MetricPlot(id="metric-plot")
-                yield MetricsTable(id="metrics")
-                yield LogTail(id="log")
+                yield MetricsTable(id="metrics", classes="pane")
+                yield LogTail(id="log", classes="pane")
         yield Footer()
-
-    sub_title_text = ""
-
-    def on_screen_resume(self) -> None:
-        self.app.sub_title = self.sub_title_text
 
     def on_mount(self) -> None:
         self.query_one("#runs", RunList).border_title = "runs"
         self.query_one("#metrics", MetricsTable).border_title = "validations"
         self.query_one("#log", LogTail).border_title = "engine.log"
+        self.set_interval(REPAINT_S, self.repaint)
 
-    def show_runs(self, entries: list[RunEntry], selected: str | None, runs_dir: str, data_hint: str) -> None:
-        self.query_one("#runs", RunList).show_runs(entries, selected)
-        empty = self.query_one("#empty", Static)
-        if not entries:
-            empty.update(f"No runs in {runs_dir}/ yet.\n\nPress [b]n[/b] to start one{data_hint}.\n"
-                         "Runs started with `ffdv train` from another terminal appear here too.")
-        self.set_class(not entries, "no-runs")
+    def on_screen_resume(self) -> None:
+        self.app.sub_title = self.sub_title_text
 
-    def show_run(self, entry: RunEntry | None, full: bool = True) -> None:
+    @property
+    def listed(self) -> bool:
+        """The first repaint is done: the run list is on screen."""
+        return self._listed
+
+    @property
+    def painted(self) -> bool:
+        """Every change the watcher reported so far is on screen (tests wait for this, not for time)."""
+        return self._listed and not self._dirty
+
+    @property
+    def selected_run(self) -> RunSnapshot | None:
+        return self.runs.get(self.selected or "")
+
+    # ------------------------------------------------------------ what the watcher saw
+
+    def take(self, update: RunsUpdate) -> None:
+        """Keep the newest snapshots; draw them at the next repaint; say what the engine answered."""
+        self.runs = dict(update.runs)
+        self._dirty |= update.changed
+        for answer in update.answers:
+            self._announce(answer)
+
+    def repaint(self) -> None:
+        """Pass what changed since the last repaint to the widgets (a few times a second at most)."""
+        if not self._dirty and self._listed:
+            return
+        dirty, self._dirty = self._dirty, set()
+        runs = ordered(self.runs)
+        if self.selected is None and runs:
+            self.selected = runs[0].name
+            self.app.model.select(self.selected)
+            dirty.add(self.selected)
+        elif self.selected is not None and self.selected not in self.runs:
+            if self.selected in self._expected:
+                dirty.add(self.selected)  # a run we just started: keep it selected until it shows up
+            else:
+                self.selected = runs[0].name if runs else None
+                self.app.model.select(self.selected)
+        run_list = self.query_one(RunList)
+        run_list.runs = tuple(runs)
+        run_list.selected = self.selected
+        if not runs:
+            self.query_one("#empty", Static).update(
+                Text.assemble(f"No runs in {printable(self.runs_dir)}/ yet.\n\nPress ", ("n", "bold"),
+                              f" to start one{printable(self.data_hint)}.\n"
+                              "Runs started with `ffdv train` from another terminal appear here too."))
+        self.set_class(not runs, "no-runs")
+        if self.selected in dirty or not self._listed:
+            now = time.monotonic()
+            full = now - self._last_full >= FULL_REPAINT_S or not self._listed
+            self._show_selected(full)
+            if not full:
+                self._dirty.add(self.selected)  # the rest follows with the next full repaint
+        self._listed = True
+
+    def _show_selected(self, full: bool = True) -> None:
         """Header and progress always; curves, table and log only when ``full`` (they cost a frame)."""
-        if entry is None:
+        run = self.selected_run
+        if run is None:
             self.sub_title_text = ""
         else:
-            device = f" · {entry.state.device}" if entry.state.device else ""
-            ranks = f" · {entry.state.world_size} processes" if entry.state.world_size > 1 else ""
-            self.sub_title_text = f"{entry.name} · {status_text(entry.status).plain}{device}{ranks}"
+            device = f" · {printable(run.device)}" if run.device else ""
+            ranks = f" · {run.world_size} processes" if run.world_size > 1 else ""
+            self.sub_title_text = f"{printable(run.name)} · {status_text(run.status).plain}{device}{ranks}"
         if self.app.screen is self:  # another screen on top names itself in the header
             self.app.sub_title = self.sub_title_text
-        self.query_one(RunProgress).show(entry)
-        if not full:
+        with self.app.batch_update():
+            self.query_one(RunProgress).run = run
+            if full:
+                self._last_full = time.monotonic()
+                self.query_one(LossPlot).run = run
+                self.query_one(MetricPlot).run = run
+                self.query_one(MetricsTable).run = run
+                self.query_one(LogTail).run = run
+
+    # ------------------------------------------------------------ choosing a run
+
+    @on(RunList.RunSelected)
+    def _run_selected(self, message: RunList.RunSelected) -> None:
+        if message.name != self.selected:
+            self.select_run(message.name)
+
+    def select_run(self, name: str, expected: bool = False) -> None:
+        """Show ``name`` in full at once (not at the next throttled repaint); ``expected``: just started here."""
+        if expected:
+            self._expected.add(name)
+        self.selected = name
+        self.app.model.select(name)
+        self.query_one(RunList).selected = name
+        if self.selected_run is None:
+            self._dirty.add(name)
             return
-        self.query_one(LossPlot).show(entry)
-        self.query_one(MetricPlot).show(entry)
-        self.query_one(MetricsTable).show(entry)
-        self.query_one(LogTail).show(entry)
+        self._show_selected()
+
+    # ------------------------------------------------------------ commands to the engine
+
+    def _announce(self, answer: Answer) -> None:
+        event, run = answer.event, printable(answer.run)
+        kind = event.get("kind")
+        if kind in ("error", "warning"):
+            self.notify(f"{run}: {printable(event.get('message'))}", severity="warning", markup=False)
+        elif kind == "run_finished":
+            self.notify(f"{run}: run {printable(event.get('status'))}", markup=False)
+        elif kind == "checkpoint_saved":
+            self.notify(f"{run}: checkpoint saved ({printable(event.get('path'))})", markup=False)
+        else:
+            epoch = event.get("epoch")
+            epoch = epoch + 1 if isinstance(epoch, int) else "?"
+            self.notify(f"{run}: {printable(kind)} at epoch {epoch}, step {printable(event.get('step'))}", markup=False)
+
+    def _send(self, command: str, allowed: tuple[str, ...]) -> None:
+        run = self.selected_run
+        if run is None:
+            self.notify("No run selected.", severity="warning")
+            return
+        name = printable(run.name)
+        if run.status not in allowed:
+            self.notify(f"{name} is {run.status}: nothing to {command.replace('_now', '')}.", severity="warning",
+                        markup=False)
+            return
+        command_id = new_command_id()
+        self.app.model.expect_answer(run.name, command_id)
+        append_command(run.paths, command, command_id=command_id)
+        self.notify(f"{name}: {command.replace('_now', '')} sent; waiting for the engine…", timeout=3, markup=False)
+
+    def action_pause_resume(self) -> None:
+        run = self.selected_run
+        if run is not None and run.status == RunStatus.PAUSED:
+            self._send("resume", (RunStatus.PAUSED,))
+        else:
+            self._send("pause", (RunStatus.RUNNING,))
+
+    def action_checkpoint(self) -> None:
+        self._send("checkpoint_now", (RunStatus.RUNNING, RunStatus.PAUSED))
+
+    def action_stop(self) -> None:
+        run = self.selected_run
+        if run is None or not run.is_live:
+            self._send("stop", tuple(LIVE_STATUSES))
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._send("stop", tuple(LIVE_STATUSES))
+
+        self.app.push_screen(ConfirmScreen(f"Stop {printable(run.name)}? It finishes its step and saves a checkpoint; "
+                                           "r resumes it later.", yes="Stop", no="Keep running"), confirmed)
+
+    def action_resume_run(self) -> None:
+        run = self.selected_run
+        if run is None:
+            self.notify("No run selected.", severity="warning")
+            return
+        name = printable(run.name)
+        if run.is_live:
+            if run.status == RunStatus.PAUSED:
+                self._send("resume", (RunStatus.PAUSED,))
+            else:
+                self.notify(f"{name} is {run.status}.", severity="warning", markup=False)
+            return
+        if not any(run.paths.checkpoints.glob("*.state.pt")):
+            self.notify(f"{name} has no checkpoint to resume from.", severity="warning", markup=False)
+            return
+        self.notify(f"{name}: resuming from its newest checkpoint…", markup=False)
+        self._relaunch(run)
+
+    @work(thread=True, group="launch")
+    def _relaunch(self, run: RunSnapshot) -> None:
+        try:
+            launch_run(run.paths, resume=True, dist=load_config(run.paths.config).dist)
+        except Exception as exc:
+            self.post_message(self.Relaunched(run.name, str(exc)))
+
+    @on(Relaunched)
+    def _relaunch_failed(self, message: Relaunched) -> None:
+        self.notify(f"{printable(message.run)}: could not resume: {printable(message.error)}", severity="error",
+                    markup=False)

@@ -9,11 +9,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, SelectionList, Static
 
 from engine.contract.perturbspec import STANDARD_SUITE, check_spec
 from engine.contract.text import plain_text
+from ffdv_tui.screens.dialog import DialogScreen
 
 ENSEMBLE_CHOICES = (("mean of probabilities", "mean"), ("mean of ranks", "rank"), ("weight average (soup)", "soup"),
                     ("greedy soup", "greedy"))
@@ -28,7 +28,21 @@ class MatrixRequest:
     tta: list[str]
 
 
-class MatrixFormScreen(ModalScreen[MatrixRequest | None]):
+class MatrixFormScreen(DialogScreen[MatrixRequest | None]):
+    DEFAULT_CSS = """
+    MatrixFormScreen > #dialog {
+        width: 96;
+        max-height: 100%;
+    }
+    MatrixFormScreen Input {
+        width: 1fr;
+    }
+    MatrixFormScreen SelectionList {
+        height: auto;
+        max-height: 12;
+        margin-bottom: 1;
+    }
+    """
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "start", "Start", priority=True)]
 
     def __init__(self, title: str, datasets: list[str], several: bool) -> None:

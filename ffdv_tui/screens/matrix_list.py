@@ -10,15 +10,25 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from engine.contract.matrixstore import MatrixSummary
 from engine.contract.text import printable
+from ffdv_tui.screens.dialog import DialogScreen
 
 
-class MatrixListScreen(ModalScreen[Path | None]):
+class MatrixListScreen(DialogScreen[Path | None]):
+    DEFAULT_CSS = """
+    MatrixListScreen > #dialog {
+        width: 96;
+        max-height: 100%;
+    }
+    MatrixListScreen #matrix-list {
+        height: auto;
+        max-height: 20;
+    }
+    """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, matrices: list[MatrixSummary]) -> None:

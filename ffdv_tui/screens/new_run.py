@@ -14,17 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
+from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.contract.config import AMP_MODES, AUGMENT_PRESETS, OPTIMIZERS, SCHEDULES, Config, load_config
 from engine.contract.errors import FfdvError
 from engine.contract.runstore import check_run_name
+from engine.contract.text import printable
+from ffdv_tui.screens.dialog import DialogScreen
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
@@ -118,13 +121,55 @@ def check_name(value: str, runs_dir: Path) -> tuple[str | None, str | None]:
     return None, None
 
 
-class NewRunScreen(ModalScreen[str | None]):
-    """Returns the run's folder name once its engine is started, None when cancelled."""
+class NewRunScreen(DialogScreen[str | None]):
+    """Returns the run's folder name once its engine is started, None when cancelled.
 
+    What the workers find (the dataset check, timm's model names, a failed start) comes back
+    as messages; the reasons shown are plain text, as a label-file header may hold anything.
+    """
+
+    DEFAULT_CSS = """
+    NewRunScreen > #dialog {
+        width: 100;
+        height: 100%;
+        max-height: 40;
+        padding: 0 1;
+    }
+    NewRunScreen #form-title {
+        height: 1;
+        margin-bottom: 1;
+    }
+    NewRunScreen #form {
+        height: 1fr;
+    }
+    """
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "start", "Start", priority=True),
     ]
+
+    class Checked(Message):
+        """A field's check that ran in a worker is done (``error`` or ``note``)."""
+
+        def __init__(self, field: str, error: str | None, note: str | None, checked: str | None = None) -> None:
+            super().__init__()
+            self.field = field
+            self.error = error
+            self.note = note
+            self.checked = checked  # the text that was checked; a newer one makes this answer stale
+
+    class ModelsLoaded(Message):
+        def __init__(self, names: list[str]) -> None:
+            super().__init__()
+            self.names = names
+
+    class Started(Message):
+        """The run's engine was started (``name``), or could not be (``error``)."""
+
+        def __init__(self, name: str | None, error: str | None = None) -> None:
+            super().__init__()
+            self.name = name
+            self.error = error
 
     def __init__(self, defaults: Config, runs_dir: Path, model_names: Callable[[], list[str]],
                  start_run: Callable[[Config, int], str], gpus_available: int) -> None:
@@ -137,6 +182,7 @@ class NewRunScreen(ModalScreen[str | None]):
         self.model_names: set[str] | None = None
         self.errors: dict[str, str | None] = {f.name: None for f in FIELDS}
         self.pending: set[str] = {"data", "model"}
+        self.checked: dict[str, str] = {}  # field -> the text its check last started on
 
     def compose(self) -> ComposeResult:
         values = default_values(self.defaults)
@@ -174,6 +220,7 @@ class NewRunScreen(ModalScreen[str | None]):
             self._check(field, event.value)
 
     def _check(self, field: Field, text: str) -> None:
+        self.checked[field.name] = text
         note = None
         try:
             value = parse(field, text)
@@ -215,19 +262,25 @@ class NewRunScreen(ModalScreen[str | None]):
             error, note = str(exc), None
         except OSError as exc:
             error, note = f"cannot read it: {exc}", None
-        if self.query_one("#data", Input).value.strip() == root:
-            self.app.call_from_thread(self._show, "data", error, note)
+        self.post_message(self.Checked("data", error, note, checked=root))
+
+    @on(Checked)
+    def _checked(self, message: Checked) -> None:
+        if message.checked is None or self.query_one(f"#{message.field}", Input).value.strip() == message.checked:
+            self._show(message.field, message.error, message.note)
 
     @work(thread=True, exclusive=True, group="model-names")
     def _load_models(self) -> None:
         try:
             names = self.load_model_names()
         except Exception as exc:
-            self.app.call_from_thread(self._show, "model", f"cannot list timm models: {exc}", None)
+            self.post_message(self.Checked("model", f"cannot list timm models: {exc}", None))
             return
-        self.app.call_from_thread(self._models_loaded, names)
+        self.post_message(self.ModelsLoaded(names))
 
-    def _models_loaded(self, names: list[str]) -> None:
+    @on(ModelsLoaded)
+    def _models_loaded(self, message: ModelsLoaded) -> None:
+        names = message.names
         self.model_names = set(names)
         model = self.query_one("#model", Input)
         model.suggester = SuggestFromList(sorted(names), case_sensitive=False)
@@ -240,8 +293,8 @@ class NewRunScreen(ModalScreen[str | None]):
             self.pending.add(name)
         why = self.query_one(f"#{name}-why", Static)
         text = error or note or "✓"
-        why.update(text.splitlines()[0] + (" …" if text.count("\n") else ""))
-        why.tooltip = text if text.count("\n") or len(text) > 40 else None
+        why.update(Text(printable(text.splitlines()[0] if text else "", 400) + (" …" if text.count("\n") else "")))
+        why.tooltip = Text(printable(text, multiline=True)) if text.count("\n") or len(text) > 40 else None
         why.set_class(bool(error), "error")
         why.set_class(not error and not note, "ok")
         self.query_one("#start", Button).disabled = not self.ready
@@ -274,10 +327,17 @@ class NewRunScreen(ModalScreen[str | None]):
         try:
             name = self.start_run(config, gpus)
         except (FfdvError, OSError) as exc:
-            self.app.call_from_thread(self.notify, f"could not start: {exc}", severity="error", timeout=10)
-            self.app.call_from_thread(self._show, "name", None, None)
+            self.post_message(self.Started(None, str(exc)))
             return
-        self.app.call_from_thread(self.dismiss, name)
+        self.post_message(self.Started(name))
+
+    @on(Started)
+    def _started(self, message: Started) -> None:
+        if message.error is not None:
+            self.notify(f"could not start: {printable(message.error)}", severity="error", timeout=10, markup=False)
+            self._show("name", None, None)
+        else:
+            self.dismiss(message.name)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

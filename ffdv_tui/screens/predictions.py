@@ -16,10 +16,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
 from engine.contract.fmt import fmt_metric
+from engine.contract.text import plain_text, printable
 from ffdv_tui.predictions import (
     FILTERS,
     SORTS,
@@ -75,6 +77,27 @@ class PredictionsScreen(Screen):
         Binding("f", "next_filter", "Next filter"),
     ]
 
+    class Loaded(Message):
+        """An epoch's predictions were read (``table``), or could not be (``error``)."""
+
+        def __init__(self, table: PredictionTable | None, error: str | None = None) -> None:
+            super().__init__()
+            self.table = table
+            self.error = error
+
+    class Computed(Message):
+        """The rows, counts and confusion matrix at one threshold, filter, sort and search."""
+
+        def __init__(self, view, counts: dict[str, int], confusion, threshold: float) -> None:
+            super().__init__()
+            self.view = view
+            self.counts = counts
+            self.confusion = confusion
+            self.threshold = threshold
+
+    class HistoryLoaded(Message):
+        """Every epoch's score of every image is known (the preview's sparkline)."""
+
     def __init__(self, source: PredictionSource, images: str = "halfcell") -> None:
         super().__init__()
         self.source = source
@@ -101,12 +124,12 @@ class PredictionsScreen(Screen):
             yield Input(placeholder="search image names (/)", id="search", compact=True)
         yield Static(id="pred-metrics")
         with Horizontal(id="pred-body"):
-            yield FrameTable(COLUMNS, id="pred-table")
-            yield ImagePreview(self.images_mode, id="preview")
+            yield FrameTable(COLUMNS, id="pred-table", classes="pane")
+            yield ImagePreview(self.images_mode, id="preview", classes="pane")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.app.sub_title = f"predictions · {self.source.title}"
+        self.app.sub_title = f"predictions · {printable(self.source.title)}"
         if not self.source.files:
             self.query_one("#pred-metrics", Static).update(
                 Text("No predictions yet: a run writes them after each validation.", style="yellow"))
@@ -120,17 +143,19 @@ class PredictionsScreen(Screen):
     def _load(self, epoch: int) -> None:
         path = self.source.files.get(epoch)
         try:
-            table = PredictionTable(load_predictions(path))
+            self.post_message(self.Loaded(PredictionTable(load_predictions(path))))
         except PredictionsError as exc:
-            self.app.call_from_thread(self._show_error, str(exc))
-            return
-        self.app.call_from_thread(self._loaded, table)
+            self.post_message(self.Loaded(None, str(exc)))
 
     def _show_error(self, message: str) -> None:
-        self.query_one("#pred-metrics", Static).update(Text(message, style="red"))
+        self.query_one("#pred-metrics", Static).update(plain_text(message, "red", multiline=True))
 
-    def _loaded(self, table: PredictionTable) -> None:
-        self.table_data = table
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        if message.table is None:
+            self._show_error(message.error or "")
+            return
+        self.table_data = message.table
         self._recompute()
 
     @property
@@ -157,9 +182,11 @@ class PredictionsScreen(Screen):
         view = table.view(threshold, filter_name, sort, search)
         counts = table.counts(threshold)
         confusion = table.confusion(threshold)
-        self.app.call_from_thread(self._show, view, counts, confusion, threshold)
+        self.post_message(self.Computed(view, counts, confusion, threshold))
 
-    def _show(self, view, counts: dict[str, int], confusion, threshold: float) -> None:
+    @on(Computed)
+    def _show(self, message: Computed) -> None:
+        view, counts, confusion, threshold = message.view, message.counts, message.confusion, message.threshold
         keep = self.query_one(FrameTable).index_at(self.query_one(FrameTable).cursor_row)
         self._view = view
         self.query_one(FrameTable).set_frame(view, keep_index=keep)
@@ -217,7 +244,7 @@ class PredictionsScreen(Screen):
             return
         row = self._view.loc[event.index]
         name = str(row["img_name"])
-        caption = Text.assemble((name, "bold"), "\n", f"true {LABELS.get(int(row['target']), '?')} · ",
+        caption = Text.assemble((printable(name), "bold"), "\n", f"true {LABELS.get(int(row['target']), '?')} · ",
                                 f"fake score {row['score']:.4f} · called {LABELS.get(int(row['pred']), '?')}",
                                 (" ✓" if row["correct"] else " ✗", "green" if row["correct"] else "bold red"))
         path = self.source.images / name if self.source.images else None
@@ -230,8 +257,9 @@ class PredictionsScreen(Screen):
     def _load_history(self) -> None:
         self.history.load()
         self._history_loaded = True
-        self.app.call_from_thread(self._refresh_preview)
+        self.post_message(self.HistoryLoaded())
 
+    @on(HistoryLoaded)
     def _refresh_preview(self) -> None:
         table = self.query_one(FrameTable)
         if table.row_count:

@@ -8,9 +8,10 @@ about two per column before drawing, so a 100-epoch run costs what a short one d
 from __future__ import annotations
 
 from rich.text import Text
+from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
-from ffdv_tui.runs import RunEntry
+from ffdv_tui.run_snapshot import RunSnapshot
 
 FAINT = (110, 110, 110)
 LEGEND_MIN_HEIGHT = 14  # below this a legend would cover the lines: the title names the series instead
@@ -49,22 +50,29 @@ def integer_ticks(low: float, high: float, count: int = 5) -> list[int]:
 
 
 class CachedPlot(PlotextPlot):
-    """Builds the plot once per change of data or size, not on every repaint of the screen.
+    """A plot of one run's snapshot, built once per change of snapshot or size, not on every repaint.
 
     textual-plotext rebuilds the figure (and parses its ANSI) in every ``render``; a
     dialog opening over the workbench, or another widget changing, would pay that for
     both plots on every frame.
     """
 
+    run: reactive[RunSnapshot | None] = reactive(None, layout=False, repaint=False, init=False)
     _version = 0
     _cached: tuple[tuple, Text] | None = None
-    _entry: RunEntry | None = None
 
-    def show(self, entry: RunEntry | None) -> None:
+    def draw(self, run: RunSnapshot | None) -> None:
         raise NotImplementedError
 
-    def changed(self, entry: RunEntry | None) -> None:
-        self._entry = entry
+    def watch_run(self, run: RunSnapshot | None) -> None:
+        self.redraw()
+
+    def on_resize(self) -> None:
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Draw the snapshot at the current size (points per column depend on it)."""
+        self.draw(self.run)
         self._version += 1
         self.refresh()
 
@@ -74,38 +82,23 @@ class CachedPlot(PlotextPlot):
             self._cached = (key, super().render())
         return self._cached[1]
 
-    def on_resize(self) -> None:
-        self.redraw()
-
-    def redraw(self) -> None:
-        """Draw the last data again at the new size (points per column depend on it)."""
-        if self._entry is not None:
-            lock = getattr(getattr(self.app, "model", None), "lock", None)
-            if lock is None:
-                self.show(self._entry)
-            else:
-                with lock:
-                    self.show(self._entry)
-
 
 class LossPlot(CachedPlot):
     """Training loss by step; validation loss at the end of each epoch."""
 
-    def show(self, entry: RunEntry | None) -> None:
+    def draw(self, run: RunSnapshot | None) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
         legend = self.size.height >= LEGEND_MIN_HEIGHT
         plt.title("loss" if legend else "train · val loss")
-        if entry is not None:
-            xs, ys = entry.state.loss.points()
-            xs, ys = reduce(xs, ys, max(2 * self.size.width, 20))
+        if run is not None:
+            xs, ys = reduce(run.loss_steps, run.loss_values, max(2 * self.size.width, 20))
             if xs:
                 plt.plot(xs, ys, color=FAINT, marker="braille")
                 plt.plot(xs, smooth(ys, 0.8 if len(ys) > 20 else 0.5), color="orange", marker="braille",
                          label="train" if legend else None)
-            per_epoch = entry.state.steps_per_epoch
-            val = [(v["epoch"] * per_epoch, v["metrics"].get("loss")) for v in entry.state.validations.values()]
+            val = [(v.epoch * run.steps_per_epoch, v.metrics.get("loss")) for v in run.validations]
             val = [(x, y) for x, y in val if isinstance(y, (int, float))]
             if val:
                 plt.plot([x for x, _ in val], [y for _, y in val], color="cyan", marker="dot",
@@ -114,27 +107,25 @@ class LossPlot(CachedPlot):
             if all_x:
                 plt.xticks(integer_ticks(min(all_x), max(all_x), max(3, self.size.width // 8)))
             plt.xlabel("step")
-        self.changed(entry)
 
 
 class MetricPlot(CachedPlot):
     """Validation AUC, accuracy and F1 by epoch."""
 
-    def show(self, entry: RunEntry | None) -> None:
+    def draw(self, run: RunSnapshot | None) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
         legend = self.size.height >= LEGEND_MIN_HEIGHT
         plt.title("validation" if legend else "AUC · Acc · F1")
-        if entry is not None and entry.state.validations:
-            rows = list(entry.state.validations.values())
+        if run is not None and run.validations:
+            rows = run.validations
             for key, label, colour in METRIC_SERIES:
-                points = [(v["epoch"], v["metrics"].get(key)) for v in rows]
+                points = [(v.epoch, v.metrics.get(key)) for v in rows]
                 points = [(x, y) for x, y in points if isinstance(y, (int, float))]
                 if points:
                     plt.plot([x for x, _ in points], [y for _, y in points], color=colour, marker="braille",
                              label=label if legend else None)
             plt.xlabel("epoch")
-            epochs = [v["epoch"] for v in rows]
+            epochs = [v.epoch for v in rows]
             plt.xticks(integer_ticks(min(epochs), max(epochs), max(2, self.size.width // 8)))
-        self.changed(entry)

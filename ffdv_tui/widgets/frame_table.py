@@ -1,5 +1,8 @@
 """A table over a pandas DataFrame that draws only the rows on screen.
 
+Cells are drawn as raw segments, so each goes through printable() first: an image named
+``\\x1b]0;TITLE\\x07`` shows that text, it does not retitle the terminal.
+
 Textual's DataTable holds every row as widget data: 150,000 predictions or a
 1,000,000-line label file would take seconds to add and much memory. This widget
 keeps the frame's columns as numpy arrays and formats the visible rows on demand
@@ -23,6 +26,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from engine.contract.text import printable
+
 
 @dataclass(frozen=True)
 class Column:
@@ -35,6 +40,8 @@ class Column:
 
 
 def _fit(text: str, width: int, justify: str) -> str:
+    """The cell's text cut or padded to ``width``: control characters shown escaped, never sent to the terminal."""
+    text = printable(text, max(width, 1) + 1)
     if len(text) > width:
         return text[: max(width - 1, 0)] + "…"
     return text.rjust(width) if justify == "right" else text.ljust(width)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import Sparkline, Static
 
 # textual-image asks the terminal for its cell size when imported; it must happen before the app starts.
@@ -24,6 +25,7 @@ from textual_image.widget import HalfcellImage, SixelImage, TGPImage
 from textual_image.widget import Image as AutoImage
 
 from engine.contract.images import BadImage, open_rgb
+from engine.contract.text import printable
 
 THUMBNAIL = 384
 CACHE_SIZE = 256
@@ -60,6 +62,34 @@ class ThumbnailCache:
 
 class ImagePreview(Vertical):
     """Picture, caption and sparkline of one image; ``show`` is cheap, decoding is not done here."""
+
+    DEFAULT_CSS = """
+    ImagePreview {
+        padding: 0 1;
+    }
+    ImagePreview > #picture {
+        height: 1fr;
+        width: 100%;
+    }
+    ImagePreview > #caption {
+        height: auto;
+        max-height: 4;
+    }
+    ImagePreview > #history {
+        height: 2;
+    }
+    ImagePreview > #history-caption {
+        height: 1;
+    }
+    """
+
+    class Decoded(Message):
+        """A thumbnail (or the reason there is none) is ready for ``path``."""
+
+        def __init__(self, path: Path, item: PILImage.Image | str) -> None:
+            super().__init__()
+            self.path = path
+            self.item = item
 
     def __init__(self, mode: str = "halfcell", cache: ThumbnailCache | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -99,8 +129,11 @@ class ImagePreview(Vertical):
 
     @work(thread=True, exclusive=True, group="thumbnail")
     def _decode(self, path: Path) -> None:
-        item = self.cache.load(path)
-        self.app.call_from_thread(self._draw, path, item)
+        self.post_message(self.Decoded(path, self.cache.load(path)))
+
+    @on(Decoded)
+    def _decoded(self, message: Decoded) -> None:
+        self._draw(message.path, message.item)
 
     def _draw(self, path: Path, item: PILImage.Image | str) -> None:
         if path != self._path:
@@ -108,6 +141,6 @@ class ImagePreview(Vertical):
         picture = self.query_one("#picture")
         if isinstance(item, str):  # the reason it cannot be shown, under the caption
             picture.image = None
-            self.query_one("#caption", Static).update(Text.assemble(self._caption, "\n", (item, "red")))
+            self.query_one("#caption", Static).update(Text.assemble(self._caption, "\n", (printable(item), "red")))
         else:
             picture.image = item

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widgets import DataTable
 
 from engine.contract.fmt import fmt_metric
 from engine.contract.protocol import METRIC_LABELS
-from ffdv_tui.runs import RunEntry
+from ffdv_tui.run_snapshot import RunSnapshot
 
 
 class MetricsTable(DataTable):
+    run: reactive[RunSnapshot | None] = reactive(None, layout=False, repaint=False, init=False)
+
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
@@ -19,19 +22,19 @@ class MetricsTable(DataTable):
             self.add_column(label, key=key)
         self._shown: tuple = ()
 
-    def show(self, entry: RunEntry | None) -> None:
-        rows = list(entry.state.validations.values()) if entry is not None else []
-        best = entry.state.best_epoch if entry is not None else None
-        signature = (entry.name if entry else None, best, tuple((v["epoch"], id(v)) for v in rows))
+    def watch_run(self, run: RunSnapshot | None) -> None:
+        rows = run.validations if run is not None else ()
+        best = run.best_epoch if run is not None else None
+        signature = (run.name if run else None, best, rows)
         if signature == self._shown:
             return
         self._shown = signature
         self.clear()
         for row in rows:
-            is_best = row["epoch"] == best
+            is_best = row.epoch == best
             style = "bold green" if is_best else ""
-            label = Text(f"{row['epoch']}{' ★' if is_best else ''}", style=style)
-            cells = [Text(fmt_metric(row["metrics"].get(key)), style=style, justify="right") for key in METRIC_LABELS]
-            self.add_row(label, *cells, key=str(row["epoch"]))
+            label = Text(f"{row.epoch}{' ★' if is_best else ''}", style=style)
+            cells = [Text(fmt_metric(row.metrics.get(key)), style=style, justify="right") for key in METRIC_LABELS]
+            self.add_row(label, *cells, key=str(row.epoch))
         if rows:
             self.move_cursor(row=len(rows) - 1)

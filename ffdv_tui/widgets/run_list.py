@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from engine.contract.fmt import fmt_metric
 from engine.contract.status import RunStatus
-from ffdv_tui.runs import RunEntry
+from engine.contract.text import printable
+from ffdv_tui.run_snapshot import RunSnapshot
 
 # Status -> (mark, style). Marks are plain Unicode that every terminal font has.
 STATUS_MARKS = {
@@ -33,22 +35,26 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 1)] + "…"
 
 
-def run_prompt(entry: RunEntry, width: int = 22) -> Text:
-    """Two lines: mark and name; epoch and best metric."""
-    state = entry.state
-    mark, style = STATUS_MARKS.get(entry.status, ("·", ""))
-    detail = f"{state.epoch}/{state.epochs}" if state.epochs else entry.status
-    if state.best_value is not None:
-        detail += f" · {state.best_metric} {fmt_metric(state.best_value)}"
+def run_prompt(run: RunSnapshot, width: int = 22) -> Text:
+    """Two lines: mark and name; epoch and best metric (or what is wrong with the folder)."""
+    mark, style = STATUS_MARKS.get(run.status, ("·", ""))
+    detail = f"{run.epoch}/{run.epochs}" if run.epochs else run.status
+    if run.best_value is not None:
+        detail += f" · {printable(run.best_metric, 40)} {fmt_metric(run.best_value)}"
+    if run.problem:
+        mark, style, detail = "!", "bold red", "damaged folder"
     text = Text()
     text.append(f"{mark} ", style=style)
-    text.append(_fit(entry.name, width - 2), style="bold")
+    text.append(_fit(printable(run.name, 400), width - 2), style="bold")
     text.append("\n  " + _fit(detail, width - 2), style="dim")
     return text
 
 
 class RunList(OptionList):
     """Runs, newest first; moving the highlight selects a run."""
+
+    runs: reactive[tuple[RunSnapshot, ...]] = reactive((), layout=False, repaint=False, init=False)
+    selected: reactive[str | None] = reactive(None, layout=False, repaint=False, init=False)
 
     class RunSelected(Message):
         def __init__(self, name: str) -> None:
@@ -60,12 +66,17 @@ class RunList(OptionList):
         self._names: list[str] = []
         self._prompts: list[str] = []
 
-    def show_runs(self, entries: list[RunEntry], selected: str | None) -> None:
+    @property
+    def names(self) -> list[str]:
+        """The runs listed, top to bottom."""
+        return list(self._names)
+
+    def watch_runs(self, runs: tuple[RunSnapshot, ...]) -> None:
         """Rebuild the list only when something shown changed; keep the highlight on the selected run."""
         width = max(self.scrollable_content_region.width - 1, 12)
-        prompts = [run_prompt(e, width) for e in entries]
-        names = [e.name for e in entries]
-        plain = [p.plain + e.status for p, e in zip(prompts, entries)]
+        prompts = [run_prompt(r, width) for r in runs]
+        names = [r.name for r in runs]
+        plain = [p.plain + r.status for p, r in zip(prompts, runs)]
         if names == self._names and plain == self._prompts:
             return
         if names == self._names:
@@ -76,9 +87,9 @@ class RunList(OptionList):
             with self.prevent(OptionList.OptionHighlighted):
                 self.set_options([Option(p, id=n) for p, n in zip(prompts, names)])
         self._names, self._prompts = names, plain
-        self.highlight_run(selected)
+        self.watch_selected(self.selected)
 
-    def highlight_run(self, name: str | None) -> None:
+    def watch_selected(self, name: str | None) -> None:
         if name in self._names and self.highlighted != self._names.index(name):
             with self.prevent(OptionList.OptionHighlighted):
                 self.highlighted = self._names.index(name)

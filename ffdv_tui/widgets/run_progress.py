@@ -6,16 +6,17 @@ from rich.console import Group
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
+from textual.reactive import reactive
 
 from engine.contract.fmt import fmt_bytes, fmt_duration
-from ffdv_tui.runs import RunEntry
+from engine.contract.text import printable
+from ffdv_tui.run_snapshot import RunSnapshot
 from ffdv_tui.widgets.steady_text import SteadyText
 
 
-def eta_seconds(entry: RunEntry) -> float | None:
+def eta_seconds(s: RunSnapshot) -> float | None:
     """Training time left at the current speed (validation not counted)."""
-    s = entry.state
-    if not s.images_per_sec or not s.steps_per_epoch or not s.epochs or not entry.is_live:
+    if not s.images_per_sec or not s.steps_per_epoch or not s.epochs or not s.is_live:
         return None
     steps_left = (s.epochs - s.epoch) * s.steps_per_epoch - s.epoch_step
     images_per_step = s.num_train / s.steps_per_epoch if s.num_train else 0
@@ -23,13 +24,21 @@ def eta_seconds(entry: RunEntry) -> float | None:
 
 
 class RunProgress(SteadyText):
-    """Two bars and one line of numbers; repainted when the run's state changes."""
+    """Two bars and one line of numbers; repainted when the run's snapshot changes."""
 
-    def show(self, entry: RunEntry | None) -> None:
-        if entry is None:
+    DEFAULT_CSS = """
+    RunProgress {
+        height: 3;
+        padding: 0 1;
+    }
+    """
+
+    run: reactive[RunSnapshot | None] = reactive(None, layout=False, repaint=False, init=False)
+
+    def watch_run(self, s: RunSnapshot | None) -> None:
+        if s is None:
             self.update("")
             return
-        s = entry.state
         grid = Table.grid(padding=(0, 1), expand=True)
         grid.add_column(width=6)
         grid.add_column(ratio=1)
@@ -41,18 +50,18 @@ class RunProgress(SteadyText):
         in_epoch = s.epoch_step if s.epoch < s.epochs else s.steps_per_epoch
         grid.add_row("step", ProgressBar(total=steps, completed=in_epoch), f"{in_epoch}/{s.steps_per_epoch}")
         parts = []
-        if s.images_per_sec is not None and entry.is_live:
+        if isinstance(s.images_per_sec, (int, float)) and s.is_live:
             parts.append(f"{s.images_per_sec:,.0f} img/s")
-        eta = eta_seconds(entry)
+        eta = eta_seconds(s)
         if eta is not None:
             parts.append(f"ETA {fmt_duration(eta)}")
         parts.append(f"elapsed {fmt_duration(s.duration)}")
-        if s.lr is not None:
+        if isinstance(s.lr, (int, float)):
             parts.append(f"lr {s.lr:.2e}")
-        beat = s.heartbeat or {}
-        if beat.get("memory_used") is not None:
-            total = f" / {fmt_bytes(beat['memory_total'])}" if beat.get("memory_total") else ""
+        beat = s.heartbeat
+        if isinstance(beat.get("memory_used"), (int, float)):
+            total = f" / {fmt_bytes(beat['memory_total'])}" if isinstance(beat.get("memory_total"), (int, float)) else ""
             parts.append(f"mem {fmt_bytes(beat['memory_used'])}{total}")
-        if beat.get("utilization") is not None:
+        if isinstance(beat.get("utilization"), (int, float)):
             parts.append(f"GPU {beat['utilization']:.0f}%")
-        self.update(Group(grid, Text(" · ".join(parts), style="dim", no_wrap=True, overflow="ellipsis")))
+        self.update(Group(grid, Text(printable(" · ".join(parts)), style="dim", no_wrap=True, overflow="ellipsis")))

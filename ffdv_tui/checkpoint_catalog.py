@@ -8,7 +8,6 @@ names a model timm does not have is listed with that problem, never hidden.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from engine.contract.jobs import (
     SubmissionResult,
     decode_job_message,
 )
+from engine.contract.sidecar import SidecarError, read_sidecar, sidecar_path
 
 ALIASES = ("best", "last")
 
@@ -71,25 +71,21 @@ def read_entry(run: str, weights: Path, best: str | None, model_names: set[str] 
     stat = weights.stat()
     entry = CheckpointEntry(run, weights, size=stat.st_size, mtime=stat.st_mtime, is_best=weights.stem == best,
                             resumable=weights.with_suffix(".state.pt").is_file())
-    sidecar = weights.with_suffix(".json")
-    if not sidecar.is_file():
+    path = sidecar_path(weights)
+    if not path.is_file():
         entry.problem = "sidecar missing: the model name and input size are unknown (evaluate with --model)"
         return entry
     try:
-        data = json.loads(sidecar.read_text())
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
-        entry.problem = f"unreadable sidecar {sidecar.name}: {exc}"
+        sidecar = read_sidecar(weights)
+    except SidecarError as exc:
+        entry.problem = f"damaged sidecar {path.name}: {'; '.join(exc.problems) or exc}"
         return entry
-    entry.epoch, entry.step, entry.reason = data.get("epoch"), data.get("step"), data.get("reason", "")
-    entry.metrics = data.get("metrics") or {}
-    entry.best_metric = data.get("best_metric", "auc")
-    entry.model, entry.img_size = data.get("model"), data.get("img_size")
-    entry.data_root = ((data.get("config") or {}).get("data") or {}).get("root")
-    if not entry.model:
-        entry.problem = f"{sidecar.name} names no model"
-    elif model_names is not None and entry.model not in model_names:
+    entry.epoch, entry.step, entry.reason = sidecar.epoch, sidecar.step, sidecar.reason
+    entry.metrics = {k: v for k, v in (sidecar.metrics or {}).items()  # numbers only (a confusion matrix is not shown)
+                     if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    entry.best_metric = sidecar.best_metric
+    entry.model, entry.img_size, entry.data_root = sidecar.model, sidecar.img_size, sidecar.data_root()
+    if model_names is not None and entry.model not in model_names:
         entry.problem = f"model {entry.model!r} is not a timm model in this installation"
     return entry
 

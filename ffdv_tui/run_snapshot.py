@@ -1,0 +1,100 @@
+"""What the app shows of one run at one moment: built by the watcher thread, never changed after.
+
+The watcher folds events into a RunState it alone touches; the screen and its widgets only
+ever hold these frozen copies (Memray's live reporter works the same way), so nothing on
+the render path takes a lock or reads a structure another thread is changing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, is_dataclass
+from types import MappingProxyType
+from typing import Any
+
+from engine.contract.launch import Exit
+from engine.contract.runstate import RunState
+from engine.contract.runstore import RunPaths
+from engine.contract.status import LIVE_STATUSES, RunStatus
+
+WARNINGS_SHOWN = 2
+
+
+@dataclass(frozen=True)
+class Validation:
+    epoch: int
+    metrics: Mapping[str, Any]
+
+
+def _field(item: Any, key: str, default: Any = None) -> Any:
+    """A field of a folded record, whether the fold keeps dicts or dataclasses."""
+    return item.get(key, default) if isinstance(item, Mapping) else getattr(item, key, default)
+
+
+def _frozen(mapping: Any) -> Mapping[str, Any]:
+    if is_dataclass(mapping) and not isinstance(mapping, type):
+        mapping = asdict(mapping)
+    return MappingProxyType(dict(mapping)) if isinstance(mapping, Mapping) else MappingProxyType({})
+
+
+# eq=False: a snapshot is new exactly when something changed, so identity is equality (and cheap for reactives).
+@dataclass(frozen=True, eq=False)
+class RunSnapshot:
+    name: str
+    paths: RunPaths
+    status: RunStatus = RunStatus.STARTING
+    exit: Exit | None = None
+    log: tuple[str, ...] = ()
+    data_root: str | None = None
+    started_at: float | None = None
+    device: str = ""
+    world_size: int = 1
+    epochs: int = 0
+    epoch: int = 0
+    epoch_step: int = 0
+    steps_per_epoch: int = 0
+    step: int = 0
+    num_train: int = 0
+    lr: float | None = None
+    images_per_sec: float | None = None
+    duration: float | None = None
+    heartbeat: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    loss_steps: tuple[float, ...] = ()
+    loss_values: tuple[float, ...] = ()
+    validations: tuple[Validation, ...] = ()
+    best_metric: str = "auc"
+    best_epoch: int | None = None
+    best_value: float | None = None
+    warnings: tuple[str, ...] = ()  # the newest few
+    last_error: str | None = None
+    newer_protocol: int | None = None
+    problem: str | None = None  # the run folder is damaged: why
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+    @classmethod
+    def of(cls, name: str, paths: RunPaths, state: RunState, status: RunStatus, exit: Exit | None,
+           log: list[str], problem: str | None = None) -> RunSnapshot:
+        """Copy what the screen shows out of ``state`` (call it on the thread that folds the events)."""
+        steps, values = state.loss.points()
+        validations = tuple(Validation(int(_field(v, "epoch")), _frozen(_field(v, "metrics")))
+                            for v in state.validations.values())
+        config = state.config if isinstance(state.config, Mapping) else {}
+        data = config.get("data") if isinstance(config.get("data"), Mapping) else {}
+        root = data.get("root")
+        best = state.best_value
+        return cls(
+            name=name, paths=paths, status=status, exit=exit, log=tuple(log),
+            data_root=root if isinstance(root, str) else None, started_at=state.started_at, device=state.device,
+            world_size=state.world_size, epochs=state.epochs, epoch=state.epoch, epoch_step=state.epoch_step,
+            steps_per_epoch=state.steps_per_epoch, step=state.step, num_train=state.num_train, lr=state.lr,
+            images_per_sec=state.images_per_sec, duration=state.duration, heartbeat=_frozen(state.heartbeat),
+            loss_steps=tuple(steps), loss_values=tuple(values), validations=validations,
+            best_metric=state.best_metric, best_epoch=state.best_epoch,
+            best_value=best if isinstance(best, (int, float)) else None,
+            warnings=tuple(str(w) for w in state.warnings[-WARNINGS_SHOWN:]),
+            last_error=str(_field(state.errors[-1], "message", "")) if state.errors else None,
+            newer_protocol=state.newer_protocol, problem=problem,
+        )
