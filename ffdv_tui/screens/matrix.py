@@ -34,7 +34,7 @@ from engine.contract.matrixstore import (
     submission_args,
 )
 from engine.contract.text import plain_text, printable
-from ffdv_tui.checkpoints import JobError, run_engine_job
+from ffdv_tui.checkpoint_catalog import JobError, run_engine_job
 from ffdv_tui.screens.job import JobRequest, JobScreen
 from ffdv_tui.screens.predictions import PredictionSource, PredictionsScreen
 
