@@ -5,6 +5,10 @@ and reports unreadable or suspicious files and label-file problems in the engine
 own words, with line numbers. The image table opens a split's first rows at once and
 the rest when its label file is read, so a million-line label file is on screen in
 about a second; class filter and name search work on the whole split.
+
+The leakage audit (l; engine.contract.leakage) runs in a worker too, with progress, and lists
+every validation or test image with a near-copy in training (or test in validation); the
+highlighted pair is shown side by side.
 """
 
 from __future__ import annotations
@@ -44,6 +48,13 @@ ISSUE_COLUMNS = [
     Column("message", "what is wrong", 200),
 ]
 CLASS_FILTERS = {"all": "all classes", "real": "real only", "fake": "fake only"}
+PAIR_COLUMNS = [
+    Column("split", "split", 5),
+    Column("name", "image", 26),
+    Column("other_split", "copy in", 7),
+    Column("other_name", "its near-copy", 26),
+    Column("distance", "bits", 4, lambda v: str(int(v)), "right"),
+]
 
 
 def split_table(report: ScanReport) -> Table:
@@ -86,6 +97,7 @@ class DatasetScreen(Screen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("x", "cancel_scan", "Cancel scan"),
         Binding("r", "rescan", "Rescan"),
+        Binding("l", "leakage", "Leakage audit"),
         Binding("slash", "focus('#ds-search')", "Search"),
     ]
 
@@ -116,6 +128,23 @@ class DatasetScreen(Screen):
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, DatasetScreen.ScanProgress)
 
+    class AuditProgress(Message):
+        """Where the leakage audit is: what it does (hashing a split, comparing two), done of total."""
+
+        def __init__(self, what: str, done: int, total: int) -> None:
+            super().__init__()
+            self.what, self.done, self.total = what, done, total
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, DatasetScreen.AuditProgress)
+
+    class AuditDone(Message):
+        """The leakage audit's report (engine.contract.leakage.LeakageReport), or why it could not run."""
+
+        def __init__(self, report, error: str | None = None) -> None:
+            super().__init__()
+            self.report, self.error = report, error
+
     def __init__(self, root: Path | None, images: str = "halfcell") -> None:
         super().__init__()
         self.root = root
@@ -124,6 +153,7 @@ class DatasetScreen(Screen):
         self.split_folder: Path | None = None
         self._stop_scan = False
         self._found = None  # (Dataset, [SplitProblem]) once the label files are read
+        self._pair_folders: dict[str, Path] = {}  # split -> image folder, of the audited dataset
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -136,6 +166,7 @@ class DatasetScreen(Screen):
             yield Static(id="scan-status")
         yield FrameTable(ISSUE_COLUMNS, id="ds-issues", classes="pane")
         yield Static(id="issue-detail")
+        yield FrameTable(PAIR_COLUMNS, id="ds-pairs", classes="pane")
         with Horizontal(id="ds-body"):
             with Vertical(id="ds-left"):
                 with Horizontal(id="ds-filters"):
@@ -146,12 +177,15 @@ class DatasetScreen(Screen):
                     yield Input(placeholder="search names (/)", id="ds-search", compact=True)
                 yield FrameTable(IMAGE_COLUMNS, id="ds-images", classes="pane")
             yield ImagePreview(self.images_mode, id="ds-preview", classes="pane")
+            yield ImagePreview(self.images_mode, id="ds-pair-preview", classes="pane")
         yield Footer()
 
     def on_mount(self) -> None:
         self.app.sub_title = "dataset"
         self.query_one("#ds-issues").display = False
         self.query_one("#issue-detail").display = False
+        self.query_one("#ds-pairs").display = False
+        self.query_one("#ds-pair-preview").display = False
         if self.root is not None:
             self.open(self.root)
         self.query_one("#ds-images", FrameTable).focus()
@@ -248,6 +282,78 @@ class DatasetScreen(Screen):
         if report.issues and (report.done or report.cancelled or table.row_count != len(report.issues)):
             table.set_frame(issues_frame(report), keep_index=table.index_at(table.cursor_row))
 
+    # ------------------------------------------------------------ the leakage audit
+
+    def action_leakage(self) -> None:
+        if self.root is None:
+            return
+        self._stop_scan = False
+        bar = self.query_one("#scan-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=None, progress=0)
+        self._audit(self.root)
+
+    @work(thread=True, exclusive=True, group="dataset-leakage")
+    def _audit(self, root: Path) -> None:
+        from engine.contract.dataset import find_dataset
+        from engine.contract.leakage import audit
+
+        worker = get_current_worker()
+        try:
+            dataset = self._found[0] if self._found is not None else find_dataset(root, check_files=False)
+            self._pair_folders = {name: split.folder for name, split in dataset.splits.items()}
+            report = audit(root, on_progress=lambda what, done, total: self.post_message(self.AuditProgress(what, done, total)),
+                           should_stop=lambda: self._stop_scan or worker.is_cancelled, dataset=dataset)
+        except Exception as exc:  # not a dataset, no training split: the engine's own words
+            self.post_message(self.AuditDone(None, str(exc)))
+            return
+        self.post_message(self.AuditDone(report))
+
+    @on(AuditProgress)
+    def _audit_progress(self, message: AuditProgress) -> None:
+        self.query_one("#scan-progress", ProgressBar).update(total=max(message.total, 1), progress=message.done)
+        self.query_one("#scan-status", Static).update(
+            plain_text(f" leakage audit: {message.what} {message.done:,} of {message.total:,} (x cancels)", "dim"))
+
+    @on(AuditDone)
+    def _audit_done(self, message: AuditDone) -> None:
+        from engine.contract.leakage import WARN_SHARE
+
+        self.query_one("#scan-progress", ProgressBar).display = False
+        status = self.query_one("#scan-status", Static)
+        report = message.report
+        if report is None:
+            status.update(plain_text(f" leakage audit: {message.error}", "red"))
+            return
+        if report.cancelled:
+            status.update(Text(" leakage audit cancelled (l runs it again)", style="dim"))
+            return
+        share = report.val_share
+        unhashable = f" · {len(report.unhashable):,} images could not be hashed" if report.unhashable else ""
+        style = "yellow" if share is not None and share > WARN_SHARE else "green"
+        status.update(plain_text(f" {report.headline()}{unhashable}", style))
+        table = self.query_one("#ds-pairs", FrameTable)
+        table.display = bool(report.pairs)
+        frame = pd.DataFrame([(p.split, p.name, p.other_split, p.other_name, p.distance) for p in report.pairs],
+                             columns=[c.key for c in PAIR_COLUMNS])
+        table.set_frame(frame)
+        table.border_title = f"near-copies: {len(frame):,} pairs"
+
+    @on(FrameTable.RowHighlighted, "#ds-pairs")
+    def _pair(self, event: FrameTable.RowHighlighted) -> None:
+        """Both pictures of the highlighted pair, side by side."""
+        get = lambda key: str(event.table.value_at(event.row, key))
+        split, name, other_split, other_name = get("split"), get("name"), get("other_split"), get("other_name")
+        if split not in self._pair_folders or other_split not in self._pair_folders:
+            return
+        distance = get("distance")
+        pair = self.query_one("#ds-pair-preview", ImagePreview)
+        pair.display = True
+        self.query_one("#ds-preview", ImagePreview).show(
+            self._pair_folders[split] / name, plain_text(f"{split}: {name}"), [])
+        pair.show(self._pair_folders[other_split] / other_name,
+                  plain_text(f"{other_split}: {other_name} · {distance} bits apart"), [])
+
     # ------------------------------------------------------------ the images
 
     @on(Select.Changed, "#ds-split")
@@ -305,6 +411,7 @@ class DatasetScreen(Screen):
     def _image(self, event: FrameTable.RowHighlighted) -> None:
         if self.split_frame is None or event.index is None or self.split_folder is None:
             return
+        self.query_one("#ds-pair-preview").display = False
         row = self.split_frame.loc[event.index]
         name = str(row["img_name"])
         caption = Text.assemble((printable(name), "bold"), "\n", f"label {LABELS.get(int(row['target']), '?')}")
