@@ -66,6 +66,7 @@ class RunSnapshot:
     best_epoch: int | None = None
     best_value: float | None = None
     warnings: tuple[str, ...] = ()  # the newest few
+    leaky_validation: str = ""  # the engine's warning when the last leakage audit flagged the validation split
     last_error: str | None = None
     newer_protocol: int | None = None
     problem: str | None = None  # the run folder is damaged: why
@@ -95,6 +96,7 @@ class RunSnapshot:
             best_metric=state.best_metric, best_epoch=state.best_epoch,
             best_value=best if isinstance(best, (int, float)) else None,
             warnings=tuple(str(w) for w in state.warnings[-WARNINGS_SHOWN:]),
+            leaky_validation=str(state.leaky_validation),
             last_error=str(_field(state.errors[-1], "message", "")) if state.errors else None,
             newer_protocol=state.newer_protocol, problem=problem,
         )

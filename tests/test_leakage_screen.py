@@ -42,3 +42,28 @@ async def test_l_audits_the_dataset_and_shows_each_pair_side_by_side(tmp_path: P
         await wait_until(pilot, lambda: left._path == data / "valset" / name and right._path == data / "trainset" / other
                          and right.display, 10, "both pictures of the pair")
         assert other in static_text(right.query_one("#caption", Static))
+
+
+async def test_the_validations_pane_says_when_the_run_warned_of_a_leaky_validation_split(tmp_path: Path) -> None:
+    import json
+
+    from conftest import install_fixture_runs
+
+    from ffdv_tui.widgets.metrics_table import MetricsTable
+
+    runs = install_fixture_runs(tmp_path / "runs")
+    message = ("validation split leaks: 45% of its images have a near-copy in training (leakage audit, pHash distance <= 8)"
+               "; its AUC overstates how well the model generalises [bold]and picks the checkpoint by it.")
+    for run in runs.iterdir():
+        events = run / "events.jsonl"
+        last = json.loads(events.read_text().splitlines()[-1])
+        warning = {"v": 1, "seq": last["seq"] + 1, "time": last["time"], "kind": "warning", "message": message,
+                   "code": "leaky_validation"}
+        with open(events, "a") as fh:
+            fh.write(json.dumps(warning) + "\n")
+    app = make_app(runs, images="none")
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.screen.query_one("#metrics", MetricsTable)
+        await wait_until(pilot, lambda: table.row_count > 0, 30, "a run's validations")
+        await wait_until(pilot, lambda: "leaky validation: 45% near-copies" in str(table.border_subtitle), 10,
+                         "the leak note under the validations")

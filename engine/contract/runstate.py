@@ -90,6 +90,7 @@ class RunState:
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     predictions: dict[int, str] = field(default_factory=dict)  # epoch -> path inside the run folder
     warnings: list[str] = field(default_factory=list)
+    leaky_validation: str = ""  # the run's "leaky_validation" warning: the last leakage audit flagged its validation split
     errors: list[dict[str, Any]] = field(default_factory=list)
     heartbeat: dict[str, Any] | None = None
     started_at: float | None = None
@@ -190,6 +191,8 @@ class RunState:
 
     def _warning(self, e: dict[str, Any]) -> None:
         self.warnings = (self.warnings + [str(e.get("message", ""))])[-MAX_MESSAGES:]
+        if e.get("code") == "leaky_validation":
+            self.leaky_validation = str(e.get("message", ""))
 
     def _error(self, e: dict[str, Any]) -> None:
         self.errors = (self.errors + [{"message": e.get("message", ""), "traceback": e.get("traceback", ""),

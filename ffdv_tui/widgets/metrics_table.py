@@ -1,6 +1,8 @@
-"""One row per validation of the selected run: AUC first, the best row marked."""
+"""One row per validation of the selected run: AUC first, the best row marked; a flagged validation split said below."""
 
 from __future__ import annotations
+
+import re
 
 from rich.text import Text
 from textual.reactive import reactive
@@ -9,6 +11,14 @@ from textual.widgets import DataTable
 from engine.contract.fmt import fmt_metric
 from engine.contract.protocol import METRIC_LABELS
 from ffdv_tui.run_snapshot import RunSnapshot
+
+
+def leak_note(warning: str) -> str:
+    """The pane's subtitle for a run whose validation split the leakage audit flagged (only digits come from the event)."""
+    if not warning:
+        return ""
+    share = re.search(r"(\d{1,3})% of its images", warning)
+    return f"⚠ leaky validation: {share.group(1) if share else 'some'}% near-copies of training images"
 
 
 class MetricsTable(DataTable):
@@ -23,6 +33,7 @@ class MetricsTable(DataTable):
         self._shown: tuple = ()
 
     def watch_run(self, run: RunSnapshot | None) -> None:
+        self.border_subtitle = leak_note(run.leaky_validation if run is not None else "")
         rows = run.validations if run is not None else ()
         best = run.best_epoch if run is not None else None
         signature = (run.name if run else None, best, rows)
