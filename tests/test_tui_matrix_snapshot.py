@@ -1,0 +1,33 @@
+"""Layout snapshot of the evaluation-matrix screen (update with --snapshot-update).
+
+Deterministic by construction: a matrix written by hand (test_tui_matrix.fake_matrix), no pictures.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from conftest import MODEL_NAMES
+from test_tui_matrix import fake_matrix
+from textual.widgets import DataTable
+
+from ffdv_tui.app import FfdvApp
+from ffdv_tui.screens.matrix import MatrixScreen
+
+
+def test_matrix_screen(snap_compare, tmp_path: Path) -> None:
+    folder = fake_matrix(tmp_path / "m", tmp_path)
+    (tmp_path / "runs").mkdir()
+    app = FfdvApp(runs_dir=tmp_path / "runs", data_dir=None, images="none", model_names=lambda: MODEL_NAMES)
+
+    async def run_before(pilot) -> None:
+        await pilot.pause(0.5)
+        app.push_screen(MatrixScreen(folder, "none"))
+        deadline = time.monotonic() + 20
+        while not (isinstance(app.screen, MatrixScreen) and [t.row_count for t in app.screen.query(DataTable)] == [3]):
+            assert time.monotonic() < deadline, "the matrix screen did not fill"
+            await pilot.pause(0.1)
+        await pilot.pause(0.5)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
