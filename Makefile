@@ -34,6 +34,7 @@ bench: setup
 	$(BIN)/python bench/bench_runstore.py
 	$(BIN)/python bench/bench_tui.py
 	$(BIN)/python bench/bench_scale.py
+	$(BIN)/python bench/bench_matrix.py
 	$(BIN)/python bench/summary.py
 
 sample-data: setup

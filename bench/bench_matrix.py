@@ -10,7 +10,7 @@
 (d) the limit: each model alone on a batch already in memory.
 Images are FFDI-like JPEGs generated from the bundled sample photographs (bench_engine's).
 
-    python bench/bench_matrix.py [--images 40] [--img-size 128] [--sides 256 512]
+    python bench/bench_matrix.py [--images 32] [--img-size 128] [--sides 256 512] [--baseline-cells 12]
 """
 
 from __future__ import annotations
@@ -76,9 +76,9 @@ def main() -> int:
     parser.add_argument("--img-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=-1)
-    parser.add_argument("--images", type=int, default=40, help="validation images per dataset")
+    parser.add_argument("--images", type=int, default=32, help="validation images per dataset")
     parser.add_argument("--sides", type=int, nargs=2, default=(256, 512), metavar=("MIN", "MAX"))
-    parser.add_argument("--baseline-cells", type=int, default=66,
+    parser.add_argument("--baseline-cells", type=int, default=12,
                         help="time this many of the per-cell evaluate processes (evenly spread) and scale to all")
     parser.add_argument("--json", type=Path, default=REPO / ".bench" / "matrix.json")
     args = parser.parse_args()

@@ -43,6 +43,12 @@ def rows(found: dict[str, dict]) -> list[tuple[str, str]]:
                     f"{scale['150,000 predictions: open, s']:.3f} / "
                     f"{scale['filter + sort, slowest of all combinations, s']:.3f}"))
         out.append(("2 gloo processes / 1 process, training images/s", f"{scale['2 processes / 1 process']:.2f}x"))
+    matrix = found.get("matrix")
+    if matrix:
+        out.append(("matrix 3 ckpt x 2 data x standard: vs evaluate per cell / shared decode alone",
+                    f"{matrix['speed-up over evaluate per cell']:.2f}x / {matrix['speed-up of the shared decode alone']:.2f}x"))
+        out.append(("matrix images/s per model / model alone (limit)",
+                    f"{matrix['in process shared: images/s per model']:.1f} / {matrix['model alone (limit): images/s']:.1f}"))
     return out
 
 
@@ -51,7 +57,7 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=REPO / ".bench")
     args = parser.parse_args()
     found = {}
-    for name in ("engine", "runstore", "tui", "scale"):
+    for name in ("engine", "runstore", "tui", "scale", "matrix"):
         path = args.dir / f"{name}.json"
         if path.is_file():
             found[name] = json.loads(path.read_text())

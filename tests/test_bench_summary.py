@@ -19,6 +19,8 @@ RESULTS = {
             "key-press to screen while training, p95 ms": 92.9},
     "scale": {"label file of 1,000,000 rows: parse and check, s": 0.93, "150,000 predictions: open, s": 0.064,
               "filter + sort, slowest of all combinations, s": 0.028, "2 processes / 1 process": 1.14},
+    "matrix": {"speed-up over evaluate per cell": 4.25, "speed-up of the shared decode alone": 1.61,
+               "in process shared: images/s per model": 40.5, "model alone (limit): images/s": 300.25},
 }
 
 
@@ -30,6 +32,7 @@ def test_summary_table_has_every_benchmark_with_ratios(tmp_path: Path) -> None:
     assert "1.20x, 0.80x" in out  # train: engine / plain, engine / limit
     assert "1.50x, 0.75x" in out  # predict
     assert "36 / 93" in out and "1.14x" in out and "0.93" in out and "test box" in out
+    assert "4.25x / 1.61x" in out and "40.5 / 300.2" in out
 
 
 def test_summary_says_which_benchmark_did_not_run(tmp_path: Path) -> None:
