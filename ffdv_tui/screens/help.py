@@ -70,10 +70,13 @@ def dialog_rows() -> list[KeyRow]:
     """The keys of the dialogs (they take the keyboard while open: ``?`` types a question mark there)."""
     from ffdv_tui.screens.confirm import ConfirmScreen
     from ffdv_tui.screens.job import JobScreen
+    from ffdv_tui.screens.matrix_form import MatrixFormScreen
+    from ffdv_tui.screens.matrix_list import MatrixListScreen
     from ffdv_tui.screens.new_run import NewRunScreen
 
     rows = []
     for title, dialog in (("New-run form", NewRunScreen), ("Evaluate / submission", JobScreen),
+                          ("Evaluation matrix form", MatrixFormScreen), ("Past matrices", MatrixListScreen),
                           ("Questions (stop, quit)", ConfirmScreen)):
         for binding in dialog.BINDINGS:
             if isinstance(binding, Binding):
