@@ -65,6 +65,7 @@ def step_count(screen: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+@pytest.mark.slow
 def test_start_a_run_from_the_keyboard_and_quit_while_it_trains(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     tmux = Tmux(f"ffdv-test-{os.getpid()}", 100, 30, f"--runs {runs} --data {SAMPLE_DATA}", tmp_path,
@@ -76,16 +77,16 @@ def test_start_a_run_from_the_keyboard_and_quit_while_it_trains(tmp_path: Path) 
                       "the form, with the model list loaded")
         tmux.keys("Tab", "Tab", "Tab")  # dataset -> model -> image size -> epochs (its text is selected)
         tmux.keys("2")
-        tmux.wait_for(lambda s: re.search(r"Epochs\s+2\s+✓", s) is not None, 10, "epochs = 2")
+        tmux.wait_for(lambda s: re.search(r"Epochs\s+2\s+✓", s) is not None, 60, "epochs = 2")
         tmux.keys("C-s")
         first = tmux.wait_for(lambda s: (step_count(s) or 0) > 0, 90, "the first steps")
         tmux.wait_for(lambda s: (step_count(s) or 0) > step_count(first) or "auc 0." in s, 90, "rising steps")
         screen = tmux.wait_for(lambda s: re.search(r"auc 0\.\d{4}", s) is not None, 120, "an AUC value")
         name = re.search(r"ffdv-tui — (\S+) ·", screen).group(1)
         tmux.keys("q")
-        tmux.wait_for(lambda s: "still training" in s, 10, "the quit confirmation")
+        tmux.wait_for(lambda s: "still training" in s, 60, "the quit confirmation")
         tmux.keys("y")
-        tmux.wait_for(lambda s: "Left running:" in s, 10, "the goodbye")
+        tmux.wait_for(lambda s: "Left running:" in s, 60, "the goodbye")
     finally:
         tmux.close()
     paths = RunPaths(runs / name)

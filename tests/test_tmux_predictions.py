@@ -41,15 +41,15 @@ def test_predictions_filter_and_preview_in_tmux(tmp_path: Path) -> None:
                 break
             before = selected_run(screen)
             tmux.keys("Down")
-            screen = tmux.wait_for(lambda s, before=before: selected_run(s) != before, 10, "the next run")
+            screen = tmux.wait_for(lambda s, before=before: selected_run(s) != before, 60, "the next run")
         assert selected_run(screen) == "finished", screen
         tmux.keys("v")
-        screen = tmux.wait_for(lambda s: "128 shown of 128" in s and len(table_rows(s)) > 5, 20,
+        screen = tmux.wait_for(lambda s: "128 shown of 128" in s and len(table_rows(s)) > 5, 60,
                                "the predictions of finished")
         assert any(mark == "✓" for *_, mark in table_rows(screen))
         tmux.keys("f")  # all -> misclassified; wait for that filter's own answer, not any change (thumbnails arrive too)
         screen = tmux.wait_for(lambda s: re.search(r"misclassified \(50\)", s) is not None
-                               and "50 shown of 128" in s and all(r[4] == "✗" for r in table_rows(s)), 10,
+                               and "50 shown of 128" in s and all(r[4] == "✗" for r in table_rows(s)), 60,
                                "only misclassified rows")
         rows = table_rows(screen)
         assert len(rows) > 5 and all(mark == "✗" for *_, mark in rows), screen
@@ -57,12 +57,12 @@ def test_predictions_filter_and_preview_in_tmux(tmp_path: Path) -> None:
         scores = [score for _, _, score, _, _ in rows]
         assert scores == sorted(scores, reverse=True)  # score, high first
         # the highlighted image is drawn in half cells: rows of ▀ beside the table
-        screen = tmux.wait_for(lambda s: sum(line.count("▀") >= 10 for line in s.splitlines()) >= 5, 20,
+        screen = tmux.wait_for(lambda s: sum(line.count("▀") >= 10 for line in s.splitlines()) >= 5, 60,
                                "the half-cell picture")
         assert rows[0][0] in screen.split(rows[0][0], 1)[1]  # its name again, in the caption under the picture
         tmux.keys("Escape")
-        tmux.wait_for(lambda s: "shown of" not in s and "v Predictions" in s, 10, "the main screen")
+        tmux.wait_for(lambda s: "shown of" not in s and "v Predictions" in s, 60, "the main screen")
         tmux.keys("q")
-        tmux.wait_for(lambda s: "ffdv-tui exited 0" in s, 15, "the app to quit")
+        tmux.wait_for(lambda s: "ffdv-tui exited 0" in s, 60, "the app to quit")
     finally:
         tmux.close()
