@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
+from functools import cached_property
 from pathlib import Path
 
 from textual import on, work
@@ -93,7 +94,7 @@ class FfdvApp(App[str]):
         self.gpus = 0
 
     def get_default_screen(self) -> Screen:
-        return MainScreen(str(self.runs_dir), f" on {self.data_dir}" if self.data_dir else "")
+        return self.main
 
     def on_mount(self) -> None:
         update = self.model.poll()  # the first frame already lists the runs
@@ -106,9 +107,10 @@ class FfdvApp(App[str]):
             self._watch()
         self._count_gpus()
 
-    @property
+    @cached_property
     def main(self) -> MainScreen:
-        return next(s for s in self.screen_stack if isinstance(s, MainScreen))
+        """The workbench, at the bottom of the screen stack for the app's whole life."""
+        return MainScreen(str(self.runs_dir), f" on {self.data_dir}" if self.data_dir else "")
 
     # ------------------------------------------------------------ following the runs
 
@@ -125,7 +127,8 @@ class FfdvApp(App[str]):
 
     @on(RunsChanged)
     def _runs_changed(self, message: RunsChanged) -> None:
-        self._take(message.update)
+        if self.main.is_attached:  # not while the app is closing
+            self._take(message.update)
 
     def _take(self, update: RunsUpdate) -> None:
         self.runs = dict(update.runs)
