@@ -42,7 +42,7 @@ class Record:
     epoch: int  # epochs completed when saved
     step: int
     metric_value: float | None
-    reason: str  # "epoch", "command" or "stop"
+    reason: str  # "epoch", "command", "stop" or "recovery" (mid-epoch, every train.recovery_every_min)
     time: float
 
 

@@ -203,6 +203,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = load_config(paths.config, keep)
         training_splits(config.data.root)
         save_config(paths, config)
+        if not any(paths.checkpoints.glob("*.state.pt")):
+            print(f"{paths.root}: nothing to resume from (the run ended before its first checkpoint); it starts again "
+                  "from the beginning in the same folder.", file=sys.stderr)
         return _start(paths, config, resume=True, detach=args.detach)
     config = resolve(load_config(args.config, overrides))
     training_splits(config.data.root)  # a broken label file stops us before a run folder exists

@@ -10,6 +10,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -22,12 +23,12 @@ from safetensors.torch import save_file
 
 from engine.checkpoint_store import KILL_ENV, CheckpointManager, newest_resumable, read_index
 from engine.cli import main
-from engine.contract.config import load_config
+from engine.contract.config import load_config, resolve, save_config
 from engine.contract.dataset import read_label_file
 from engine.contract.errors import ConfigError, DataError, FfdvError
 from engine.contract.images import BadImage, open_rgb
 from engine.contract.launch import engine_alive, stop_engine
-from engine.contract.runstore import RunPaths
+from engine.contract.runstore import RunPaths, create_run_dir, read_events
 from engine.contract.sidecar import Sidecar
 
 PHASES = ["weights.tmp", "weights", "sidecar.tmp", "sidecar", "state.tmp", "state", "links", "index.tmp", "index",
@@ -326,3 +327,97 @@ def test_evaluate_on_a_full_disk_leaves_neither_file(tmp_path: Path, tiny_split:
                  "--device", "cpu", "--workers", "0"])
     err = capsys.readouterr().err
     assert code == 2 and "full" in err and not out.exists() and not out.with_suffix(".csv").exists()
+
+
+# ---------------------------------------------------------------- 4 + 5. the kill loop, resume, recovery checkpoints
+
+
+def engine_run(root: Path, resume: bool, kill_at: str = "") -> subprocess.CompletedProcess:
+    """``python -m engine run RUN``: the engine process itself, killed by its own hook at ``kill_at``."""
+    env = {**os.environ, KILL_ENV: kill_at} if kill_at else {k: v for k, v in os.environ.items() if k != KILL_ENV}
+    cmd = [sys.executable, "-m", "engine", "run", str(root), *(["--resume"] if resume else [])]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def new_run(tmp_path: Path, data: Path, name: str, **overrides) -> Path:
+    values = {"data.root": str(data), "data.img_size": 64, "data.workers": 0, "data.augment": "light",
+              "model.name": "test_resnet", "train.batch_size": 8, "train.epochs": 6, "run.runs": str(tmp_path),
+              "optim.lr": 0.002, "train.recovery_every_min": 0.0, **overrides}
+    config = resolve(load_config(overrides=values))
+    paths = create_run_dir(tmp_path, name)
+    save_config(paths, config)
+    return paths.root
+
+
+def validated(root: Path) -> dict[int, dict]:
+    return {e.epoch: e.metrics for e in read_events(root / "events.jsonl") if e.kind == "validated"}
+
+
+@pytest.fixture(scope="module")
+def kill_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from conftest import write_ffdi
+
+    return write_ffdi(tmp_path_factory.mktemp("killdata") / "data", {"train": 40, "val": 16, "test": 4}, size=64)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(kill_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict]:
+    root = new_run(tmp_path_factory.mktemp("straight"), kill_data, "straight")
+    done = engine_run(root, resume=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return validated(root)
+
+
+@pytest.mark.slow
+def test_kill_loop_at_every_phase_of_checkpoint_writing_ends_as_an_uninterrupted_run(
+        tmp_path: Path, kill_data: Path, uninterrupted: dict[int, dict]) -> None:
+    """SIGKILL the engine in each window of a checkpoint write (a .tmp-* file there, before and after the index),
+    resume each time: the run ends with the metrics of a run never killed. The first kills come before any
+    checkpoint exists, so `--resume` also has to start such a run over in its own folder; each kill from "state" on
+    leaves that epoch resumable, hence six epochs."""
+    root = new_run(tmp_path, kill_data, "killed")
+    for attempt, phase in enumerate(PHASES):
+        killed = engine_run(root, resume=attempt > 0, kill_at=f"epoch.{phase}:1")
+        assert killed.returncode == -signal.SIGKILL, (phase, killed.stdout[-2000:], killed.stderr[-2000:])
+    done = engine_run(root, resume=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    events = read_events(root / "events.jsonl")
+    assert any(e.kind == "warning" and e.code == "resume_from_start" for e in events)
+    assert any(e.kind == "warning" and "unfinished file" in e.message for e in events)
+    assert not [p.name for p in (root / "checkpoints").iterdir() if ".tmp-" in p.name]
+    assert {r.name for r in read_index(root / "checkpoints")} == {
+        p.stem for p in (root / "checkpoints").glob("epoch-*.json")}
+    final = validated(root)
+    last = max(uninterrupted)
+    assert final[last] == uninterrupted[last]
+
+
+@pytest.mark.slow
+def test_recovery_checkpoints_mid_epoch_replace_each_other_and_resume_exactly(
+        tmp_path: Path, kill_data: Path, uninterrupted: dict[int, dict]) -> None:
+    root = new_run(tmp_path, kill_data, "recovering", **{"train.recovery_every_min": 1e-5})  # about every step
+    killed = engine_run(root, resume=False, kill_at="recovery.prune:3")  # dies right after its third one
+    assert killed.returncode == -signal.SIGKILL, killed.stdout[-2000:] + killed.stderr[-2000:]
+    states = [p.name for p in (root / "checkpoints").glob("*.state.pt")]
+    assert states == ["epoch-000-step-00000003.state.pt"]  # the older ones were replaced
+    saved = [e for e in read_events(root / "events.jsonl") if e.kind == "checkpoint_saved"]
+    assert [e.reason for e in saved] == ["recovery", "recovery"]  # the third was killed before its event
+    done = engine_run(root, resume=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    resumed = [e for e in read_events(root / "events.jsonl") if e.kind == "resumed"]
+    assert resumed[-1].checkpoint == "epoch-000-step-00000003" and resumed[-1].step == 3
+    assert validated(root) == uninterrupted
+
+
+@pytest.mark.parametrize("error", [errno.EROFS, errno.ENOSPC])
+def test_a_runs_folder_that_cannot_be_made_is_a_message(tmp_path: Path, tiny_split: Path, capsys, monkeypatch,
+                                                        error) -> None:
+    runs = tmp_path / "ro" / "runs"
+
+    def refuse(self, *args, **kwargs):
+        raise OSError(error, os.strerror(error), str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    code = main(["train", "--data", str(tiny_split), "--runs", str(runs), "--model", "test_resnet", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and str(runs) in err and "cannot write here" in err and "Traceback" not in err
