@@ -369,6 +369,7 @@ def uninterrupted(kill_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # eleven engine processes: about 2 minutes on an idle 2-core machine, far more on a busy one
 def test_kill_loop_at_every_phase_of_checkpoint_writing_ends_as_an_uninterrupted_run(
         tmp_path: Path, kill_data: Path, uninterrupted: dict[int, dict]) -> None:
     """SIGKILL the engine in each window of a checkpoint write (a .tmp-* file there, before and after the index),
@@ -393,6 +394,7 @@ def test_kill_loop_at_every_phase_of_checkpoint_writing_ends_as_an_uninterrupted
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_recovery_checkpoints_mid_epoch_replace_each_other_and_resume_exactly(
         tmp_path: Path, kill_data: Path, uninterrupted: dict[int, dict]) -> None:
     root = new_run(tmp_path, kill_data, "recovering", **{"train.recovery_every_min": 1e-5})  # about every step
