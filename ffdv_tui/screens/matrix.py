@@ -17,6 +17,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Select, Static
 from textual_plotext import PlotextPlot
@@ -67,6 +68,21 @@ def _value(row: pd.Series, key: str) -> float | None:
 
 
 class MatrixScreen(Screen):
+    class RowOpened(Message):
+        """A row's per-image scores were found (``source``), or why not (``error``)."""
+
+        def __init__(self, source: PredictionSource | None, error: str | None = None) -> None:
+            super().__init__()
+            self.source = source
+            self.error = error
+
+    class Note(Message):
+        """What the submission job is doing, for the note under the matrix."""
+
+        def __init__(self, text: Text) -> None:
+            super().__init__()
+            self.text = text
+
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("s", "submission", "Submission from row"),
@@ -191,11 +207,18 @@ class MatrixScreen(Screen):
         try:
             path = row_predictions(self.summary, model, dataset, perturbation)
         except MatrixStoreError as exc:
-            self.app.call_from_thread(self.notify, printable(str(exc)), severity="error")
+            self.post_message(self.RowOpened(None, str(exc)))
             return
         source = PredictionSource(printable(f"{model} on {dataset} under {perturbation}"), {0: path},
                                   dataset_folder(self.summary, dataset))
-        self.app.call_from_thread(self.app.push_screen, PredictionsScreen(source, self.images))
+        self.post_message(self.RowOpened(source))
+
+    @on(RowOpened)
+    def _row_opened(self, message: RowOpened) -> None:
+        if message.source is None:
+            self.notify(printable(message.error), severity="error", markup=False)
+        else:
+            self.app.push_screen(PredictionsScreen(message.source, self.images))
 
     def action_submission(self) -> None:
         model = self.row_model
@@ -211,8 +234,7 @@ class MatrixScreen(Screen):
 
     @work(thread=True, exclusive=True, group="matrix-job")
     def _predict(self, model: str, request: JobRequest) -> None:
-        note = self.query_one("#matrix-note", Static)
-        self.app.call_from_thread(note.update, plain_text(f"writing a submission from {model}…", "dim"))
+        self.post_message(self.Note(plain_text(f"writing a submission from {model}…", "dim")))
         try:
             args = submission_args(self.summary, model, str(request.data), str(request.out) if request.out else None)
             from engine.contract.dataset import looks_like_dataset_root
@@ -223,7 +245,10 @@ class MatrixScreen(Screen):
             if not isinstance(result, SubmissionResult):
                 raise JobError(f"the engine answered {result.kind}, not a submission")
         except (JobError, MatrixStoreError) as exc:
-            self.app.call_from_thread(note.update, plain_text(f"submission failed: {exc}", "red"))
+            self.post_message(self.Note(plain_text(f"submission failed: {exc}", "red")))
             return
-        self.app.call_from_thread(note.update, plain_text(f"submission written: {result.submission} "
-                                                          f"({result.rows:,} rows)", "green"))
+        self.post_message(self.Note(plain_text(f"submission written: {result.submission} ({result.rows:,} rows)", "green")))
+
+    @on(Note)
+    def _note(self, message: Note) -> None:
+        self.query_one("#matrix-note", Static).update(message.text)
