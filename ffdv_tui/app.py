@@ -134,6 +134,14 @@ class FfdvApp(App[str]):
         self.runs = dict(update.runs)
         self.main.take(update)
 
+    def follow_closely(self, name: str | None) -> None:
+        """The watcher reads this run every poll, its log too (the selected one)."""
+        self.model.select(name)
+
+    def expect_answer(self, run: str, command_id: str) -> None:
+        """The watcher hands back the engine's event that answers this command."""
+        self.model.expect_answer(run, command_id)
+
     @property
     def selected_run(self) -> RunSnapshot | None:
         return self.main.selected_run

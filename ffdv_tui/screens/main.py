@@ -124,14 +124,14 @@ class MainScreen(Screen):
         runs = ordered(self.runs)
         if self.selected is None and runs:
             self.selected = runs[0].name
-            self.app.model.select(self.selected)
+            self.app.follow_closely(self.selected)
             dirty.add(self.selected)
         elif self.selected is not None and self.selected not in self.runs:
             if self.selected in self._expected:
                 dirty.add(self.selected)  # a run we just started: keep it selected until it shows up
             else:
                 self.selected = runs[0].name if runs else None
-                self.app.model.select(self.selected)
+                self.app.follow_closely(self.selected)
         run_list = self.query_one(RunList)
         run_list.runs = tuple(runs)
         run_list.selected = self.selected
@@ -181,7 +181,7 @@ class MainScreen(Screen):
         if expected:
             self._expected.add(name)
         self.selected = name
-        self.app.model.select(name)
+        self.app.follow_closely(name)
         self.query_one(RunList).selected = name
         if self.selected_run is None:
             self._dirty.add(name)
@@ -215,7 +215,7 @@ class MainScreen(Screen):
                         markup=False)
             return
         command_id = new_command_id()
-        self.app.model.expect_answer(run.name, command_id)
+        self.app.expect_answer(run.name, command_id)
         append_command(run.paths, command, command_id=command_id)
         self.notify(f"{name}: {command.replace('_now', '')} sent; waiting for the engine…", timeout=3, markup=False)
 
