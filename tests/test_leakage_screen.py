@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pilot_helpers import make_app, static_text, wait_until
 from test_leakage import PLANTED, photos, write_dataset  # noqa: F401 (photos is a fixture)
-from test_tui_screens import make_app, open_dataset, scan_finished, scan_status, static_text, wait_until
+from test_tui_screens import open_dataset, scan_finished, scan_status
 from textual.widgets import Static
 
 from ffdv_tui.widgets.frame_table import FrameTable

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import MODEL_NAMES, write_ffdi
+from pilot_helpers import wait_until, wait_until_listed
 from rich.console import Console
 from textual.widgets import DataTable, SelectionList, Static
 
@@ -89,24 +89,12 @@ def text_of(renderable) -> str:
     return out.getvalue()
 
 
-async def wait_until(pilot, condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if condition():
-                return
-        except Exception:
-            pass
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
-
-
 async def test_the_matrix_screen_colours_marks_the_best_and_opens_flips(tmp_path: Path) -> None:
     folder = fake_matrix(tmp_path / "m", tmp_path)
     (tmp_path / "runs").mkdir()
     app = FfdvApp(runs_dir=tmp_path / "runs", data_dir=None, images="none", model_names=lambda: MODEL_NAMES)
     async with app.run_test(size=(160, 50)) as pilot:
-        await pilot.pause(0.2)
+        await wait_until_listed(pilot, app)
         app.push_screen(MatrixScreen(folder, "none"))
         await wait_until(pilot, lambda: app.screen.query_one(DataTable).row_count == 3, 10, "three rows")
         screen = app.screen
@@ -156,7 +144,7 @@ async def test_mark_two_checkpoints_run_a_matrix_and_reopen_it(tmp_path: Path, m
         make_run(runs, name, i, data)
     app = FfdvApp(runs_dir=runs, data_dir=data, images="none", model_names=lambda: MODEL_NAMES)
     async with app.run_test(size=(160, 50)) as pilot:
-        await pilot.pause(0.2)
+        await wait_until_listed(pilot, app)
         await pilot.press("k")
         await wait_until(pilot, lambda: isinstance(app.screen, CheckpointsScreen), 10, "the checkpoints screen")
         screen = app.screen

@@ -5,10 +5,10 @@ Deterministic by construction: a matrix written by hand (test_tui_matrix.fake_ma
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from conftest import MODEL_NAMES
+from pilot_helpers import settle, wait_until, wait_until_listed
 from test_tui_matrix import fake_matrix
 from textual.widgets import DataTable
 
@@ -22,12 +22,10 @@ def test_matrix_screen(snap_compare, tmp_path: Path) -> None:
     app = FfdvApp(runs_dir=tmp_path / "runs", data_dir=None, images="none", model_names=lambda: MODEL_NAMES)
 
     async def run_before(pilot) -> None:
-        await pilot.pause(0.5)
+        await wait_until_listed(pilot, app)
         app.push_screen(MatrixScreen(folder, "none"))
-        deadline = time.monotonic() + 20
-        while not (isinstance(app.screen, MatrixScreen) and [t.row_count for t in app.screen.query(DataTable)] == [3]):
-            assert time.monotonic() < deadline, "the matrix screen did not fill"
-            await pilot.pause(0.1)
-        await pilot.pause(0.5)
+        await wait_until(pilot, lambda: isinstance(app.screen, MatrixScreen)
+                         and [t.row_count for t in app.screen.query(DataTable)] == [3], 60, "the matrix screen to fill")
+        await settle(pilot, 0.5)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
