@@ -93,3 +93,21 @@ def test_the_readme_keys_table_is_the_main_screens_bindings() -> None:
     assert documented - list_keys == bound, (
         f"README lists {sorted(documented - list_keys - bound)} that no binding has, "
         f"and misses {sorted(bound - documented)}")
+
+
+async def test_the_keys_screen_lists_every_key_of_the_matrix_screen(tmp_path: Path) -> None:
+    from test_tui_matrix import fake_matrix
+    from textual.widgets import DataTable
+
+    from ffdv_tui.screens.matrix import MatrixScreen
+
+    folder = fake_matrix(tmp_path / "m", tmp_path)
+    (tmp_path / "runs").mkdir()
+    app = make_app(tmp_path / "runs", data=None, images="none")
+    async with app.run_test(size=(140, 50)) as pilot:
+        await wait_until_listed(pilot, app)
+        app.push_screen(MatrixScreen(folder, "none"))
+        await wait_until(pilot, lambda: isinstance(app.screen, MatrixScreen)
+                         and app.screen.query_one(DataTable).row_count == 3, 30, "the matrix screen")
+        text = await open_keys(pilot, app)
+        assert_listed(app, text, own_bindings(MatrixScreen), "MatrixScreen")
