@@ -423,3 +423,26 @@ def test_a_runs_folder_that_cannot_be_made_is_a_message(tmp_path: Path, tiny_spl
     code = main(["train", "--data", str(tiny_split), "--runs", str(runs), "--model", "test_resnet", "--epochs", "1"])
     err = capsys.readouterr().err
     assert code == 2 and str(runs) in err and "cannot write here" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_recovery_checkpoints_are_written_between_steps_and_pruned(tmp_path: Path, kill_data: Path) -> None:
+    """In one process (no engine start-up): a recovery checkpoint at every step boundary once the interval has
+    passed, each replacing the one before; the epoch's own checkpoint then replaces the last of them."""
+    from engine.contract.runstore import EventWriter
+    from engine.sink import EventSink
+    from engine.train import Trainer
+
+    root = new_run(tmp_path, kill_data, "inproc", **{"train.epochs": 1, "train.recovery_every_min": 1e-5})
+    paths = RunPaths(root)
+    sink = EventSink(EventWriter(paths.events), [])
+    try:
+        finished = Trainer(paths, load_config(paths.config), sink).run()
+    finally:
+        sink.close()
+    assert finished.status == "completed"
+    saved = [e for e in read_events(paths.events) if e.kind == "checkpoint_saved"]
+    assert [e.reason for e in saved][-1] == "epoch" and [e.reason for e in saved].count("recovery") >= 3
+    assert [e.step for e in saved if e.reason == "recovery"][:3] == [1, 2, 3]
+    assert [p.name for p in paths.checkpoints.glob("*.state.pt")] == ["epoch-001.state.pt"]
+    assert not list(paths.checkpoints.glob("*-step-*"))
