@@ -18,6 +18,9 @@ from engine import __version__
 from engine.contract.errors import FfdvError
 from engine.contract.jobs import EvaluationResult, JobFailed, JobMessage, JobProgress, SubmissionResult, encode_job_message
 from engine.contract.status import RunOutcome, RunStatus
+from engine.contract.text import plain_text, printable
+
+ERROR_LIMIT = 20_000  # an error lists up to 20 problems with their lines; more is a bug, not a message
 
 # Command-line flags of `ffdv train` and the config settings they set.
 TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise
         if getattr(args, "progress", "") == "json":
             _json_line(JobFailed(message=str(exc)))
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc, ERROR_LIMIT, multiline=True)}", file=sys.stderr)
         return 2
 
 
@@ -282,7 +285,7 @@ def _follow(paths, from_start: bool, interactive_stop: bool = False, after_seq: 
                     view.close()
                     print(f"run crashed: the engine is gone ({engine_exit(paths).describe()}) without finishing. "
                           f"Last lines of {paths.log}:", file=sys.stderr)
-                    print("\n".join("  " + line for line in log_tail(paths)), file=sys.stderr)
+                    print("\n".join("  " + printable(line) for line in log_tail(paths)), file=sys.stderr)
                     print(f"Continue it with `ffdv train --resume {paths.root}`.", file=sys.stderr)
                     return 1
             time.sleep(0.1)
@@ -325,6 +328,8 @@ def _follow_after_stop(paths, reader, view) -> int:
 
 def _train_here(paths, config, resume: bool, dist_ctx=None) -> int:
     """Train in this process: one rank of the run (rank 0 writes the events and shows the progress)."""
+    from rich.text import Text
+
     from engine.console import ConsoleView
     from engine.contract.runstore import EventWriter
     from engine.distributed import DistContext
@@ -341,9 +346,9 @@ def _train_here(paths, config, resume: bool, dist_ctx=None) -> int:
             view.close()
         sink.close()
     if view is not None:
-        view.console.print(f"run folder: {paths.root}")
+        view.console.print(Text.assemble("run folder: ", plain_text(paths.root)))
         if (paths.checkpoints / "best.safetensors").exists():
-            view.console.print(f"best checkpoint: {paths.checkpoints / 'best.safetensors'}")
+            view.console.print(Text.assemble("best checkpoint: ", plain_text(paths.checkpoints / "best.safetensors")))
     return 0 if finished.status in (RunOutcome.COMPLETED, RunOutcome.STOPPED) else 1
 
 
@@ -394,12 +399,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     root = Path(args.runs)
     folders = sorted(p for p in root.iterdir() if (p / "config.toml").is_file()) if root.is_dir() else []
     if not folders:
-        print(f"no runs in {root}/ yet; start one with `ffdv train --data DATA`")
+        print(f"no runs in {printable(root)}/ yet; start one with `ffdv train --data DATA`")
         return 0
-    table = Table(header_style="bold", show_edge=False)
-    for column in ("run", "status", "epoch", "best", "started", "duration", "ranks"):
-        table.add_column(column, justify="right" if column in ("epoch", "ranks") else "left",
-                         no_wrap=column != "run")
     rows = []
     for folder in folders:
         state = load_run(folder)
@@ -407,13 +408,22 @@ def cmd_runs(args: argparse.Namespace) -> int:
         started = time.strftime("%m-%d %H:%M", time.localtime(state.started_at)) if state.started_at else "–"
         best = f"{state.best_metric} {fmt_metric(state.best_value)}" if state.best_value is not None else "–"
         epochs = f"{state.epoch}/{state.epochs}" if state.epochs else "–"
+        problem = state.problems[-1] if state.problems else ""
         rows.append((state.started_at or 0, folder.name, status, epochs, best, started,
-                     fmt_duration(state.duration), str(state.world_size)))
+                     fmt_duration(state.duration), str(state.world_size), problem))
+    columns = ["run", "status", "epoch", "best", "started", "duration", "ranks"]
+    if any(row[-1] for row in rows):
+        columns.append("problem")
+    table = Table(header_style="bold", show_edge=False)
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("epoch", "ranks") else "left",
+                         no_wrap=column not in ("run", "problem"))
     colours = {RunStatus.RUNNING: "green", RunStatus.PAUSED: "yellow", RunStatus.CRASHED: "red", RunStatus.FAILED: "red",
                RunStatus.UNRESPONSIVE: "red"}
-    for row in sorted(rows):
-        status = row[2]
-        table.add_row(row[1], f"[{colours.get(status, 'default')}]{status}[/]", *row[3:])
+    for row in sorted(rows, key=lambda row: (row[0], row[1])):  # cells are Text: names are data, never markup
+        name, status, *numbers, problem = row[1:]
+        cells = [plain_text(name), plain_text(status, colours.get(status, "")), *(plain_text(n) for n in numbers)]
+        table.add_row(*cells, *([plain_text(problem, "red", 200)] if "problem" in columns else []))
     Console().print(table)
     return 0
 
@@ -447,7 +457,7 @@ def cmd_control(args: argparse.Namespace) -> int:
         for event in reader.poll():
             answered = event.extra.get("command") == command_id
             if answered and event.kind in ("error", "warning"):
-                print(f"{args.command}: {event.message}", file=sys.stderr)
+                print(f"{args.command}: {printable(event.message)}", file=sys.stderr)
                 return 1
             if answered or (args.command == "stop" and event.kind == "run_finished"):
                 print(_describe_answer(event))
@@ -464,9 +474,9 @@ def _describe_answer(event) -> str:
     if event.kind == "resumed":
         return f"resumed at epoch {event.epoch + 1}, step {event.step}"
     if event.kind == "checkpoint_saved":
-        return f"checkpoint saved: {event.path}"
+        return f"checkpoint saved: {printable(event.path)}"
     if event.kind == "run_finished":
-        return f"run {event.status} after {event.epochs_completed} epochs"
+        return f"run {printable(event.status)} after {event.epochs_completed} epochs"
     return event.kind
 
 
@@ -511,7 +521,8 @@ def _json_line(message: JobMessage) -> None:
 def _report_unreadable(split, scores) -> None:
     if scores.bad:
         names = [split.names[i] for i in sorted(scores.bad)][:20]
-        print(f"warning: {len(scores.bad)} images could not be decoded: {', '.join(names)}", file=sys.stderr)
+        print(f"warning: {len(scores.bad)} images could not be decoded: {', '.join(printable(n, 200) for n in names)}",
+              file=sys.stderr)
 
 
 def _is_matrix(args: argparse.Namespace) -> bool:
@@ -530,6 +541,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _evaluate_one(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.text import Text
 
     from engine.console import confusion_table, metric_list_table
     from engine.predict import check_output_file, default_evaluation_paths, evaluation_report, write_evaluation
@@ -544,11 +556,12 @@ def _evaluate_one(args: argparse.Namespace) -> int:
                                     metrics=report["metrics"], unreadable=len(scores.bad)))
         return 0
     console = Console()
-    console.print(f"[bold]{loaded.path.resolve().name}[/] on {split.folder}: {len(scores.index)} images")
+    console.print(Text.assemble(plain_text(loaded.path.resolve().name, "bold"), " on ", plain_text(split.folder),
+                                f": {len(scores.index)} images"))
     console.print(metric_list_table(report["metrics"]))
     console.print(confusion_table(report["metrics"]["confusion"]))
     _report_unreadable(split, scores)
-    console.print(f"metrics: {out}\npredictions: {predictions}")
+    console.print(Text.assemble("metrics: ", plain_text(out), "\npredictions: ", plain_text(predictions)))
     return 0
 
 

@@ -3,6 +3,10 @@
 It is an event listener like any viewer, so it shows the same run whether the
 engine runs in this process or another. On a terminal it draws a live progress
 bar; elsewhere (a log file, CI) it prints a plain line every few seconds.
+
+Every text an event carries (names, paths, messages) is data: it is shown through
+``plain_text`` (escaped, cut) inside rich ``Text`` objects, never in a markup string,
+so a ``[/]`` in a name cannot crash the console and a ``[link=...]`` is never a link.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from engine.contract.fmt import fmt_duration, fmt_metric
 from engine.contract.protocol import (
@@ -31,7 +36,9 @@ from engine.contract.protocol import (
     Step,
     Validated,
 )
+from engine.contract.runstate import RunState
 from engine.contract.status import RunOutcome
+from engine.contract.text import plain_text
 
 PLAIN_LINE_INTERVAL_S = 10.0
 
@@ -44,7 +51,7 @@ def metrics_table(rows: list[tuple[str, dict[str, Any], bool]], title: str = "")
     for label in METRIC_LABELS.values():
         table.add_column(label, justify="right", no_wrap=True)
     for label, metrics, is_best in rows:
-        cells = [fmt_metric(metrics.get(key)) for key in METRIC_LABELS]
+        cells = [Text(fmt_metric(metrics.get(key))) for key in METRIC_LABELS]  # a metric from a file may be any text
         table.add_row(f"{label} ★" if is_best else label, *cells, style="bold green" if is_best else None)
     return table
 
@@ -55,7 +62,7 @@ def metric_list_table(metrics: dict[str, Any]) -> Table:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, label in METRIC_LABELS.items():
-        table.add_row(label, fmt_metric(metrics.get(key)))
+        table.add_row(label, Text(fmt_metric(metrics.get(key))))
     return table
 
 
@@ -79,27 +86,27 @@ class ConsoleView:
         self.live = self.console.is_terminal
         self.progress: Progress | None = None
         self.task = None
-        self.validations: list[tuple[str, dict[str, Any], bool]] = []
-        self.started: RunStarted | None = None
-        self._step_times: list[tuple[float, int]] = []
+        self.state = RunState()  # the same fold the app shows; the handlers below only draw
         self._last_plain = 0.0
         self._epoch_shown = -1
 
     def __call__(self, event: Event) -> None:
+        self.state.apply([event])
         handler = getattr(self, f"_on_{event.kind}", None)
         if handler is not None:
             handler(event)
 
-    def print(self, *args: Any, **kwargs: Any) -> None:
-        (self.progress.console if self.progress else self.console).print(*args, **kwargs)
+    def print(self, *parts: str | tuple[str, str] | Text, style: str = "") -> None:
+        """One line from parts that are never markup: our words (str), (text, style) pairs, or Text."""
+        line = Text.assemble(*parts, style=style)
+        (self.progress.console if self.progress else self.console).print(line)
 
     # ------------------------------------------------------------ events
 
     def _on_run_started(self, e: RunStarted) -> None:
-        self.started = e
         self.print(
-            f"[bold]{e.run_id}[/]: {e.model} on {e.device} · {e.num_train} train / {e.num_val} val images · "
-            f"{e.epochs} epochs × {e.steps_per_epoch} steps"
+            plain_text(e.run_id, "bold"), ": ", plain_text(e.model), " on ", plain_text(e.device),
+            f" · {e.num_train} train / {e.num_val} val images · {e.epochs} epochs × {e.steps_per_epoch} steps"
             + (f" · {e.world_size} processes" if e.world_size > 1 else "")
         )
         if self.live and self.progress is None:
@@ -119,21 +126,9 @@ class ConsoleView:
             self.task = self.progress.add_task("train", total=e.steps_per_epoch, epoch="-", loss="-", speed="-",
                                                lr="-", eta="-")
 
-    def _eta(self, e: Step) -> float | None:
-        now = time.monotonic()
-        self._step_times.append((now, e.step))
-        self._step_times = self._step_times[-30:]
-        if self.started is None or len(self._step_times) < 2:
-            return None
-        (t0, s0), (t1, s1) = self._step_times[0], self._step_times[-1]
-        if s1 <= s0:
-            return None
-        total = self.started.epochs * e.steps_per_epoch
-        return (total - e.step) * (t1 - t0) / (s1 - s0)
-
     def _on_step(self, e: Step) -> None:
-        total_epochs = self.started.epochs if self.started else "?"
-        eta = fmt_duration(self._eta(e))
+        total_epochs = self.state.epochs or "?"
+        eta = fmt_duration(self.state.eta_seconds())
         if self.progress is not None:
             if e.epoch != self._epoch_shown:
                 self._epoch_shown = e.epoch
@@ -152,42 +147,42 @@ class ConsoleView:
                    f"{e.images_per_sec:.0f} img/s")
 
     def _on_validated(self, e: Validated) -> None:
-        if e.is_best:
-            self.validations = [(label, metrics, False) for label, metrics, _ in self.validations]
-        self.validations.append((f"ep {e.epoch}", e.metrics, e.is_best))
-        self.print(metrics_table(self.validations[-12:], title=f"validation ({e.num_images} images"
-                                 + (", EMA weights)" if e.weights == "ema" else ")")))
+        rows = [(f"ep {epoch}", v["metrics"], epoch == self.state.best_epoch)
+                for epoch, v in list(self.state.validations.items())[-12:]]
+        table = metrics_table(rows, title=f"validation ({e.num_images} images"
+                              + (", EMA weights)" if e.weights == "ema" else ")"))
+        (self.progress.console if self.progress else self.console).print(table)
 
     def _on_predictions_written(self, e: PredictionsWritten) -> None:
         pass  # named in the final summary; one line per epoch would drown the tables
 
     def _on_checkpoint_saved(self, e: CheckpointSaved) -> None:
         if e.reason != "epoch":
-            self.print(f"[dim]checkpoint saved ({e.reason}): {e.path}[/]")
+            self.print("checkpoint saved (", plain_text(e.reason), "): ", plain_text(e.path), style="dim")
 
     def _on_paused(self, e: Paused) -> None:
-        self.print(f"[yellow]paused at step {e.step}[/]")
+        self.print(f"paused at step {e.step}", style="yellow")
 
     def _on_resumed(self, e: Resumed) -> None:
-        where = f" from {e.checkpoint}" if e.checkpoint else ""
-        self.print(f"[green]resumed at epoch {e.epoch + 1}, step {e.step}{where}[/]")
+        where = (" from ", plain_text(e.checkpoint)) if e.checkpoint else ()
+        self.print(f"resumed at epoch {e.epoch + 1}, step {e.step}", *where, style="green")
 
     def _on_warning(self, e: RunWarning) -> None:
-        self.print(f"[yellow]warning:[/] {e.message}")
+        self.print(("warning: ", "yellow"), plain_text(e.message))
 
     def _on_error(self, e: RunError) -> None:
-        self.print(f"[red]error:[/] {e.message}")
+        self.print(("error: ", "red"), plain_text(e.message))
 
     def _on_run_finished(self, e: RunFinished) -> None:
         self.close()
         colour = {RunOutcome.COMPLETED: "green", RunOutcome.STOPPED: "yellow"}.get(e.status, "red")
-        best = (f"best {e.best_metric} {fmt_metric(e.best_value)} at epoch {e.best_epoch}"
-                if e.best_value is not None else "no validation yet")
+        best = (("best ", plain_text(e.best_metric), f" {fmt_metric(e.best_value)} at epoch {e.best_epoch}")
+                if e.best_value is not None else ("no validation yet",))
         bad = f" · {e.bad_images} unreadable images skipped" if e.bad_images else ""
-        self.console.print(f"[bold {colour}]run {e.status}[/] after {e.epochs_completed} epochs in "
-                           f"{fmt_duration(e.duration_s)} · {best}{bad}")
+        self.print(Text.assemble("run ", plain_text(e.status), style=f"bold {colour}"),
+                   f" after {e.epochs_completed} epochs in {fmt_duration(e.duration_s)} · ", *best, bad)
         if e.message and e.status != RunOutcome.COMPLETED:
-            self.console.print(e.message)
+            self.print(plain_text(e.message, multiline=True))
 
     def close(self) -> None:
         if self.progress is not None:

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from engine.contract.launch import Exit, engine_exit, log_tail, run_status
+from engine.contract.protocol import Event, event_to_dict
 from engine.contract.runstate import RunFollower
 from engine.contract.runstore import RunPaths
 from engine.contract.status import RunStatus
@@ -155,18 +156,18 @@ class RunsModel:
             entry.status, entry.exit, entry.log = status, exit_info, log
         return changed
 
-    def _answers(self, name: str, events: list[dict[str, Any]]) -> list[Answer]:
+    def _answers(self, name: str, events: list[Event]) -> list[Answer]:
         if not self.pending_commands:
             return []
         found = []
         for event in events:
-            command_id = event.get("command")
-            if command_id in self.pending_commands:
-                found.append(Answer(self.pending_commands.pop(command_id), command_id, event))
-            elif event.get("kind") == "run_finished":
+            command_id = event.extra.get("command")
+            if isinstance(command_id, str) and command_id in self.pending_commands:
+                found.append(Answer(self.pending_commands.pop(command_id), command_id, event_to_dict(event)))
+            elif event.kind == "run_finished":
                 for cid, run in list(self.pending_commands.items()):
                     if run == name:  # a stop is answered by the end of the run
-                        found.append(Answer(self.pending_commands.pop(cid), cid, event))
+                        found.append(Answer(self.pending_commands.pop(cid), cid, event_to_dict(event)))
         return found
 
     # ------------------------------------------------------------ hints from the app (plain assignments)

@@ -11,10 +11,15 @@ from pathlib import Path
 import pytest
 
 from engine.contract.launch import run_status
-from engine.contract.protocol import PROTOCOL_VERSION
+from engine.contract.protocol import PROTOCOL_VERSION, event_from_dict
 from engine.contract.runstate import Curve, RunState, load_run
 from engine.contract.runstore import RunPaths
 from engine.contract.status import RunStatus
+
+
+def fold(state: RunState, events: list[dict]) -> None:
+    """Decode the lines once, as a reader does, and fold them."""
+    state.apply([event_from_dict(e) for e in events])
 
 
 def ev(seq: int, kind: str, **fields) -> dict:
@@ -46,7 +51,7 @@ def test_a_whole_run_folds_into_its_summary() -> None:
               ev(7, "checkpoint_saved", epoch=1, step=10, path="checkpoints/epoch-001.safetensors", reason="epoch",
                  is_best=True, metric_value=0.7),
               step(8, 1, 5, 0.6), ev(9, "paused", epoch=1, step=15)]
-    state.apply(events)
+    fold(state, events)
     assert state.status == RunStatus.PAUSED and state.model == "resnet10t" and state.epochs == 3
     assert (state.epoch, state.epoch_step, state.step) == (1, 5, 15)
     assert state.loss.points() == ([1, 10, 15], [0.9, 0.7, 0.6])
@@ -55,7 +60,7 @@ def test_a_whole_run_folds_into_its_summary() -> None:
     assert state.predictions == {1: "predictions/epoch-001.csv"}
     assert state.checkpoints[0]["reason"] == "epoch"
     assert state.last_seq == 9 and state.last_time == 1009.0
-    state.apply([ev(10, "resumed", epoch=1, step=15), step(11, 1, 10), validated(12, 2, 0.65, False),
+    fold(state, [ev(10, "resumed", epoch=1, step=15), step(11, 1, 10), validated(12, 2, 0.65, False),
                  ev(13, "run_finished", status="completed", epochs_completed=3, bad_images=2)])
     assert state.status == "finished" and state.epoch == 3 and state.bad_images == 2
     assert state.best_epoch == 1 and list(state.validations) == [1, 2]
@@ -65,23 +70,23 @@ def test_the_same_events_in_any_batching_give_the_same_state() -> None:
     events = [started()] + [step(i + 2, i // 10, i % 10 + 1, 1.0 / (i + 1)) for i in range(25)]
     events.insert(12, ev(100, "epoch_ended", epoch=0, train_loss=0.5, duration_s=1.0, images_per_sec=10.0))
     whole, piecewise = RunState(), RunState()
-    whole.apply(events)
+    fold(whole, events)
     for i in range(0, len(events), 3):
-        piecewise.apply(events[i:i + 3])
+        fold(piecewise, events[i:i + 3])
     assert whole.loss.points() == piecewise.loss.points()
     assert (whole.epoch, whole.epoch_step, whole.step) == (piecewise.epoch, piecewise.epoch_step, piecewise.step)
 
 
 def test_progress_after_an_epoch_end_is_the_epoch_end() -> None:
     state = RunState()
-    state.apply([started(), step(2, 0, 10), ev(3, "epoch_ended", epoch=0, train_loss=0.5, duration_s=1.0,
+    fold(state, [started(), step(2, 0, 10), ev(3, "epoch_ended", epoch=0, train_loss=0.5, duration_s=1.0,
                                                images_per_sec=1.0)])
     assert (state.epoch, state.epoch_step) == (1, 0)
 
 
 def test_resumed_run_revalidates_and_the_newer_result_counts() -> None:
     state = RunState()
-    state.apply([started(), validated(2, 1, 0.6, True), validated(3, 2, 0.8, True),
+    fold(state, [started(), validated(2, 1, 0.6, True), validated(3, 2, 0.8, True),
                  ev(4, "run_finished", status="stopped", epochs_completed=2),
                  started(5, start_epoch=1), validated(6, 2, 0.75, True)])
     assert state.status == RunStatus.RUNNING and list(state.validations) == [1, 2]
@@ -100,7 +105,7 @@ def test_curve_stays_bounded_and_keeps_the_mean() -> None:
 
 def test_damaged_and_unknown_events_are_skipped() -> None:
     state = RunState()
-    state.apply([started(), {"kind": "step", "seq": 2, "loss": "nan?", "step": None}, ev(3, "from_the_future", x=1),
+    fold(state, [started(), {"kind": "step", "seq": 2, "loss": "nan?", "step": None}, ev(3, "from_the_future", x=1),
                  ev(4, "validated", epoch="three"), step(5, 0, 3)])
     assert state.step == 3 and state.loss.points() == ([3], [0.5])
     assert any("validated" in w for w in state.warnings)
@@ -108,7 +113,7 @@ def test_damaged_and_unknown_events_are_skipped() -> None:
 
 def test_a_newer_protocol_is_noticed() -> None:
     state = RunState()
-    state.apply([{**started(), "v": PROTOCOL_VERSION + 1}])
+    fold(state, [{**started(), "v": PROTOCOL_VERSION + 1}])
     assert state.newer_protocol == PROTOCOL_VERSION + 1 and state.status == RunStatus.RUNNING
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.contract.text import printable
+
 
 def fmt_metric(value: Any) -> str:
     """Four decimals; an undefined metric (None) is a dash, never a made-up number."""
@@ -11,7 +13,7 @@ def fmt_metric(value: Any) -> str:
         return "–"
     if isinstance(value, float):
         return f"{value:.4f}"
-    return str(value)
+    return printable(value, 40)  # not a number: a damaged file's text, shown escaped and short
 
 
 def fmt_duration(seconds: float | None) -> str:

@@ -1,8 +1,9 @@
 """What a viewer knows about a run, folded from its events: status, progress, curves, metrics.
 
-Torch-free (the app uses it). ``RunState.apply`` takes the plain dicts of
-``EventReader.poll_dicts`` so a long run replays fast; the same fold serves a replay
-from the start and a live follow. The training-loss curve is kept at a bounded
+Torch-free (the app uses it). ``RunState.apply`` folds typed events, decoded once
+(their field types already checked), and is the only fold: the engine's console and
+the app both show a RunState. The same fold serves a replay from the start and a live
+follow. The training-loss curve is kept at a bounded
 resolution (adjacent points are merged pairwise when it grows past its limit), so a
 100-epoch run costs the same to hold and draw as a short one.
 """
@@ -10,18 +11,37 @@ resolution (adjacent points are merged pairwise when it grows past its limit), s
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from engine.contract.protocol import PROTOCOL_VERSION
-from engine.contract.runstore import EventReader, RunPaths
+from engine.contract.protocol import (
+    PROTOCOL_VERSION,
+    CheckpointSaved,
+    EpochEnded,
+    Event,
+    Heartbeat,
+    Paused,
+    PredictionsWritten,
+    Resumed,
+    RunError,
+    RunFinished,
+    RunStarted,
+    RunWarning,
+    Step,
+    UnknownEvent,
+    Validated,
+    event_to_dict,
+)
+from engine.contract.runstore import EventReader, RunPaths, collector_paused
 from engine.contract.status import LIVE_STATUSES, RunStatus
+from engine.contract.text import printable
 
 CURVE_POINTS = 2000
 MAX_MESSAGES = 200
 
-__all__ = ["LIVE_STATUSES", "Curve", "RunFollower", "RunState", "RunStatus", "load_run"]
+__all__ = ["LIVE_STATUSES", "Curve", "RunFollower", "RunState", "RunStatus", "load_run", "training_eta"]
 
 
 @dataclass
@@ -100,113 +120,119 @@ class RunState:
     newer_protocol: int | None = None  # a log written by a newer engine: shown, read as far as understood
     bad_images: int = 0
 
+    problems: list[str] = field(default_factory=list)  # what could not be read: the log file, lines, fields
+
     # ------------------------------------------------------------ folding
 
-    def apply(self, events: list[dict[str, Any]]) -> None:
-        """Fold events in order. Step events, nearly all of a long log, are folded in bulk."""
+    def apply(self, events: Sequence[Event]) -> None:
+        """Fold typed events in order. Step events, nearly all of a long log, are folded in bulk."""
         if not events:
             return
         pending = None  # the newest step not yet taken: progress fields need only the last one
+        steps = []
         for event in events:
-            kind = event.get("kind")
-            if kind == "step":
+            if type(event) is Step:
                 pending = event
+                steps.append(event)
                 continue
-            if pending is not None and kind in _MOVES_PROGRESS:
+            if event.problems:
+                self._note(event)
+            if pending is not None and type(event) in _MOVES_PROGRESS:
                 self._take_step(pending)
                 pending = None
-            handler = _HANDLERS.get(kind)
+            handler = _HANDLERS.get(type(event))
             if handler is not None:
-                try:
-                    handler(self, event)
-                except (KeyError, TypeError, ValueError):
-                    self.warnings.append(f"event {event.get('seq')} ({kind}) could not be read")
+                handler(self, event)
         if pending is not None:
             self._take_step(pending)
-        steps = [e for e in events if e.get("kind") == "step"]
         if steps:
-            self.loss.extend([e.get("step") for e in steps], [e.get("loss") for e in steps])
+            add = self.loss.add
+            for e in steps:
+                add(e.step, e.loss)
         last = events[-1]
-        seq, t, version = last.get("seq"), last.get("time"), last.get("v")
-        if isinstance(seq, int):
-            self.last_seq = max(self.last_seq, seq)
-        if isinstance(t, (int, float)):
-            self.last_time = t
-        if isinstance(version, int) and version > PROTOCOL_VERSION:
-            self.newer_protocol = version
+        self.last_seq = max(self.last_seq, last.seq)
+        self.last_time = last.time
+        if last.version > PROTOCOL_VERSION:
+            self.newer_protocol = last.version
 
-    def _run_started(self, e: dict[str, Any]) -> None:
-        self.run_id = e.get("run_id", self.run_id)
+    def note_problems(self, problems: Iterable[str]) -> None:
+        """Problems found outside the events (the log file unreadable, a line that is not JSON)."""
+        for problem in problems:
+            self.problems = (self.problems + [problem])[-MAX_MESSAGES:]
+            self.warnings = (self.warnings + [problem])[-MAX_MESSAGES:]
+
+    def _note(self, e: Event) -> None:
+        kind = e.kind_name if isinstance(e, UnknownEvent) else e.kind
+        self.note_problems([f"event {e.seq} ({printable(kind, 40)}): {'; '.join(e.problems)}"])
+
+    def _run_started(self, e: RunStarted) -> None:
+        self.run_id = e.run_id or self.run_id
         self.status = RunStatus.RUNNING
         self.finished = None
-        self.config = e.get("config") or {}
-        self.model = e.get("model", "")
-        self.device = e.get("device", "")
-        self.world_size = int(e.get("world_size", 1))
-        self.epochs = int(e.get("epochs", 0))
-        self.steps_per_epoch = int(e.get("steps_per_epoch", 0))
-        self.num_train = int(e.get("num_train", 0))
-        self.num_val = int(e.get("num_val", 0))
-        self.epoch = int(e.get("start_epoch", 0))
-        self.best_metric = self.config.get("train", {}).get("best_metric", "auc")
+        self.config = e.config
+        self.model = e.model
+        self.device = e.device
+        self.world_size = e.world_size
+        self.epochs = e.epochs
+        self.steps_per_epoch = e.steps_per_epoch
+        self.num_train = e.num_train
+        self.num_val = e.num_val
+        self.epoch = e.start_epoch
+        train = e.config.get("train")
+        metric = train.get("best_metric") if isinstance(train, dict) else None
+        self.best_metric = metric if isinstance(metric, str) else "auc"
         if self.started_at is None:
-            self.started_at = e.get("time")
+            self.started_at = e.time
 
-    def _take_step(self, e: dict[str, Any]) -> None:
-        try:
-            self.epoch = int(e["epoch"])
-            self.epoch_step = int(e["epoch_step"])
-            self.step = int(e["step"])
-            self.steps_per_epoch = int(e.get("steps_per_epoch", self.steps_per_epoch))
-        except (KeyError, TypeError, ValueError):
-            self.warnings.append(f"event {e.get('seq')} (step) could not be read")
-            return
-        self.lr = e.get("lr")
-        self.images_per_sec = e.get("images_per_sec")
+    def _take_step(self, e: Step) -> None:
+        self.epoch = e.epoch
+        self.epoch_step = e.epoch_step
+        self.step = e.step
+        self.steps_per_epoch = e.steps_per_epoch
+        self.lr = e.lr
+        self.images_per_sec = e.images_per_sec
 
-    def _epoch_ended(self, e: dict[str, Any]) -> None:
-        self.epoch_losses[int(e["epoch"]) + 1] = e.get("train_loss")
-        self.epoch = int(e["epoch"]) + 1
+    def _epoch_ended(self, e: EpochEnded) -> None:
+        self.epoch_losses[e.epoch + 1] = e.train_loss
+        self.epoch = e.epoch + 1
         self.epoch_step = 0
 
-    def _validated(self, e: dict[str, Any]) -> None:
-        epoch = int(e["epoch"])
-        self.validations.pop(epoch, None)  # a resumed run validates an epoch again: the newer one counts
-        self.validations[epoch] = {"epoch": epoch, "metrics": e.get("metrics") or {}, "num_images": e.get("num_images"),
-                                   "weights": e.get("weights", "model")}
-        if e.get("is_best"):
-            self.best_epoch = epoch
+    def _validated(self, e: Validated) -> None:
+        self.validations.pop(e.epoch, None)  # a resumed run validates an epoch again: the newer one counts
+        self.validations[e.epoch] = {"epoch": e.epoch, "metrics": e.metrics, "num_images": e.num_images,
+                                     "weights": e.weights}
+        if e.is_best:
+            self.best_epoch = e.epoch
 
-    def _predictions_written(self, e: dict[str, Any]) -> None:
-        self.predictions[int(e["epoch"])] = e["path"]
+    def _predictions_written(self, e: PredictionsWritten) -> None:
+        self.predictions[e.epoch] = e.path
 
-    def _checkpoint_saved(self, e: dict[str, Any]) -> None:
-        self.checkpoints.append({k: e.get(k) for k in ("epoch", "step", "path", "reason", "is_best", "metric_value")})
+    def _checkpoint_saved(self, e: CheckpointSaved) -> None:
+        self.checkpoints.append({"epoch": e.epoch, "step": e.step, "path": e.path, "reason": e.reason,
+                                 "is_best": e.is_best, "metric_value": e.metric_value})
 
-    def _paused(self, e: dict[str, Any]) -> None:
+    def _paused(self, e: Paused) -> None:
         self.status = RunStatus.PAUSED
 
-    def _resumed(self, e: dict[str, Any]) -> None:
+    def _resumed(self, e: Resumed) -> None:
         self.status = RunStatus.RUNNING
 
-    def _warning(self, e: dict[str, Any]) -> None:
-        self.warnings = (self.warnings + [str(e.get("message", ""))])[-MAX_MESSAGES:]
-        if e.get("code") == "leaky_validation":
-            self.leaky_validation = str(e.get("message", ""))
+    def _warning(self, e: RunWarning) -> None:
+        self.warnings = (self.warnings + [e.message])[-MAX_MESSAGES:]
+        if e.code == "leaky_validation":
+            self.leaky_validation = e.message
 
-    def _error(self, e: dict[str, Any]) -> None:
-        self.errors = (self.errors + [{"message": e.get("message", ""), "traceback": e.get("traceback", ""),
-                                        "rank": e.get("rank", 0)}])[-MAX_MESSAGES:]
+    def _error(self, e: RunError) -> None:
+        self.errors = (self.errors + [{"message": e.message, "traceback": e.traceback, "rank": e.rank}])[-MAX_MESSAGES:]
 
-    def _heartbeat(self, e: dict[str, Any]) -> None:
-        self.heartbeat = e
+    def _heartbeat(self, e: Heartbeat) -> None:
+        self.heartbeat = event_to_dict(e)
 
-    def _run_finished(self, e: dict[str, Any]) -> None:
-        self.finished = e
-        self.status = RunStatus.of_outcome(e.get("status"))
-        self.bad_images = int(e.get("bad_images") or 0)
-        if e.get("epochs_completed") is not None:
-            self.epoch = int(e["epochs_completed"])
+    def _run_finished(self, e: RunFinished) -> None:
+        self.finished = event_to_dict(e)
+        self.status = RunStatus.of_outcome(e.status)
+        self.bad_images = e.bad_images
+        self.epoch = e.epochs_completed
 
     # ------------------------------------------------------------ derived
 
@@ -217,7 +243,8 @@ class RunState:
     @property
     def best_value(self) -> float | None:
         best = self.best
-        return best["metrics"].get(self.best_metric) if best else None
+        value = best["metrics"].get(self.best_metric) if best else None
+        return value if type(value) in (int, float) else None
 
     @property
     def duration(self) -> float | None:
@@ -230,20 +257,47 @@ class RunState:
     def is_live(self) -> bool:
         return self.status in LIVE_STATUSES
 
+    def eta_seconds(self) -> float | None:
+        """Training time left at the current speed (see :func:`training_eta`); None for a run that is not live."""
+        return training_eta(self) if self.is_live else None
 
-_MOVES_PROGRESS = frozenset({"run_started", "epoch_ended", "run_finished"})
-_HANDLERS = {
-    "run_started": RunState._run_started,
-    "epoch_ended": RunState._epoch_ended,
-    "validated": RunState._validated,
-    "predictions_written": RunState._predictions_written,
-    "checkpoint_saved": RunState._checkpoint_saved,
-    "paused": RunState._paused,
-    "resumed": RunState._resumed,
-    "warning": RunState._warning,
-    "error": RunState._error,
-    "heartbeat": RunState._heartbeat,
-    "run_finished": RunState._run_finished,
+
+class TrainingProgress(Protocol):
+    """Where training stands: a RunState, or a frozen snapshot of one."""
+
+    epochs: int
+    epoch: int
+    epoch_step: int
+    steps_per_epoch: int
+    num_train: int
+    images_per_sec: float | None
+
+
+def training_eta(p: TrainingProgress) -> float | None:
+    """Training time left at the current speed (validation not counted); None when it cannot be told.
+
+    The one ETA of the project: the console and the app both show this.
+    """
+    if not p.images_per_sec or not p.steps_per_epoch or not p.epochs:
+        return None
+    steps_left = (p.epochs - p.epoch) * p.steps_per_epoch - p.epoch_step
+    images_per_step = p.num_train / p.steps_per_epoch if p.num_train else 0
+    return max(0.0, steps_left * images_per_step / p.images_per_sec) if images_per_step else None
+
+
+_MOVES_PROGRESS = frozenset({RunStarted, EpochEnded, RunFinished})
+_HANDLERS: dict[type[Event], Callable[[RunState, Any], None]] = {
+    RunStarted: RunState._run_started,
+    EpochEnded: RunState._epoch_ended,
+    Validated: RunState._validated,
+    PredictionsWritten: RunState._predictions_written,
+    CheckpointSaved: RunState._checkpoint_saved,
+    Paused: RunState._paused,
+    Resumed: RunState._resumed,
+    RunWarning: RunState._warning,
+    RunError: RunState._error,
+    Heartbeat: RunState._heartbeat,
+    RunFinished: RunState._run_finished,
 }
 
 
@@ -254,16 +308,32 @@ class RunFollower:
         self.paths = RunPaths(Path(run_dir))
         self.state = RunState(run_id=self.paths.root.name)
         self.reader = EventReader(self.paths.events)
+        self._problems_seen = 0
 
-    def poll(self) -> list[dict[str, Any]]:
-        events = self.reader.poll_dicts()
+    def poll(self) -> list[Event]:
+        """The new events (decoded once), already folded into ``state``."""
+        with collector_paused():
+            events = self.reader.poll()
+            self._fold(events)
+        return events
+
+    def replay(self) -> None:
+        """Fold everything new without keeping the events: a long log in bounded memory."""
+        with collector_paused():
+            for batch in self.reader.poll_batches():
+                self._fold(batch)
+            self._fold([])  # problems of a log with no event to read (a folder, no permission)
+
+    def _fold(self, events: list[Event]) -> None:
         if events:
             self.state.apply(events)
-        return events
+        if len(self.reader.problems) > self._problems_seen:
+            self.state.note_problems(self.reader.problems[self._problems_seen:])
+            self._problems_seen = len(self.reader.problems)
 
 
 def load_run(run_dir: Path | str) -> RunState:
     """The state of a run from its whole log (a replay)."""
     follower = RunFollower(run_dir)
-    follower.poll()
+    follower.replay()
     return follower.state

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import json
 import os
 import re
@@ -305,6 +306,7 @@ class JsonLinesTail:
         self.path = Path(path)
         self.offset = 0
         self.lines_read = 0
+        self.error = ""  # why the last read failed (a folder, no permission), "" when it worked or found nothing
         self._partial = b""
 
     def read_chunk(self) -> tuple[int, list[bytes]]:
@@ -315,6 +317,10 @@ class JsonLinesTail:
                 chunk = fh.read()
         except FileNotFoundError:
             return self.lines_read + 1, []
+        except OSError as exc:  # a folder, no permission, an I/O error: nothing to read, and the reason
+            self.error = f"{self.path}: cannot be read ({exc.strerror or type(exc).__name__})"
+            return self.lines_read + 1, []
+        self.error = ""
         if not chunk:
             return self.lines_read + 1, []
         self.offset += len(chunk)
@@ -353,6 +359,9 @@ def _parse_objects(first: int, lines: list[bytes], path: Path, problems: list[st
     return objects
 
 
+REPLAY_BATCH = 20_000  # events decoded at a time by a replay: bounded memory, and young objects for the collector
+
+
 class EventReader:
     """Follows events.jsonl: each poll returns what was appended since; bad lines are reported and skipped."""
 
@@ -360,10 +369,15 @@ class EventReader:
         self._tail = JsonLinesTail(path)
         self.from_seq = from_seq
         self.problems: list[str] = []
+        self._said = ""
 
     def poll_dicts(self) -> list[dict[str, Any]]:
         """The new events as plain dicts: the fast path for replaying and summarising long runs."""
         first, lines = self._tail.read_chunk()
+        if self._tail.error != self._said:  # said once, not at every poll
+            self._said = self._tail.error
+            if self._said:
+                self.problems.append(self._said)
         if not lines:
             return []
         objects = _parse_objects(first, lines, self._tail.path, self.problems)
@@ -372,14 +386,37 @@ class EventReader:
         return objects
 
     def poll(self) -> list[Event]:
-        """The new events, typed."""
+        """The new events, typed (field types checked; see ``protocol.event_from_dict``)."""
+        return self._typed(self.poll_dicts())
+
+    def poll_batches(self, size: int = REPLAY_BATCH) -> Iterator[list[Event]]:
+        """The new events, typed, a batch at a time: a replay that folds and drops them holds one batch."""
+        objects = self.poll_dicts()
+        for start in range(0, len(objects), size):
+            yield self._typed(objects[start : start + size])
+
+    def _typed(self, objects: list[dict[str, Any]]) -> list[Event]:
         events = []
-        for data in self.poll_dicts():
-            try:
-                events.append(event_from_dict(data))
-            except ValueError as exc:
-                self.problems.append(f"{self._tail.path}: event skipped ({exc})")
+        with collector_paused() if len(objects) > 1000 else contextlib.nullcontext():
+            for data in objects:
+                try:
+                    events.append(event_from_dict(data))
+                except ValueError as exc:
+                    self.problems.append(f"{self._tail.path}: event skipped ({exc})")
         return events
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Decoding a long log makes many small objects and no reference cycles, yet each pass of the cyclic
+    collector would walk the whole log again: paused, a replay runs several times faster."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def read_events(path: Path | str, from_seq: int = 0) -> list[Event]:

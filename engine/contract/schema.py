@@ -49,6 +49,8 @@ def _accepts(annotation: Any) -> frozenset[type] | None:
     base = origin or annotation
     if base is typing.ClassVar:
         return None
+    if base in _ACCEPTS:
+        return _ACCEPTS[base]
     for kind, accepted in _ACCEPTS.items():
         if isinstance(base, type) and issubclass(base, kind):
             return accepted

@@ -9,18 +9,15 @@ from rich.text import Text
 from textual.reactive import reactive
 
 from engine.contract.fmt import fmt_bytes, fmt_duration
+from engine.contract.runstate import training_eta
 from engine.contract.text import printable
 from ffdv_tui.run_snapshot import RunSnapshot
 from ffdv_tui.widgets.steady_text import SteadyText
 
 
 def eta_seconds(s: RunSnapshot) -> float | None:
-    """Training time left at the current speed (validation not counted)."""
-    if not s.images_per_sec or not s.steps_per_epoch or not s.epochs or not s.is_live:
-        return None
-    steps_left = (s.epochs - s.epoch) * s.steps_per_epoch - s.epoch_step
-    images_per_step = s.num_train / s.steps_per_epoch if s.num_train else 0
-    return max(0.0, steps_left * images_per_step / s.images_per_sec) if images_per_step else None
+    """Training time left at the current speed: the one ETA of engine.contract.runstate, for a live run."""
+    return training_eta(s) if s.is_live else None
 
 
 class RunProgress(SteadyText):
