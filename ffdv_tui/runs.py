@@ -106,7 +106,7 @@ class RunsModel:
                     entry.next_liveness = now + LIVENESS_INTERVAL_S
                     if self._refresh_status(entry, with_log=name == selected):
                         changed.add(name)
-                problem = None
+                problem = entry.follower.problem  # the log itself unreadable (a folder, no permission)
             except Exception as exc:  # events.jsonl is a folder, engine.json is garbage, ...: list it, go on
                 problem = f"cannot be read: {exc}"
             if problem != entry.problem:

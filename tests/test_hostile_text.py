@@ -35,7 +35,7 @@ from engine.contract.protocol import (
     decode_event,
     encode_event,
 )
-from engine.contract.runstate import load_run
+from engine.contract.runstate import RunFollower, load_run
 from engine.contract.runstore import EventReader, EventWriter, RunPaths
 from engine.sink import EventSink
 
@@ -228,6 +228,8 @@ def test_an_event_log_that_is_a_folder_is_a_problem_not_a_crash(tmp_path: Path, 
     assert len(reader.problems) == 1 and str(paths.events) in reader.problems[0]  # said once, not per poll
     state = load_run(paths.root)
     assert state.warnings and "events.jsonl" in state.warnings[0]
+    follower = RunFollower(paths.root)
+    assert follower.poll() == [] and "events.jsonl" in (follower.problem or "")
     assert main(["runs", "--runs", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "events.jsonl" in out  # listed with its problem

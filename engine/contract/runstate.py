@@ -310,6 +310,11 @@ class RunFollower:
         self.reader = EventReader(self.paths.events)
         self._problems_seen = 0
 
+    @property
+    def problem(self) -> str | None:
+        """Why the event log cannot be read right now (a folder, no permission); None when it can."""
+        return self.reader.error or None
+
     def poll(self) -> list[Event]:
         """The new events (decoded once), already folded into ``state``."""
         with collector_paused():

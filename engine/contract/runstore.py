@@ -371,6 +371,11 @@ class EventReader:
         self.problems: list[str] = []
         self._said = ""
 
+    @property
+    def error(self) -> str:
+        """Why the log could not be read at the last poll ("" when it could, or does not exist yet)."""
+        return self._tail.error
+
     def poll_dicts(self) -> list[dict[str, Any]]:
         """The new events as plain dicts: the fast path for replaying and summarising long runs."""
         first, lines = self._tail.read_chunk()
