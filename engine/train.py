@@ -15,6 +15,7 @@ import socket
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,7 +23,9 @@ import torch
 from engine.bad_images import BadImages
 from engine.checkpoint_store import load_training_state, newest_resumable
 from engine.contract.config import Config, resolve_workers, versions
+from engine.contract.dataset import Dataset
 from engine.contract.errors import FfdvError, storage_error
+from engine.contract.leakage import leakage_warning
 from engine.contract.protocol import (
     COMPLETED,
     FAILED,
@@ -226,6 +229,9 @@ class Trainer:
             host=socket.gethostname(), pid=os.getpid(), versions=versions(),
             extra={"lr": p.lr, "workers": resolve_workers(cfg), "resumed_from": self.resumed_from or ""},
         ))
+        leaks = leakage_warning(Dataset(Path(cfg.data.root), "", {"train": p.train_split, "val": p.val_split}))
+        if leaks:  # the last leakage audit of this dataset flagged its validation split
+            self.sink.emit(RunWarning(message=leaks, code="leaky_validation"))
         if self.resumed_from:
             self.sink.emit(Resumed(epoch=self.epoch, step=self.global_step, reason="restart",
                                    checkpoint=self.resumed_from))
