@@ -554,16 +554,16 @@ def add_ensembles(frame: pd.DataFrame, plan: Plan) -> pd.DataFrame:
     return frame
 
 
-def matrix_frames(plan: Plan, out: Path) -> tuple[pd.DataFrame, list[tuple[DataSource, Perturbation, pd.DataFrame]]]:
+def matrix_frames(plan: Plan, out: Path) -> tuple[pd.DataFrame, list[tuple[DataSource, Perturbation, Path]]]:
     """matrix.csv's table (one row per model x dataset x perturbation, drops from the clean row) and every cell."""
     kinds = row_kinds(plan)
     records, cells = [], []
     for source in plan.datasets:
         clean: dict[str, dict[str, Any]] = {}
         for perturbation in plan.perturbations:
-            frame = pd.read_parquet(Path(out) / "cells" / source.key / f"{perturbation_slug(perturbation)}.parquet")
-            frame = add_ensembles(frame, plan)
-            cells.append((source, perturbation, frame))
+            path = Path(out) / "cells" / source.key / f"{perturbation_slug(perturbation)}.parquet"
+            frame = add_ensembles(pd.read_parquet(path), plan)
+            cells.append((source, perturbation, path))  # one cell in memory at a time
             target = frame["target"].to_numpy()
             unreadable = int((frame["unreadable"] != "").sum())
             for key, kind in kinds.items():
@@ -581,7 +581,7 @@ def matrix_frames(plan: Plan, out: Path) -> tuple[pd.DataFrame, list[tuple[DataS
     return pd.DataFrame.from_records(records), cells
 
 
-def write_scores(cells: list[tuple[DataSource, Perturbation, pd.DataFrame]], plan: Plan, path: Path) -> Path:
+def write_scores(cells: list[tuple[DataSource, Perturbation, Path]], plan: Plan, path: Path) -> Path:
     """Every image's score under every row: one Parquet file, a row group per cell (streams, bounded memory)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -590,7 +590,8 @@ def write_scores(cells: list[tuple[DataSource, Perturbation, pd.DataFrame]], pla
     writer = None
     with atomic_path(path) as tmp:
         try:
-            for source, perturbation, frame in cells:
+            for source, perturbation, cell_path in cells:
+                frame = add_ensembles(pd.read_parquet(cell_path), plan)
                 part = pd.DataFrame({"dataset": source.key, "perturbation": perturbation.name,
                                      "img_name": frame["img_name"], "target": frame["target"],
                                      "unreadable": frame["unreadable"]})
