@@ -475,7 +475,7 @@ def broken_sample(tmp_path: Path) -> tuple[Path, list[tuple[str, int, str, str]]
     lines = (data / "trainset_label.txt").read_text().splitlines()
     lines[31] = lines[31].rsplit(",", 1)[0] + ",7"  # line 32
     (data / "trainset_label.txt").write_text("\n".join(lines) + "\n")
-    expected = [("train", 30, "empty", train[3]), ("train", 12, "truncated", train[10]),
+    expected = [("train", 5, "empty", train[3]), ("train", 12, "truncated", train[10]),
                 ("val", 7, "missing", val[5]), ("val", 9, "unreadable", val[7])]
     return data, expected
 
