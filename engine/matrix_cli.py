@@ -114,8 +114,9 @@ def cmd_matrix(args: argparse.Namespace, json_line: Callable[[JobMessage], None]
                   file=sys.stderr)
     reused = f", {len(runner.reused_cells)} reused from an earlier run" if runner.reused_cells else ""
     console.print(plain_text(f"{len(runner.computed_cells)} cells scored in {fmt_duration(report['seconds'])}{reused}"))
-    console.print(plain_text(f"matrix: {report['files']['matrix']}\nscores: {report['files']['scores']}\n"
-                             f"settings: {out / 'matrix.json'}"))
+    for label, path in (("matrix", report["files"]["matrix"]), ("scores", report["files"]["scores"]),
+                        ("settings", out / "matrix.json")):
+        console.print(plain_text(f"{label}: {path}"))
     return 0
 
 

@@ -83,23 +83,25 @@ def _cell_text(auc: Any, drop: Any, best: bool) -> Text:
 
 
 def matrix_tables(table: pd.DataFrame, metric: str = "auc") -> list[Table]:
-    """One table per dataset: rows are models, columns perturbations; the best of each column bold."""
+    """One table per dataset: a row per perturbation, a column per model (so eleven perturbations fit a terminal);
+    the best of each row bold, the change from the clean row coloured."""
     out = []
     for dataset, part in table.groupby("dataset", sort=False):
-        perturbations = list(dict.fromkeys(part["perturbation"]))
+        models = list(dict.fromkeys(part["model"]))
         grid = Table(title=plain_text(f"{metric.upper()} on {dataset}"), title_justify="left", box=box.SIMPLE_HEAD,
                      show_edge=False, header_style="bold", padding=(0, 1), pad_edge=False)
-        grid.add_column("model", no_wrap=True)
-        for name in perturbations:
-            grid.add_column(plain_text(name), justify="right", no_wrap=True)
-        best = {p: part[part["perturbation"] == p][metric].max() for p in perturbations}
-        for model, rows in part.groupby("model", sort=False):
-            cells = [plain_text(model)]
-            for name in perturbations:
-                row = rows[rows["perturbation"] == name].iloc[0]
+        grid.add_column("perturbation", no_wrap=True)
+        for name in models:
+            grid.add_column(plain_text(name), justify="right", overflow="fold")  # narrow: drops wrap under
+        for perturbation, rows in part.groupby("perturbation", sort=False):
+            best = rows[metric].max()
+            cells = [plain_text(perturbation)]
+            by_model = {str(r["model"]): r for _, r in rows.iterrows()}
+            for name in models:
+                row = by_model[name]
                 value = None if pd.isna(row[metric]) else float(row[metric])
                 drop = None if pd.isna(row[f"drop_{metric}"]) else float(row[f"drop_{metric}"])
-                cells.append(_cell_text(value, drop, value is not None and value == best[name]))
+                cells.append(_cell_text(value, drop, value is not None and value == best))
             grid.add_row(*cells)
         out.append(grid)
     return out
