@@ -18,6 +18,7 @@ from engine.contract.matrixstore import auc_by_jpeg, read_summary, row_predictio
 from ffdv_tui.app import FfdvApp
 from ffdv_tui.predictions import PredictionTable, load_predictions
 from ffdv_tui.screens.checkpoints import CheckpointsScreen
+from ffdv_tui.screens.job import JobScreen
 from ffdv_tui.screens.matrix import MatrixScreen
 from ffdv_tui.screens.matrix_form import MatrixFormScreen
 from ffdv_tui.screens.matrix_list import MatrixListScreen
@@ -138,7 +139,7 @@ async def test_mark_two_checkpoints_run_a_matrix_and_reopen_it(tmp_path: Path, m
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     cache_path().parent.mkdir(parents=True)
     cache_path().write_text(json.dumps(MODEL_NAMES))
-    data = write_ffdi(tmp_path / "data", {"val": 16}, seed=2, size=40)
+    data = write_ffdi(tmp_path / "data", {"val": 16, "test": 6}, seed=2, size=40)
     runs = tmp_path / "runs"
     for i, name in enumerate(("r1", "r2")):
         make_run(runs, name, i, data)
@@ -180,3 +181,16 @@ async def test_mark_two_checkpoints_run_a_matrix_and_reopen_it(tmp_path: Path, m
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, MatrixScreen)
                          and app.screen.query_one(DataTable).row_count == 3, 5, "the reopened matrix")
+        # s on the ensemble's row: a submission of the mean of both checkpoints, on the dataset's test split
+        reopened = app.screen
+        await pilot.press("down", "down")
+        assert reopened.row_model == "ensemble-mean"
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobScreen), 5, "the submission dialog")
+        await pilot.press("ctrl+s")
+        note = reopened.query_one("#matrix-note", Static)
+        await wait_until(pilot, lambda: "submission written" in text_of(note.content)
+                         or "failed" in text_of(note.content), 240, "the submission")
+        assert "submission written" in text_of(note.content), text_of(note.content)
+        written = pd.read_csv(reopened.summary.folder / "submissions" / "ensemble-mean-test.csv")
+        assert list(written.columns) == ["img_name", "y_pred"] and len(written) == 6
