@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, install_fixture_runs
-from pilot_helpers import make_app, settle, wait_until
+from pilot_helpers import make_app, settle, wait_until, wait_until_listed
 
 from ffdv_tui.app import FfdvApp
 from ffdv_tui.screens.new_run import NewRunScreen
@@ -25,8 +25,10 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FfdvApp:
 
 def select(name: str):
     async def run_before(pilot) -> None:
-        await settle(pilot, 1.5)
+        await wait_until_listed(pilot, pilot.app)
         pilot.app.select_run(name)
+        await wait_until(pilot, lambda: pilot.app.main.painted and pilot.app.sub_title.startswith(f"{name} · "), 60,
+                         f"{name} on the main screen")
         await settle(pilot, 1.5)
 
     return run_before
@@ -48,7 +50,10 @@ def test_new_run_form(snap_compare, app: FfdvApp) -> None:
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(pilot.app.screen, NewRunScreen) and pilot.app.screen.ready, 60,
                          "the form's checks")
-        pilot.app.screen.query_one("#model").value = "resnet10"  # one field in error
+        form = pilot.app.screen
+        form.query_one("#model").value = "resnet10"  # one field in error
+        await wait_until(pilot, lambda: "not a timm model" in str(form.query_one("#model-why").render())
+                         and form.query_one("#start").disabled, 60, "the model's error")
         await settle(pilot, 1.5)
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
