@@ -871,7 +871,7 @@ async def test_submission_on_the_test_split(trained_runs: Path, model_cache, tin
         started = time.perf_counter()
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: "written and checked" in result_text(screen) or "failed" in result_text(screen),
-                         90, "the submission")
+                         300, "the submission")
         print(f"\nsubmission of tiny/epoch-001 in {time.perf_counter() - started:.1f}s")
         text = result_text(screen)
         assert "submission written and checked" in text and str(out) in text.replace("\n", ""), text
@@ -894,7 +894,7 @@ async def test_a_checkpoint_naming_an_unknown_model_fails_with_the_engines_reaso
         await pilot.press("e")
         await wait_until(pilot, lambda: isinstance(app.screen, JobScreen), 30, "the job dialog")
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: "failed" in result_text(screen) or "press o" in result_text(screen), 90,
+        await wait_until(pilot, lambda: "failed" in result_text(screen) or "press o" in result_text(screen), 300,
                          "the evaluation to end")
         text = result_text(screen)
         print(f"\nunknown model: {text.strip()}")
