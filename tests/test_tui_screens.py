@@ -833,7 +833,7 @@ async def test_evaluate_shows_the_sidecar_metrics_and_opens_the_predictions(trai
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: app.screen is screen, 30, "the dialog to close")
         await wait_until(pilot, lambda: "press o to open" in result_text(screen) or "failed" in result_text(screen),
-                         90, "the evaluation")
+                         300, "the evaluation")
         print(f"\nevaluation of tiny/epoch-002 in {time.perf_counter() - started:.1f}s")
         text = result_text(screen)
         assert "tiny/epoch-002 on val" in " ".join(text.split()), text  # the table's title (it may wrap)
