@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, ClassVar
 
 from engine.contract.schema import checked_fields, field_specs, missing_required
@@ -232,7 +230,6 @@ _TYPE_CHECKS = {cls: (("seq", frozenset({int})), ("time", frozenset({int, float}
                       *((spec.name, spec.accepts) for spec in _SPECS[cls] if spec.accepts is not None))
                 for cls in EVENT_TYPES.values()}
 _new = object.__new__
-_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})  # read-only and shared: a decoded event has nothing unknown
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
@@ -269,7 +266,7 @@ def event_from_dict(data: dict[str, Any]) -> Event:
             values = event.__dict__
             values.update(data)
             del values["v"], values["kind"]
-            values["extra"] = _NO_EXTRA  # problems and version: the class defaults
+            values["extra"] = {}  # problems and version: the class defaults
             return event
     return _event_from_any_dict(data)
 
