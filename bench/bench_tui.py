@@ -1,13 +1,16 @@
-"""ffdv-tui in a pseudo-terminal: time to the first frame, and key-press-to-screen latency while training.
+"""ffdv-tui in a pseudo-terminal: time to the first frame, and key-press-to-screen latency, idle and while training.
 
 The app runs in a pty at 100x30; its output is fed to pyte (a terminal emulator), so
-"on screen" means what a terminal would show. Latency: press ``?`` and time until
-the keys screen is drawn, ``?`` again until it is gone, an arrow key until the next
-run is shown (header, curves, table and log redrawn), many times over, while
-an engine trains on every core and a 100-epoch FFDI-sized run log is in the runs
-folder (replayed and followed by the app).
+"on screen" means what a terminal would show. First frame: the median of ``--startups``
+start-ups with an empty runs folder, with a 100-epoch FFDI-sized run log, and with 200
+runs. Latency: press ``?`` and time until the keys screen is drawn, ``?`` again until it
+is gone, an arrow key until another run is shown (header, curves, table and log
+redrawn), ``--presses`` times each, on an idle machine and while an engine trains on
+every core, with the two FFDI-sized runs and again with 200 runs more. The load average
+is printed before and after each part: a number taken on a busy machine says so.
 
-    python bench/bench_tui.py [--presses 40]
+    python bench/bench_tui.py [--presses 200] [--startups 5]     # about 8 minutes
+    python bench/bench_tui.py --presses 3 --startups 1 --runs 5 --no-training   # a smoke run
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
+import platform
 import pty
 import select
 import shutil
@@ -115,13 +119,13 @@ def press_keys(term: Terminal, presses: int) -> dict[str, list[float]]:
     kinds: dict[str, list[float]] = {"open the keys screen": [], "close it": [], "show another run": []}
     for i in range(presses):
         term.press(b"?")  # the keys screen opens over the workbench
-        kinds["open the keys screen"].append(term.wait_for(lambda s: "Everywhere" in s, 10))
+        kinds["open the keys screen"].append(term.wait_for(lambda s: "This screen" in s, 10))
         term.press(b"?")  # and closes again
-        kinds["close it"].append(term.wait_for(lambda s: "Everywhere" not in s, 10))
+        kinds["close it"].append(term.wait_for(lambda s: "This screen" not in s, 10))
         header = term.text().splitlines()[0]
         term.press(b"\x1b[B" if i % 2 == 0 else b"\x1b[A")  # another run: header, curves, table, log
         kinds["show another run"].append(term.wait_for(lambda s, h=header: s.splitlines()[0] != h, 10))
-        time.sleep(0.05)
+        time.sleep(0.02)
     return kinds
 
 
@@ -134,62 +138,130 @@ def big_run(runs: Path) -> None:
     write_log(paths.events, long_run_events(100, 8194, 250, 18))
 
 
+def many_runs(runs: Path, count: int) -> None:
+    """``count`` finished 10-epoch runs (each a few hundred events), as a shared GPU box collects them."""
+    config = load_config(overrides={"data.root": "/data/ffdi", "model.name": "resnet50"})
+    for i in range(count):
+        paths = RunPaths(runs / f"run-{i:03d}")
+        paths.root.mkdir(parents=True)
+        save_config(paths, config)
+        write_log(paths.events, long_run_events(10, 500, 25, 5))
+
+
+def load() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+class Bench:
+    def __init__(self, bin_dir: Path, env: dict[str, str]):
+        self.bin_dir, self.env = bin_dir, env
+        self.results: dict[str, float | str] = {"machine": machine()}
+        self.loads: list[float] = []
+
+    def note_load(self, when: str) -> None:
+        self.loads.append(os.getloadavg()[0])
+        print(f"load average (1 / 5 / 15 min) {when}: {load()}", flush=True)
+
+    def app(self, runs: Path) -> Terminal:
+        return Terminal([str(self.bin_dir / "ffdv-tui"), "--runs", str(runs)], self.env)
+
+    def first_frames(self, label: str, runs: Path, shown, count: int) -> None:
+        times = []
+        for _ in range(count):
+            term = self.app(runs)
+            times.append(term.wait_for(lambda s: "New run" in s and shown(s), 60))
+            term.close()
+        self.results[f"first frame, {label}, s (median of {count})"] = statistics.median(times)
+        self.results[f"first frame, {label}, each, s"] = " ".join(f"{t:.2f}" for t in times)
+        self.note_load(f"after the first frames, {label}")
+
+    def keys(self, label: str, runs: Path, shown, presses: int) -> None:
+        term = self.app(runs)
+        term.wait_for(lambda s: "New run" in s and shown(s), 120)
+        time.sleep(2)  # every run read, the first repaints done
+        kinds = press_keys(term, presses)
+        term.close()
+        every = [v for values in kinds.values() for v in values]
+        self.results[f"key press, {label}, p50 / p95 / max ms"] = (
+            f"{percentile(every, 0.5) * 1000:.0f} / {percentile(every, 0.95) * 1000:.0f} / {max(every) * 1000:.0f}")
+        self.results[f"key press, {label}, p95 ms"] = percentile(every, 0.95) * 1000
+        self.results[f"key press, {label}, max ms"] = max(every) * 1000
+        for kind, values in kinds.items():
+            self.results[f"  {kind}, {label}, p50 / p95 ms"] = (
+                f"{percentile(values, 0.5) * 1000:.0f} / {percentile(values, 0.95) * 1000:.0f}")
+        self.note_load(f"after the key presses, {label}")
+
+    def train(self, runs: Path) -> RunPaths:
+        """An engine training on every core (the sample data, 50 epochs: longer than the benchmark)."""
+        name = f"training-{len(list(runs.iterdir()))}"
+        train = subprocess.run([str(self.bin_dir / "ffdv"), "train", "--data", str(REPO / "sample_data"), "--runs",
+                                str(runs), "--name", name, "--epochs", "50", "--detach"],
+                               capture_output=True, text=True, env=self.env, timeout=120)
+        if train.returncode != 0:
+            raise SystemExit(train.stderr)
+        paths = RunPaths(runs / name)
+        wait_for(lambda: any('"kind": "step"' in line or '"kind":"step"' in line
+                             for line in paths.events.read_text().splitlines()) if paths.events.exists() else False,
+                 180)
+        return paths
+
+
+def stop(paths: RunPaths) -> None:
+    stop_engine(paths)
+    wait_for(lambda: (paths.root / "exit.json").exists(), 60)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presses", type=int, default=40)
+    parser.add_argument("--presses", type=int, default=200, help="presses of each key per part (default 200)")
+    parser.add_argument("--startups", type=int, default=5, help="start-ups per runs folder (default 5)")
+    parser.add_argument("--runs", type=int, default=200, help="runs in the crowded runs folder (default 200)")
+    parser.add_argument("--no-training", action="store_true", help="skip the parts with an engine training")
     parser.add_argument("--json", type=Path, default=REPO / ".bench" / "tui.json")
     args = parser.parse_args()
     bin_dir = Path(sys.executable).parent
     tmp = Path(tempfile.mkdtemp(prefix="ffdv-bench-tui-"))
-    runs = tmp / "runs"
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(COLS), "LINES": str(ROWS),
            "XDG_CACHE_HOME": str(tmp / "cache")}
-    results: dict[str, float | str] = {}
+    bench = Bench(bin_dir, env)
+    bench.note_load("at the start")
+    empty, two, crowded = tmp / "empty", tmp / "two", tmp / "crowded"
+    empty.mkdir()
+    big_run(two)
+    shutil.copytree(two / "ffdi-100-epochs", two / "ffdi-100-epochs-copy")
+    shutil.copytree(two, crowded, dirs_exist_ok=True)
+    many_runs(crowded, args.runs)
+    newest = f"run-{args.runs - 1:03d}"
+    trainings: list[RunPaths] = []
     try:
-        # 1. First frame, empty runs folder.
-        firsts = []
-        for _ in range(3):
-            term = Terminal([str(bin_dir / "ffdv-tui"), "--runs", str(runs)], env)
-            firsts.append(term.wait_for(lambda s: "New run" in s and "No runs" in s, 30))
-            term.close()
-        results["first frame, s (median of 3)"] = statistics.median(firsts)
+        bench.first_frames("empty runs folder", empty, lambda s: "No runs" in s, args.startups)
+        bench.first_frames("100-epoch FFDI log", two, lambda s: "ffdi-100-epochs" in s, args.startups)
+        bench.first_frames(f"{args.runs} runs", crowded, lambda s: newest in s, args.startups)
 
-        # 2. The same keys on an idle machine (the floor: the app's own drawing), two finished runs to switch between.
-        big_run(runs)
-        shutil.copytree(runs / "ffdi-100-epochs", runs / "ffdi-100-epochs-copy")
-        term = Terminal([str(bin_dir / "ffdv-tui"), "--runs", str(runs)], env)
-        term.wait_for(lambda s: "ffdi-100-epochs" in s and "New run" in s, 60)
-        time.sleep(1)
-        idle = [v for values in press_keys(term, args.presses).values() for v in values]
-        term.close()
-        results["key-press to screen, idle machine, p50 / p95 ms"] = (
-            f"{percentile(idle, 0.5) * 1000:.0f} / {percentile(idle, 0.95) * 1000:.0f}")
-
-        # 3. Busy machine: an engine training on every core, and a long run log to replay.
-        train = subprocess.run([str(bin_dir / "ffdv"), "train", "--data", str(REPO / "sample_data"), "--runs",
-                                str(runs), "--name", "training", "--epochs", "50", "--detach"],
-                               capture_output=True, text=True, env=env, timeout=120)
-        if train.returncode != 0:
-            raise SystemExit(train.stderr)
-        training = RunPaths(runs / "training")
-        term = Terminal([str(bin_dir / "ffdv-tui"), "--runs", str(runs)], env)
-        results["first frame with a 100-epoch FFDI log, s"] = term.wait_for(
-            lambda s: "ffdi-100-epochs" in s and "New run" in s, 60)
-        term.wait_for(lambda s: "▶ training" in s, 120)  # the engine is up and stepping
-        time.sleep(3)
-        kinds = press_keys(term, args.presses)
-        latencies = [v for values in kinds.values() for v in values]
-        for kind, values in kinds.items():
-            results[f"{kind}, p50 / p95 ms"] = f"{percentile(values, 0.5) * 1000:.0f} / {percentile(values, 0.95) * 1000:.0f}"
-        term.close()
-        results["key-press to screen while training, p50 ms"] = percentile(latencies, 0.5) * 1000
-        results["key-press to screen while training, p95 ms"] = percentile(latencies, 0.95) * 1000
-        results["key-press to screen while training, max ms"] = max(latencies) * 1000
-        stop_engine(training)
-        wait_for(lambda: (training.root / "exit.json").exists(), 60)
+        bench.keys("idle", two, lambda s: "ffdi-100-epochs" in s, args.presses)
+        bench.keys(f"idle, {args.runs} runs", crowded, lambda s: newest in s, args.presses)
+        for label, runs in (("while training", two), (f"while training, {args.runs} runs", crowded)):
+            if args.no_training:
+                break
+            trainings.append(bench.train(runs))
+            bench.keys(label, runs, lambda s: "▶ training" in s, args.presses)
+            stop(trainings.pop())
     finally:
+        for paths in trainings:
+            stop(paths)
         shutil.rmtree(tmp, ignore_errors=True)
-    report(results, args.json)
+    bench.results["load average, 1 min, lowest / highest seen"] = f"{min(bench.loads):.1f} / {max(bench.loads):.1f}"
+    report(bench.results, args.json)
     return 0
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+import threading
 from pathlib import Path
 
 IMAGE_MODES = ("auto", "halfcell", "sixel", "tgp", "none")
@@ -13,6 +15,24 @@ def bundled_sample_data() -> Path | None:
     """The repository's sample_data/ (a source checkout or an editable install), if it is there."""
     candidate = Path(__file__).resolve().parent.parent / "sample_data"
     return candidate if (candidate / "trainset_label.txt").is_file() else None
+
+
+def ask_the_terminal_about_images() -> threading.Thread:
+    """Import textual-image on a thread while the app is imported: it asks the terminal about graphics and cell size.
+
+    Its questions only work before the app runs, and each waits up to 0.1 s for an answer
+    (terminals without sixel or kitty graphics never answer), which is time the app's own
+    imports can use. Textual and rich are imported first, so the thread imports only
+    textual-image, PIL and numpy, which the app's import never touches: the two imports
+    cannot wait on each other's module locks.
+    """
+    import textual.app
+    import textual.widget  # noqa: F401
+
+    thread = threading.Thread(target=importlib.import_module, args=("textual_image.widget",), daemon=True,
+                              name="image-probe")
+    thread.start()
+    return thread
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,12 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     if data is not None and not data.is_dir():
         print(f"ffdv-tui: --data {data}: no such folder", file=sys.stderr)
         return 2
+    probe = None
     if args.images != "none":
-        import textual_image.widget  # noqa: F401 - asks the terminal its cell size, which only works before the app runs
+        probe = ask_the_terminal_about_images()
 
     from ffdv_tui.app import FfdvApp
 
-    message = FfdvApp(runs_dir=args.runs, data_dir=data, images=args.images, quiet_gc=True).run()
+    app = FfdvApp(runs_dir=args.runs, data_dir=data, images=args.images, quiet_gc=True)
+    if probe is not None:
+        probe.join()  # the terminal's answers must be in before Textual takes the keyboard
+    message = app.run()
     if message:
         print(message)
     return 0

@@ -37,6 +37,7 @@ from ffdv_tui.screens.main import MainScreen
 from ffdv_tui.screens.new_run import NewRunScreen
 
 WATCH_S = 0.1
+FIRST_READ_BUDGET_S = 0.05  # while run logs are read for the first time, the screen gets what is read every 50 ms
 
 
 def count_gpus() -> int:
@@ -97,14 +98,15 @@ class FfdvApp(App[str]):
         return self.main
 
     def on_mount(self) -> None:
-        update = self.model.poll()  # the first frame already lists the runs
-        if update is not None:
-            self._take(update)
+        if self.watch_runs:
+            self._watch()  # reads the runs folder, newest logs first, while the first frame is drawn
+        else:
+            update = self.model.poll()
+            if update is not None:
+                self._take(update)
         self.call_after_refresh(self.main.repaint)
         if self.quiet_gc:
             self.call_after_refresh(quiet_garbage_collector)
-        if self.watch_runs:
-            self._watch()
         self._count_gpus()
 
     @cached_property
@@ -116,10 +118,12 @@ class FfdvApp(App[str]):
 
     @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
     def _watch(self) -> None:
-        while not self._stop_watching.wait(WATCH_S):
-            update = self.model.poll()
+        while True:
+            update = self.model.poll(budget=FIRST_READ_BUDGET_S)
             if update is not None:
                 self.post_message(self.RunsChanged(update))
+            if self._stop_watching.wait(0 if self.model.behind else WATCH_S):
+                return
 
     @work(thread=True, group="gpus")
     def _count_gpus(self) -> None:

@@ -43,6 +43,8 @@ class RunEntry:
     next_liveness: float = 0.0
     log_mtime: float = -1.0
     problem: str | None = None  # why its folder cannot be read (listed with it, never a crash)
+    read: bool = False  # its log has been read once (before that it is not listed)
+    mtime: float = 0.0  # of its event log when found: the newest runs are read first
 
     def snapshot(self) -> RunSnapshot:
         return RunSnapshot.of(self.name, self.paths, self.follower.state, self.status, self.exit, self.log,
@@ -65,6 +67,7 @@ class RunsUpdate:
     runs: Mapping[str, RunSnapshot]
     changed: frozenset[str] = frozenset()
     answers: tuple[Answer, ...] = ()
+    complete: bool = True  # every run folder found so far has been read at least once
 
 
 def ordered(runs: Mapping[str, RunSnapshot]) -> list[RunSnapshot]:
@@ -80,20 +83,36 @@ class RunsModel:
         self.selected: str | None = None  # set by the app: that run is read every poll, with its log
         self.log_lines = log_lines
         self._next_scan = 0.0
+        self._reported = False  # the first poll always reports (an empty folder is news too)
         self.pending_commands: dict[str, str] = {}  # command id -> run name
 
     # ------------------------------------------------------------ the watcher thread
 
-    def poll(self, now: float | None = None) -> RunsUpdate | None:
-        """Read what is new; None when nothing changed and no command was answered."""
+    @property
+    def behind(self) -> bool:
+        """Some run folder found has not been read yet (a poll with a budget left it for the next one)."""
+        return any(not entry.read for entry in self.runs.values())
+
+    def poll(self, now: float | None = None, budget: float | None = None) -> RunsUpdate | None:
+        """Read what is new; None when nothing changed and no command was answered.
+
+        With a ``budget`` (seconds), runs not read yet are read newest first and the poll
+        returns once the budget is spent, so the first runs show while the rest are read.
+        """
         now = time.monotonic() if now is None else now
+        started = time.monotonic()
         changed: set[str] = set()
         answers: list[Answer] = []
         if now >= self._next_scan:
             self._next_scan = now + SCAN_INTERVAL_S
             changed |= self._scan()
         selected = self.selected
-        for name, entry in list(self.runs.items()):
+        first_reads = 0
+        for name, entry in sorted(self.runs.items(), key=lambda item: (item[1].read, -item[1].mtime)):
+            if not entry.read:
+                if budget is not None and first_reads and time.monotonic() - started > budget:
+                    continue  # left for the next poll
+                first_reads += 1
             if name != selected and now < entry.next_poll:
                 continue
             entry.next_poll = now + BACKGROUND_POLL_S
@@ -112,15 +131,19 @@ class RunsModel:
             if problem != entry.problem:
                 entry.problem = problem
                 changed.add(name)
-        if not changed and not answers:
+            if not entry.read:
+                entry.read = True
+                changed.add(name)
+        if not changed and not answers and self._reported:
             return None
+        self._reported = True
         for name in changed:
             entry = self.runs.get(name)
-            if entry is None:
-                self.snapshots.pop(name, None)
+            if entry is None or not entry.read:
+                self.snapshots.pop(name, None)  # a run is listed once its log has been read
             else:
                 self.snapshots[name] = entry.snapshot()
-        return RunsUpdate(MappingProxyType(dict(self.snapshots)), frozenset(changed), tuple(answers))
+        return RunsUpdate(MappingProxyType(dict(self.snapshots)), frozenset(changed), tuple(answers), not self.behind)
 
     def _scan(self) -> set[str]:
         if not self.runs_dir.is_dir():
@@ -132,7 +155,8 @@ class RunsModel:
             return set()
         for folder in folders:
             if folder.name not in self.runs and (folder / "config.toml").is_file():
-                self.runs[folder.name] = RunEntry(folder.name, RunPaths(folder), RunFollower(folder))
+                paths = RunPaths(folder)
+                self.runs[folder.name] = RunEntry(folder.name, paths, RunFollower(folder), mtime=_mtime(paths.events))
                 found.add(folder.name)
         gone = {name for name, entry in self.runs.items() if not entry.paths.root.exists()}
         for name in gone:

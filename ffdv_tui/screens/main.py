@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from engine.contract.config import load_config
 from engine.contract.launch import launch_run
@@ -32,6 +32,7 @@ from ffdv_tui.widgets.log_tail import LogTail
 from ffdv_tui.widgets.metrics_table import MetricsTable
 from ffdv_tui.widgets.run_list import RunList, status_text
 from ffdv_tui.widgets.run_progress import RunProgress
+from ffdv_tui.widgets.steady_footer import SteadyFooter
 
 REPAINT_S = 0.25  # header and progress of the selected run
 FULL_REPAINT_S = 1.0  # its curves, table and log: a whole frame's work, once a second is plenty
@@ -68,7 +69,9 @@ class MainScreen(Screen):
         self._expected: set[str] = set()  # runs this app started that the watcher may not have seen yet
         self._dirty: set[str] = set()
         self._listed = False
+        self._complete = False  # the watcher has read every run folder once
         self._last_full = 0.0
+        self._mounted = False  # the watcher's first update can come before the widgets exist
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -82,20 +85,21 @@ class MainScreen(Screen):
                     yield MetricPlot(id="metric-plot")
                 yield MetricsTable(id="metrics", classes="pane")
                 yield LogTail(id="log", classes="pane")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#runs", RunList).border_title = "runs"
         self.query_one("#metrics", MetricsTable).border_title = "validations"
         self.query_one("#log", LogTail).border_title = "engine.log"
         self.set_interval(REPAINT_S, self.repaint)
+        self._mounted = True
 
     def on_screen_resume(self) -> None:
         self.app.sub_title = self.sub_title_text
 
     @property
     def listed(self) -> bool:
-        """The first repaint is done: the run list is on screen."""
+        """Every run folder has been read once and the run list is on screen."""
         return self._listed
 
     @property
@@ -113,8 +117,11 @@ class MainScreen(Screen):
         """Keep the newest snapshots; draw them at the next repaint; say what the engine answered."""
         self.runs = dict(update.runs)
         self._dirty |= update.changed
+        self._complete = update.complete
         for answer in update.answers:
             self._announce(answer)
+        if not self._listed and self._mounted:
+            self.repaint()  # the first runs read go on screen at once, not at the next repaint
 
     def repaint(self) -> None:
         """Pass what changed since the last repaint to the widgets (a few times a second at most)."""
@@ -135,7 +142,9 @@ class MainScreen(Screen):
         run_list = self.query_one(RunList)
         run_list.runs = tuple(runs)
         run_list.selected = self.selected
-        if not runs:
+        if not runs and not self._complete:
+            self.query_one("#empty", Static).update(Text(f"Reading the runs in {printable(self.runs_dir)}/ …"))
+        elif not runs:
             self.query_one("#empty", Static).update(
                 Text.assemble(f"No runs in {printable(self.runs_dir)}/ yet.\n\nPress ", ("n", "bold"),
                               f" to start one{printable(self.data_hint)}.\n"
@@ -147,7 +156,7 @@ class MainScreen(Screen):
             self._show_selected(full)
             if not full:
                 self._dirty.add(self.selected)  # the rest follows with the next full repaint
-        self._listed = True
+        self._listed = self._complete
 
     def _show_selected(self, full: bool = True) -> None:
         """Header and progress always; curves, table and log only when ``full`` (they cost a frame)."""

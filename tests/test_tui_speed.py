@@ -1,0 +1,110 @@
+"""Work the app must not do (counts, not timings): the first read of the runs folder off the UI thread, newest
+run first; no footer rebuilt for keys that did not change; and the benchmark's report is complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import install_fixture_runs
+from pilot_helpers import make_app, wait_for_runs, wait_until
+from textual.widgets._footer import FooterKey
+
+from ffdv_tui.runs import RunsModel
+from ffdv_tui.screens.help import HelpScreen
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE_NAMES = {"crashed", "finished", "stopped"}
+
+
+def age(runs: Path, order: list[str]) -> None:
+    """Give the runs' event logs modification times in ``order``, oldest first."""
+    for i, name in enumerate(order):
+        os.utime(runs / name / "events.jsonl", (1_700_000_000 + i, 1_700_000_000 + i))
+
+
+def test_a_poll_with_a_budget_reads_the_newest_run_first_and_says_more_are_coming(tmp_path: Path) -> None:
+    runs = install_fixture_runs(tmp_path / "runs")
+    age(runs, ["finished", "crashed", "stopped"])
+    model = RunsModel(runs)
+    first = model.poll(budget=0.0)
+    assert set(first.runs) == {"stopped"} and not first.complete and model.behind
+    second = model.poll(budget=0.0)
+    assert set(second.runs) == {"stopped", "crashed"} and not second.complete
+    third = model.poll(budget=0.0)
+    assert set(third.runs) == FIXTURE_NAMES and third.complete and not model.behind
+
+
+def test_the_first_poll_reports_an_empty_or_missing_runs_folder(tmp_path: Path) -> None:
+    update = RunsModel(tmp_path / "nothing here").poll(budget=0.05)
+    assert update is not None and update.complete and not update.runs
+
+
+async def test_the_first_frame_does_not_wait_for_the_runs_folder(tmp_path: Path, monkeypatch) -> None:
+    """on_mount only starts the watcher: reading the logs happens on its thread."""
+    runs = install_fixture_runs(tmp_path / "runs")
+    polled_on_mount = []
+    app = make_app(runs)
+    original = app.model.poll
+
+    def poll(*args, **kwargs):
+        polled_on_mount.append(app._thread_id == __import__("threading").get_ident())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(app.model, "poll", poll)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
+        assert app.main.listed
+    assert polled_on_mount and not any(polled_on_mount)
+
+
+async def test_closing_the_keys_screen_builds_no_new_footer(tmp_path: Path, monkeypatch) -> None:
+    runs = install_fixture_runs(tmp_path / "runs")
+    built = []
+    original = FooterKey.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(args[0])
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FooterKey, "__init__", counting_init)
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
+        await wait_until(pilot, lambda: len(app.main.query(FooterKey)) > 5, 30, "the footer's keys")
+        for _ in range(3):
+            await pilot.press("question_mark")
+            await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), 30, "the keys screen")
+            await pilot.press("question_mark")
+            await wait_until(pilot, lambda: app.screen is app.main, 30, "the keys screen to close")
+        before = len(built)
+        for _ in range(3):
+            await pilot.press("question_mark")
+            await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), 30, "the keys screen")
+            await pilot.press("question_mark")
+            await wait_until(pilot, lambda: app.screen is app.main, 30, "the keys screen to close")
+        await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+        shown = [key.key for key in app.main.query(FooterKey)]
+        assert "n" in shown and "question_mark" in shown
+        assert built[before:] == []  # the dialogs have no footer, and the workbench's keys did not change
+
+
+@pytest.mark.timeout(120)
+def test_the_benchmark_reports_every_number_in_a_smoke_run(tmp_path: Path) -> None:
+    out = tmp_path / "tui.json"
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "bench_tui.py"), "--presses", "2", "--startups", "1",
+                             "--runs", "3", "--no-training", "--json", str(out)], capture_output=True, text=True,
+                            timeout=110)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    for key in ("first frame, empty runs folder, s (median of 1)", "first frame, 100-epoch FFDI log, s (median of 1)",
+                "first frame, 3 runs, s (median of 1)", "key press, idle, p50 / p95 / max ms",
+                "key press, idle, 3 runs, p50 / p95 / max ms", "load average, 1 min, lowest / highest seen", "machine"):
+        assert key in report, key
+    assert "load average (1 / 5 / 15 min) at the start" in result.stdout
