@@ -22,6 +22,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.markup import escape
 from textual.message import Message
+from textual.reactive import Reactive
 from textual.screen import Screen
 
 from engine.contract.config import Config, load_config, resolve, save_config
@@ -37,6 +38,7 @@ from ffdv_tui.screens.main import MainScreen
 from ffdv_tui.screens.new_run import NewRunScreen
 
 WATCH_S = 0.1
+KEYS_SCREENS_KEPT = 8
 FIRST_READ_BUDGET_S = 0.05  # while run logs are read for the first time, the screen gets what is read every 50 ms
 
 
@@ -67,6 +69,9 @@ def quiet_garbage_collector() -> None:
 class FfdvApp(App[str]):
     CSS_PATH = "app.tcss"
     TITLE = "ffdv-tui"
+    # The header is the only thing that shows it, and it redraws itself: Textual's default repaints the whole screen,
+    # and the sub-title (the run shown) changes with every arrow key in the run list.
+    sub_title: Reactive[str] = Reactive("", compute=False, repaint=False)
     BINDINGS = [
         Binding("question_mark", "keys", "Keys", tooltip="Every key of this screen (this list)"),
         Binding("q", "quit_app", "Quit", tooltip="Quit; engines keep running"),
@@ -93,6 +98,7 @@ class FfdvApp(App[str]):
         self.watch_runs = watch
         self._stop_watching = threading.Event()
         self.gpus = 0
+        self._keys_screens: list[str] = []  # names of the installed keys screens, oldest first
 
     def get_default_screen(self) -> Screen:
         return self.main
@@ -229,7 +235,15 @@ class FfdvApp(App[str]):
     # ------------------------------------------------------------ keys, palette, quitting
 
     def action_keys(self) -> None:
-        self.push_screen(HelpScreen(key_rows(self.screen)))
+        """The keys screen, built once per set of keys and kept: building it lays out and renders a long table."""
+        rows = key_rows(self.screen)
+        name = "keys:" + repr([(row.group, row.keys, row.description, row.help) for row in rows])
+        if not self.is_screen_installed(name):
+            if len(self._keys_screens) >= KEYS_SCREENS_KEPT:
+                self.uninstall_screen(self._keys_screens.pop(0))
+            self.install_screen(HelpScreen(rows), name)
+            self._keys_screens.append(name)
+        self.push_screen(name)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The palette: every key of the screen below it (from its bindings), then every run by name."""

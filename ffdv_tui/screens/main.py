@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Header, Static
+from textual.widgets import Static
 
 from engine.contract.config import load_config
 from engine.contract.launch import launch_run
@@ -33,6 +33,7 @@ from ffdv_tui.widgets.metrics_table import MetricsTable
 from ffdv_tui.widgets.run_list import RunList, status_text
 from ffdv_tui.widgets.run_progress import RunProgress
 from ffdv_tui.widgets.steady_footer import SteadyFooter
+from ffdv_tui.widgets.steady_header import SteadyHeader
 
 REPAINT_S = 0.25  # header and progress of the selected run
 FULL_REPAINT_S = 1.0  # its curves, table and log: a whole frame's work, once a second is plenty
@@ -74,7 +75,7 @@ class MainScreen(Screen):
         self._mounted = False  # the watcher's first update can come before the widgets exist
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield SteadyHeader()
         with Horizontal(id="body"):
             yield RunList(id="runs", classes="pane")
             with Vertical(id="run-view"):

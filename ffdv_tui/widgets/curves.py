@@ -7,6 +7,8 @@ about two per column before drawing, so a 100-epoch run costs what a short one d
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from rich.text import Text
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
@@ -14,6 +16,7 @@ from textual_plotext import PlotextPlot
 from ffdv_tui.run_snapshot import RunSnapshot
 
 FAINT = (110, 110, 110)
+FIGURES_KEPT = 6  # per plot: the runs flipped between
 LEGEND_MIN_HEIGHT = 14  # below this a legend would cover the lines: the title names the series instead
 METRIC_SERIES = (("auc", "AUC", "green"), ("accuracy", "Acc", "cyan"), ("f1", "F1", "magenta"))
 
@@ -50,37 +53,38 @@ def integer_ticks(low: float, high: float, count: int = 5) -> list[int]:
 
 
 class CachedPlot(PlotextPlot):
-    """A plot of one run's snapshot, built once per change of snapshot or size, not on every repaint.
+    """A plot of one run's snapshot, built once per snapshot and size, not on every repaint.
 
     textual-plotext rebuilds the figure (and parses its ANSI) in every ``render``; a
     dialog opening over the workbench, or another widget changing, would pay that for
-    both plots on every frame.
+    both plots on every frame. The last few figures are kept: snapshots never change, so
+    going back to a run that did not move since (a finished one, say) draws nothing.
     """
 
     run: reactive[RunSnapshot | None] = reactive(None, layout=False, repaint=False, init=False)
-    _version = 0
-    _cached: tuple[tuple, Text] | None = None
+    _figures: OrderedDict[tuple, Text] | None = None
 
     def draw(self, run: RunSnapshot | None) -> None:
         raise NotImplementedError
 
     def watch_run(self, run: RunSnapshot | None) -> None:
-        self.redraw()
+        self.refresh()
 
     def on_resize(self) -> None:
-        self.redraw()
-
-    def redraw(self) -> None:
-        """Draw the snapshot at the current size (points per column depend on it)."""
-        self.draw(self.run)
-        self._version += 1
         self.refresh()
 
     def render(self) -> Text:
-        key = (self._version, self.size.width, self.size.height, self.app.theme)
-        if self._cached is None or self._cached[0] != key:
-            self._cached = (key, super().render())
-        return self._cached[1]
+        if self._figures is None:
+            self._figures = OrderedDict()
+        key = (self.run, self.size.width, self.size.height, self.app.theme)
+        figure = self._figures.get(key)
+        if figure is None:
+            self.draw(self.run)  # points per column depend on the size
+            figure = self._figures[key] = super().render()
+            while len(self._figures) > FIGURES_KEPT:
+                self._figures.popitem(last=False)
+        self._figures.move_to_end(key)
+        return figure
 
 
 class LossPlot(CachedPlot):
