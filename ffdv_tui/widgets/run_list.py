@@ -65,6 +65,7 @@ class RunList(OptionList):
         super().__init__(**kwargs)
         self._names: list[str] = []
         self._prompts: list[str] = []
+        self._made: dict[tuple[RunSnapshot, int], Text] = {}  # prompts by snapshot: most runs are unchanged
 
     @property
     def names(self) -> list[str]:
@@ -74,7 +75,9 @@ class RunList(OptionList):
     def watch_runs(self, runs: tuple[RunSnapshot, ...]) -> None:
         """Rebuild the list only when something shown changed; keep the highlight on the selected run."""
         width = max(self.scrollable_content_region.width - 1, 12)
-        prompts = [run_prompt(r, width) for r in runs]
+        made = {(r, width): self._made.get((r, width)) or run_prompt(r, width) for r in runs}
+        self._made = made
+        prompts = [made[r, width] for r in runs]
         names = [r.name for r in runs]
         plain = [p.plain + r.status for p, r in zip(prompts, runs)]
         if names == self._names and plain == self._prompts:
