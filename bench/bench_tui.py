@@ -10,7 +10,7 @@ every core, with the two FFDI-sized runs and again with 200 runs more. The load 
 is printed before and after each part: a number taken on a busy machine says so.
 
     python bench/bench_tui.py [--presses 200] [--startups 5]     # about 8 minutes
-    python bench/bench_tui.py --presses 3 --startups 1 --runs 5 --no-training   # a smoke run
+    python bench/bench_tui.py --presses 3 --startups 1 --runs 5 --no-training --settle 0.2   # a smoke run
 """
 
 from __future__ import annotations
@@ -185,10 +185,10 @@ class Bench:
         self.results[f"first frame, {label}, each, s"] = " ".join(f"{t:.2f}" for t in times)
         self.note_load(f"after the first frames, {label}")
 
-    def keys(self, label: str, runs: Path, shown, presses: int) -> None:
+    def keys(self, label: str, runs: Path, shown, presses: int, settle: float) -> None:
         term = self.app(runs)
         term.wait_for(lambda s: "New run" in s and shown(s), 120)
-        time.sleep(2)  # every run read, the first repaints done
+        time.sleep(settle)  # every run read, the first repaints done
         kinds = press_keys(term, presses)
         term.close()
         every = [v for values in kinds.values() for v in values]
@@ -228,6 +228,7 @@ def main() -> int:
     parser.add_argument("--startups", type=int, default=5, help="start-ups per runs folder (default 5)")
     parser.add_argument("--runs", type=int, default=200, help="runs in the crowded runs folder (default 200)")
     parser.add_argument("--no-training", action="store_true", help="skip the parts with an engine training")
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds between start-up and the first key press")
     parser.add_argument("--json", type=Path, default=REPO / ".bench" / "tui.json")
     args = parser.parse_args()
     bin_dir = Path(sys.executable).parent
@@ -251,13 +252,13 @@ def main() -> int:
         bench.first_frames("100-epoch FFDI log", two, lambda s: "ffdi-100-epochs" in s, args.startups)
         bench.first_frames("many runs", crowded, lambda s: newest in s, args.startups)
 
-        bench.keys("idle", two, lambda s: "ffdi-100-epochs" in s, args.presses)
-        bench.keys("idle, many runs", crowded, lambda s: newest in s, args.presses)
+        bench.keys("idle", two, lambda s: "ffdi-100-epochs" in s, args.presses, args.settle)
+        bench.keys("idle, many runs", crowded, lambda s: newest in s, args.presses, args.settle)
         for label, runs in (("while training", two), ("while training, many runs", crowded)):
             if args.no_training:
                 break
             trainings.append(bench.train(runs))
-            bench.keys(label, runs, lambda s: "▶ training" in s, args.presses)
+            bench.keys(label, runs, lambda s: "▶ training" in s, args.presses, args.settle)
             stop(trainings.pop())
     finally:
         for paths in trainings:

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 
@@ -241,7 +242,8 @@ class FfdvApp(App[str]):
         if not self.is_screen_installed(name):
             if len(self._keys_screens) >= KEYS_SCREENS_KEPT:
                 self.uninstall_screen(self._keys_screens.pop(0))
-            self.install_screen(HelpScreen(rows), name)
+            # without the palette's callables: a kept keys screen must not keep a closed screen (and its data) alive
+            self.install_screen(HelpScreen([replace(row, run=None) for row in rows]), name)
             self._keys_screens.append(name)
         self.push_screen(name)
 
