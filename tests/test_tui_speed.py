@@ -109,3 +109,11 @@ def test_the_benchmark_reports_every_number_in_a_smoke_run(tmp_path: Path) -> No
                 "start-ups per runs folder / presses per key"):
         assert key in report, key
     assert "load average (1 / 5 / 15 min) at the start" in result.stdout
+
+
+def test_the_workbench_and_its_keys_screen_do_not_import_pandas() -> None:
+    """pandas (about 0.3 s to import) is for the predictions, dataset and matrix screens, not the first frame or ``?``."""
+    code = ("import sys; import ffdv_tui.app; from ffdv_tui.screens.help import dialog_rows; dialog_rows(); "
+            "print(sorted(m for m in ('pandas', 'torch', 'timm') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
@@ -13,9 +14,11 @@ from textual.containers import Vertical
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from engine.contract.matrixstore import MatrixSummary
 from engine.contract.text import printable
 from ffdv_tui.screens.dialog import DialogScreen
+
+if TYPE_CHECKING:  # matrixstore brings pandas: the keys screen lists this dialog's keys and must not wait for it
+    from engine.contract.matrixstore import MatrixSummary
 
 
 class MatrixListScreen(DialogScreen[Path | None]):
