@@ -40,6 +40,22 @@ def write_ffdi(root: Path, counts: dict[str, int], seed: int = 0, size: int = 72
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_engine_outlives_the_tests(tmp_path_factory: pytest.TempPathFactory):
+    """Engines are their own processes: one that a failing test left behind would hog the cores for every later test."""
+    yield
+    import os
+    import signal
+
+    from engine.contract.launch import _pid_alive, read_json
+
+    for path in tmp_path_factory.getbasetemp().rglob("engine*.json"):
+        info = read_json(path) or {}
+        for key in ("engine_pid", "pid"):  # the engine, then its supervisor
+            if _pid_alive(info.get(key), info.get("started")):
+                os.kill(info[key], signal.SIGKILL)
+
+
 @pytest.fixture(scope="session")
 def tiny_ffdi(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Read-only tiny dataset (copy it before breaking it)."""
