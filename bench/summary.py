@@ -31,13 +31,13 @@ def rows(found: dict[str, dict]) -> list[tuple[str, str]]:
         out.append(("replay of 1M events into a run summary, s", f"{store['1M: replay into RunState, s']:.2f}"))
     tui = found.get("tui")
     if tui:
-        out.append(("ffdv-tui first frame: empty / 100-epoch log / many runs, s",
+        out.append(("ffdv-tui first frame, empty / FFDI / 200 runs, s",
                     " / ".join(f"{tui[f'first frame, {what}, s (median)']:.2f}"
                                for what in ("empty runs folder", "100-epoch FFDI log", "many runs"))))
         out.append(("key press to screen, idle, p50 / p95 ms",
                     f"{tui['key press, idle, p50 ms']:.0f} / {tui['key press, idle, p95 ms']:.0f}"))
         if "key press, while training, p95 ms" in tui:
-            out.append(("key press to screen while training, p50 / p95 / max ms",
+            out.append(("key press while training, p50 / p95 / max ms",
                         f"{tui['key press, while training, p50 ms']:.0f} / "
                         f"{tui['key press, while training, p95 ms']:.0f} / {tui['key press, while training, max ms']:.0f}"))
     scale = found.get("scale")
