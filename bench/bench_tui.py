@@ -10,7 +10,7 @@ every core, with the two FFDI-sized runs and again with 200 runs more. The load 
 is printed before and after each part: a number taken on a busy machine says so.
 
     python bench/bench_tui.py [--presses 200] [--startups 5]     # about 8 minutes
-    python bench/bench_tui.py --presses 3 --startups 1 --runs 5 --no-training --settle 0.2   # a smoke run
+    python bench/bench_tui.py --presses 3 --startups 1 --runs 5 --no-training --settle 0.2 --epochs 3   # smoke
 """
 
 from __future__ import annotations
@@ -129,13 +129,13 @@ def press_keys(term: Terminal, presses: int) -> dict[str, list[float]]:
     return kinds
 
 
-def big_run(runs: Path) -> None:
+def big_run(runs: Path, epochs: int = 100) -> None:
     """A finished 100-epoch FFDI-sized run (27k events) for the app to replay and draw."""
     paths = RunPaths(runs / "ffdi-100-epochs")
     paths.root.mkdir(parents=True)
     config = load_config(overrides={"data.root": "/data/ffdi", "model.name": "efficientnet_b1"})
     save_config(paths, config)
-    write_log(paths.events, long_run_events(100, 8194, 250, 18))
+    write_log(paths.events, long_run_events(epochs, 8194, 250, 18))
 
 
 def many_runs(runs: Path, count: int) -> None:
@@ -228,6 +228,7 @@ def main() -> int:
     parser.add_argument("--startups", type=int, default=5, help="start-ups per runs folder (default 5)")
     parser.add_argument("--runs", type=int, default=200, help="runs in the crowded runs folder (default 200)")
     parser.add_argument("--no-training", action="store_true", help="skip the parts with an engine training")
+    parser.add_argument("--epochs", type=int, default=100, help="epochs of the two FFDI-sized runs (default 100)")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds between start-up and the first key press")
     parser.add_argument("--json", type=Path, default=REPO / ".bench" / "tui.json")
     args = parser.parse_args()
@@ -241,7 +242,7 @@ def main() -> int:
     bench.results["many runs"] = f"{args.runs} runs of 10 epochs, and the two 100-epoch FFDI runs"
     empty, two, crowded = tmp / "empty", tmp / "two", tmp / "crowded"
     empty.mkdir()
-    big_run(two)
+    big_run(two, args.epochs)
     shutil.copytree(two / "ffdi-100-epochs", two / "ffdi-100-epochs-copy")
     shutil.copytree(two, crowded, dirs_exist_ok=True)
     many_runs(crowded, args.runs)
