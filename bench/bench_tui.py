@@ -57,7 +57,8 @@ class Terminal:
         pid, fd = pty.fork()
         if pid == 0:
             os.execvpe(argv[0], argv, env)
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
+        # cells of 10x20 pixels, as a terminal emulator reports them (textual-image reads its cell size from this)
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, COLS * 10, ROWS * 20))
         self.pid, self.fd = pid, fd
 
     def text(self) -> str:
@@ -73,6 +74,8 @@ class Terminal:
             return b""
         if b"\x1b[6n" in data:  # answer cursor-position queries, as a real terminal does
             os.write(self.fd, f"\x1b[{self.screen.cursor.y + 1};{self.screen.cursor.x + 1}R".encode())
+        if b"\x1b[c" in data:  # and device-attribute queries, as xterm does (no sixel); kitty's graphics go unanswered
+            os.write(self.fd, b"\x1b[?62;22c")
         return data
 
     def wait_for(self, predicate, timeout: float) -> float:
