@@ -93,3 +93,26 @@ def test_start_a_run_from_the_keyboard_and_quit_while_it_trains(tmp_path: Path) 
     assert wait_for(lambda: engine_alive(paths) is False, 180), "the engine did not finish on its own"
     finished = read_events(paths.events)[-1]
     assert finished.kind == "run_finished" and finished.status == "completed" and finished.epochs_completed == 2
+
+
+@pytest.mark.parametrize("key", ["k", "v", "d"])
+def test_with_previews_off_screens_open_without_stray_keys(tmp_path: Path, key: str) -> None:
+    """``--images none``: no terminal question may be asked while the app reads the keyboard.
+
+    textual-image asks the terminal about graphics when it is imported; imported by a screen
+    after start-up, the terminal's answer arrived as key presses and a ``?`` in it opened the
+    keys screen on top of the one just opened.
+    """
+    from conftest import install_fixture_runs
+
+    runs = install_fixture_runs(tmp_path / "runs")
+    tmux = Tmux(f"ffdv-none-{key}-{os.getpid()}", 120, 36, f"--runs {runs} --data {SAMPLE_DATA} --images none",
+                tmp_path, tmp_path / "cache")
+    try:
+        tmux.wait_for(lambda s: "n New run" in s and "finished" in s, 60, "the workbench")
+        tmux.keys(key)
+        tmux.wait_for(lambda s: "esc Back" in s and "n New run" not in s, 60, "the screen behind the key")
+        tmux.keys("Escape")  # leaves that screen, unless a keys screen opened on top of it
+        tmux.wait_for(lambda s: "n New run" in s and "This screen" not in s, 60, "the workbench again")
+    finally:
+        tmux.close()

@@ -20,16 +20,25 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Sparkline, Static
 
-# textual-image asks the terminal for its cell size when imported; it must happen before the app starts.
-from textual_image.widget import HalfcellImage, SixelImage, TGPImage
-from textual_image.widget import Image as AutoImage
-
 from engine.contract.images import BadImage, open_rgb
 from engine.contract.text import printable
 
 THUMBNAIL = 384
 CACHE_SIZE = 256
-IMAGE_WIDGETS = {"auto": AutoImage, "halfcell": HalfcellImage, "sixel": SixelImage, "tgp": TGPImage}
+IMAGE_WIDGETS = {"auto": "Image", "halfcell": "HalfcellImage", "sixel": "SixelImage", "tgp": "TGPImage"}
+
+
+def image_widget(mode: str) -> type:
+    """textual-image's widget for a preview mode, imported only when pictures are on.
+
+    Importing textual-image asks the terminal about graphics and its cell size. ``ffdv-tui``
+    does that before the app runs (``__main__``); asked later, while Textual reads the
+    keyboard, the terminal's answers arrive as key presses (a ``?`` opened the keys screen).
+    With ``--images none`` it is never imported.
+    """
+    import textual_image.widget
+
+    return getattr(textual_image.widget, IMAGE_WIDGETS[mode])
 
 
 class ThumbnailCache:
@@ -102,7 +111,7 @@ class ImagePreview(Vertical):
         if self.mode == "none":
             yield Static("previews are off (--images none)", id="picture", classes="picture-off")
         else:
-            yield IMAGE_WIDGETS[self.mode](id="picture")
+            yield image_widget(self.mode)(id="picture")
         yield Static(id="caption")
         yield Sparkline([], id="history")
         yield Static(id="history-caption")
