@@ -34,6 +34,7 @@ from engine.contract.scan import ScanReport, scan_dataset
 from engine.contract.text import plain_text, printable
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
+from ffdv_tui.widgets.path_suggester import PathSuggester
 
 QUICK_ROWS = 1000
 LABELS = {0: "real", 1: "fake", -1: "–"}
@@ -159,7 +160,8 @@ class DatasetScreen(Screen):
         yield Header()
         with Horizontal(id="ds-top"):
             yield Label("Dataset")
-            yield Input(str(self.root or ""), id="ds-path", compact=True, placeholder="a dataset folder (enter opens)")
+            yield Input(str(self.root or ""), id="ds-path", compact=True, suggester=PathSuggester(),
+                        placeholder="a dataset folder (enter opens; → completes)")
         yield Static(id="ds-summary")
         with Horizontal(id="ds-scan"):
             yield ProgressBar(id="scan-progress", show_eta=True)

@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.contract.text import printable
 from ffdv_tui.screens.dialog import DialogScreen
+from ffdv_tui.widgets.path_suggester import PathSuggester
 
 SPLITS = ("val", "test", "train")
 
@@ -55,7 +56,8 @@ class JobScreen(DialogScreen[JobRequest | None]):
             yield Static(Text(printable(self.title_text)), id="job-title")
             with Horizontal(classes="field"):
                 yield Label("Dataset", classes="field-label")
-                yield Input(self.data, id="job-data", compact=True, placeholder="dataset root or split folder")
+                yield Input(self.data, id="job-data", compact=True, suggester=PathSuggester(),
+                            placeholder="dataset root or split folder (→ completes)")
             with Horizontal(classes="field"):
                 yield Label("Split", classes="field-label")
                 yield Select([(s, s) for s in SPLITS], value=self.split, id="job-split", allow_blank=False,

@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, Label, SelectionList, Static
 from engine.contract.perturbspec import STANDARD_SUITE, check_spec
 from engine.contract.text import plain_text
 from ffdv_tui.screens.dialog import DialogScreen
+from ffdv_tui.widgets.path_suggester import PathSuggester
 
 ENSEMBLE_CHOICES = (("mean of probabilities", "mean"), ("mean of ranks", "rank"), ("weight average (soup)", "soup"),
                     ("greedy soup", "greedy"))
@@ -56,8 +57,8 @@ class MatrixFormScreen(DialogScreen[MatrixRequest | None]):
             yield Static(plain_text(self.title_text), id="matrix-form-title")
             with Horizontal(classes="field"):
                 yield Label("Datasets", classes="field-label")
-                yield Input(" ".join(self.datasets), id="matrix-data", compact=True,
-                            placeholder="split folders or dataset roots (val), separated by spaces")
+                yield Input(" ".join(self.datasets), id="matrix-data", compact=True, suggester=PathSuggester(),
+                            placeholder="split folders or dataset roots (val), separated by spaces; → completes")
             yield Label("Perturbations")
             yield SelectionList[str](*[(spec, spec, True) for spec in STANDARD_SUITE if spec != "none"],
                                      id="matrix-perturbations", compact=True)
