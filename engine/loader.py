@@ -106,7 +106,7 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 class ImageDataset(torch.utils.data.Dataset):
     """Items are (image uint8 CHW or None, target, index, reason); indexed by (index, epoch)."""
 
-    def __init__(self, split: Split, transform: v2.Compose, decode_size: int, seed: int = 0,
+    def __init__(self, split: Split, transform: v2.Compose | None, decode_size: int, seed: int = 0,
                  max_pixels: int = DEFAULT_MAX_PIXELS):
         self.folder = str(split.folder)
         self.names = np.array([n.encode("utf-8") for n in split.names], dtype=np.bytes_)

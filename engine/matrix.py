@@ -50,7 +50,7 @@ from engine.ensemble import (
     view_input,
 )
 from engine.inference import Scores
-from engine.loader import DeviceNormalizer, EpochSampler, ImageSpec, eval_transform, sample_seed
+from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, ImageSpec, eval_transform, sample_seed
 from engine.metrics import detection_metrics
 from engine.models import read_state_dict
 from engine.perturb import perturb_image, perturbation_seed
@@ -183,27 +183,23 @@ def check_soup_plan(members: list[Member]) -> None:
 # ---------------------------------------------------------------- one pass over a cell
 
 
-class CellDataset(torch.utils.data.Dataset):
-    """Items: (one uint8 H x W x 3 tensor per input group, or None; target; index; reason)."""
+class CellDataset(ImageDataset):
+    """Items: (one uint8 H x W x 3 tensor per input group, or None; target; index; reason).
+
+    The loader's dataset, with the cell's perturbation applied to the decoded image at its own
+    resolution and one transform per input group (models of one size share a resized image).
+    """
 
     def __init__(self, split: Split, perturbation: Perturbation, transforms: list, decode_size: int, seed: int):
-        self.folder = str(split.folder)
-        self.names = np.array([n.encode("utf-8") for n in split.names], dtype=np.bytes_)
-        targets = split.targets if split.targets is not None else np.full(len(split.names), -1)
-        self.targets = np.asarray(targets, dtype=np.int64)
+        super().__init__(split, transform=None, decode_size=decode_size, seed=seed)
         self.perturbation = perturbation
         self.transforms = transforms
-        self.decode_size = decode_size
-        self.seed = seed
-
-    def __len__(self) -> int:
-        return len(self.names)
 
     def __getitem__(self, key):
         index = key[0] if isinstance(key, tuple) else key
         target = int(self.targets[index])
         try:
-            img = open_rgb(f"{self.folder}/{self.names[index].decode('utf-8')}", self.decode_size)
+            img = open_rgb(f"{self.folder}/{self.name(index)}", self.decode_size, self.max_pixels)
         except BadImage as exc:
             return None, target, index, str(exc)
         img = perturb_image(self.perturbation, img, perturbation_seed(self.seed, self.perturbation, index))
