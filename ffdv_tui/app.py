@@ -105,12 +105,13 @@ class FfdvApp(App[str]):
         return self.main
 
     def on_mount(self) -> None:
+        # The newest runs before the first frame (reading stops once the budget is spent, so a folder of
+        # hundreds of runs never holds it up); the watcher thread reads the rest and shows them as they come.
+        update = self.model.poll(budget=FIRST_READ_BUDGET_S if self.watch_runs else None)
+        if update is not None:
+            self._take(update)
         if self.watch_runs:
-            self._watch()  # reads the runs folder, newest logs first, while the first frame is drawn
-        else:
-            update = self.model.poll()
-            if update is not None:
-                self._take(update)
+            self._watch()
         self.call_after_refresh(self.main.repaint)
         if self.quiet_gc:
             self.call_after_refresh(quiet_garbage_collector)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -44,22 +45,26 @@ def test_the_first_poll_reports_an_empty_or_missing_runs_folder(tmp_path: Path) 
     assert update is not None and update.complete and not update.runs
 
 
-async def test_the_first_frame_does_not_wait_for_the_runs_folder(tmp_path: Path, monkeypatch) -> None:
-    """on_mount only starts the watcher: reading the logs happens on its thread."""
+async def test_the_first_frame_reads_only_the_newest_run_once_the_budget_is_spent(tmp_path: Path, monkeypatch) -> None:
+    """Before the first frame the UI thread reads runs only until the budget is spent; the watcher reads the rest."""
     runs = install_fixture_runs(tmp_path / "runs")
-    polled_on_mount = []
+    age(runs, ["finished", "crashed", "stopped"])
+    monkeypatch.setattr("ffdv_tui.app.FIRST_READ_BUDGET_S", 0.0)
+    on_ui_thread = []
     app = make_app(runs)
     original = app.model.poll
 
     def poll(*args, **kwargs):
-        polled_on_mount.append(app._thread_id == __import__("threading").get_ident())
-        return original(*args, **kwargs)
+        update = original(*args, **kwargs)
+        if app._thread_id == threading.get_ident():
+            on_ui_thread.append(set(update.runs) if update else None)
+        return update
 
     monkeypatch.setattr(app.model, "poll", poll)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for_runs(pilot, app, FIXTURE_NAMES)
         assert app.main.listed
-    assert polled_on_mount and not any(polled_on_mount)
+    assert on_ui_thread == [{"stopped"}]
 
 
 async def test_closing_the_keys_screen_builds_no_new_footer(tmp_path: Path, monkeypatch) -> None:
