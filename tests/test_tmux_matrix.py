@@ -39,8 +39,9 @@ def test_mark_two_checkpoints_and_see_the_matrix_in_tmux(sample_runs: Path, tmp_
         tmux.keys("Space")
         tmux.wait_for(lambda s: "for a matrix (x):" in s, 10, "the first mark")
         tmux.keys("Down", "Space")
-        tmux.wait_for(lambda s: "sample-a/epoch-001, sample-b/epoch-001" in s or
-                      "sample-b/epoch-001, sample-a/epoch-001" in s, 10, "both marks")
+        # the detail pane wraps the list of marks: look for both names after its label
+        tmux.wait_for(lambda s: "for a matrix (x):" in s and all(f"{run}/epoch-001" in s.split("for a matrix (x):")[1]
+                                                                 for run in ("sample-a", "sample-b")), 30, "both marks")
         tmux.keys("x")
         tmux.wait_for(lambda s: "Evaluation matrix of" in s and "jpeg:50" in s, 10, "the matrix form")
         tmux.keys("C-s")
