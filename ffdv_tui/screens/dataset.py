@@ -203,14 +203,18 @@ class DatasetScreen(Screen):
 
     # ------------------------------------------------------------ reading the dataset and the health scan
 
-    def action_rescan(self) -> None:
-        """Read the label files once: the image table and the scan both use what was read."""
-        if self.root is None:
-            return
+    def _show_progress(self) -> None:
+        """An empty, indeterminate bar for a scan or an audit about to start (x cancels either)."""
         self._stop_scan = False
         bar = self.query_one("#scan-progress", ProgressBar)
         bar.display = True
         bar.update(total=None, progress=0)
+
+    def action_rescan(self) -> None:
+        """Read the label files once: the image table and the scan both use what was read."""
+        if self.root is None:
+            return
+        self._show_progress()
         self._read_and_scan(self.root, self.current_split)
 
     def action_cancel_scan(self) -> None:
@@ -289,10 +293,7 @@ class DatasetScreen(Screen):
     def action_leakage(self) -> None:
         if self.root is None:
             return
-        self._stop_scan = False
-        bar = self.query_one("#scan-progress", ProgressBar)
-        bar.display = True
-        bar.update(total=None, progress=0)
+        self._show_progress()
         self._audit(self.root)
 
     @work(thread=True, exclusive=True, group="dataset-leakage")
