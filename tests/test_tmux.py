@@ -75,8 +75,12 @@ def test_start_a_run_from_the_keyboard_and_quit_while_it_trains(tmp_path: Path) 
         tmux.keys("n")
         tmux.wait_for(lambda s: re.search(r"Model\s+resnet10t\s+✓", s) is not None, 120,
                       "the form, with the model list loaded")
-        tmux.keys("Tab", "Tab", "Tab")  # dataset -> model -> image size -> epochs (its text is selected)
-        tmux.keys("2")
+        tmux.wait_for(lambda s: "Dataset: a dataset folder" in s, 30, "the dataset field's help (it has focus)")
+        for label in ("Model", "Image size", "Epochs"):  # each Tab's own answer: the next field's help line
+            tmux.keys("Tab")
+            tmux.wait_for(lambda s, label=label: re.search(rf"^\W*{label}: .* · \S+\s*\W*$", s, re.M) is not None, 30,
+                          f"the {label} field's help")
+        tmux.keys("2")  # the epochs text was selected on focus: it becomes 2
         tmux.wait_for(lambda s: re.search(r"Epochs\s+2\s+✓", s) is not None, 60, "epochs = 2")
         tmux.keys("C-s")
         first = tmux.wait_for(lambda s: (step_count(s) or 0) > 0, 90, "the first steps")

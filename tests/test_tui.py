@@ -176,6 +176,25 @@ async def test_every_bad_value_is_explained_and_blocks_start(runs: Path, tmp_pat
         assert "weights file" in str(form.query_one("#pretrained-why").render()) and start.disabled
 
 
+async def test_tab_walks_the_fields_and_the_help_line_follows_the_focus(runs: Path) -> None:
+    from engine.contract.config import load_config
+    from ffdv_tui.screens.new_run import FIELDS, parse
+
+    app = make_app(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = await open_form(pilot, app)
+        help_line = form.query_one("#field-help")
+        for field in FIELDS:  # every field, in order; each says what it is and the setting it becomes
+            await wait_until(pilot, lambda field=field: app.focused is form.query_one(f"#{field.name}"), 10, field.name)
+            text = str(help_line.render())
+            assert text.startswith(f"{field.label}: "), text
+            if field.key is not None:
+                assert text.endswith(f" · {field.key}"), text
+                value = parse(field, str(form.query_one(f"#{field.name}").value))
+                load_config(overrides={field.key: value})  # the help names a real setting
+            await pilot.press("tab")
+
+
 async def test_dataset_field_reports_broken_label_files(runs: Path, tiny_copy: Path) -> None:
     (tiny_copy / "valset_label.txt").write_text("img_name,target\nval00000.jpg,5\n")
     app = make_app(runs)

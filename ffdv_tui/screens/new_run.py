@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -39,6 +39,24 @@ class Field:
     key: str | None  # config setting, "section.key"
     kind: type | None = None  # int / float for numbers, None for text
     choices: tuple[str, ...] = ()
+
+
+# shown under the form while the field has focus, with the setting it becomes
+FIELD_HELP = {
+    "data": "a dataset folder: the FFDI layout (trainset/, trainset_label.txt, ...) or train/ and val/ class folders",
+    "model": "any timm model name; type to see completions",
+    "img_size": "images are resized to this many pixels a side",
+    "epochs": "passes over the training images",
+    "batch_size": "images per step on each GPU (or on the CPU)",
+    "lr": "auto: 1e-3 from scratch, 2e-4 fine-tuning, scaled by batch/32; or a number",
+    "optimizer": "adamw, adam or sgd (timm's optimizer factory)",
+    "schedule": "cosine with warmup, step, or constant learning rate",
+    "augment": "none; light: flip, random resized crop; strong: + colour jitter, blur, JPEG re-compression",
+    "amp": "auto: bf16 on CUDA, off elsewhere; bf16; fp16; off",
+    "pretrained": "empty: from scratch; a .safetensors/.pth weights file; hub: timm's download (needs internet)",
+    "gpus": "processes on this machine, one per GPU, through torchrun",
+    "name": "the run's folder under the runs folder; taken names get -2, -3...; empty: a timestamp",
+}
 
 
 FIELDS = [
@@ -142,6 +160,10 @@ class NewRunScreen(DialogScreen[str | None]):
     NewRunScreen #form {
         height: 1fr;
     }
+    NewRunScreen #field-help {
+        height: 2;
+        color: $text-muted;
+    }
     """
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
@@ -200,6 +222,7 @@ class NewRunScreen(DialogScreen[str | None]):
                             yield Input(values[field.name], id=field.name, classes="field-input",
                                         placeholder=_placeholder(field), compact=True)
                         yield Static("", id=f"{field.name}-why", classes="field-why")
+            yield Static("", id="field-help")
             with Horizontal(id="form-buttons"):
                 yield Button("Start", variant="success", id="start", disabled=True)
                 yield Button("Cancel", id="cancel")
@@ -210,6 +233,13 @@ class NewRunScreen(DialogScreen[str | None]):
                 self._check(field, self.query_one(f"#{field.name}", Input).value)
         self._load_models()
         self.query_one("#data", Input).focus()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """The focused field's meaning and the setting it becomes: where Tab went is always on screen."""
+        field = next((BY_NAME[w.id] for w in event.widget.ancestors_with_self if w.id in BY_NAME), None)
+        if field is not None:
+            setting = field.key or "--nproc-per-node"
+            self.query_one("#field-help", Static).update(Text(f"{field.label}: {FIELD_HELP[field.name]} · {setting}"))
 
     # ------------------------------------------------------------ checks
 
