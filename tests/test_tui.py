@@ -46,7 +46,7 @@ async def test_selecting_a_run_shows_its_curves_metrics_and_header(runs: Path) -
         await wait_until(pilot, lambda: table.row_count == 3 and app.sub_title.startswith("finished · "), 10,
                          "the finished run's three validations")
         assert app.sub_title.startswith("finished · ✓ finished · cpu")
-        best_row = [str(c) for c in table.get_row("3")]
+        best_row = table.row_at("3")
         assert best_row[0] == "3 ★" and best_row[1] == "0.8206"
         loss = app.query_one(LossPlot)
         run = app.selected_run

@@ -1,4 +1,4 @@
-"""A table over a pandas DataFrame that draws only the rows on screen.
+"""A table over a pandas DataFrame (or plain columns of values) that draws only the rows on screen.
 
 Cells are drawn as raw segments, so each goes through printable() first: an image named
 ``\\x1b]0;TITLE\\x07`` shows that text, it does not retitle the terminal.
@@ -6,17 +6,17 @@ Cells are drawn as raw segments, so each goes through printable() first: an imag
 Textual's DataTable holds every row as widget data: 150,000 predictions or a
 1,000,000-line label file would take seconds to add and much memory. This widget
 keeps the frame's columns as numpy arrays and formats the visible rows on demand
-(Textual's line API), so opening, filtering and sorting cost what pandas costs.
+(Textual's line API), so opening, filtering and sorting cost what pandas costs. The
+workbench's validations table shows plain columns through ``set_rows``: switching runs
+costs the same for ten validations or a thousand, and imports neither numpy nor pandas.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
@@ -27,6 +27,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from engine.contract.text import printable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,10 @@ def _fit(text: str, width: int, justify: str) -> str:
 class FrameTable(ScrollView, can_focus=True):
     """Rows of a DataFrame under a fixed header; the cursor row is highlighted and announced."""
 
-    COMPONENT_CLASSES = {"frame-table--header", "frame-table--cursor"}
+    COMPONENT_CLASSES = {"frame-table--header", "frame-table--cursor", "frame-table--even-row"}
     DEFAULT_CSS = """
     FrameTable > .frame-table--header { text-style: bold; background: $panel; }
+    FrameTable > .frame-table--even-row { background: $surface-lighten-1 50%; }
     FrameTable > .frame-table--cursor { background: $accent 40%; }
     FrameTable:focus > .frame-table--cursor { background: $accent; color: $text; }
     """
@@ -66,6 +70,7 @@ class FrameTable(ScrollView, can_focus=True):
     ]
 
     cursor_row: reactive[int] = reactive(0)
+    zebra_stripes = False  # every other row on a lighter background
 
     class RowHighlighted(Message):
         """The cursor moved to ``row`` (position in the table); ``index`` is the frame's index label."""
@@ -83,27 +88,42 @@ class FrameTable(ScrollView, can_focus=True):
     def __init__(self, columns: list[Column], **kwargs) -> None:
         super().__init__(**kwargs)
         self.columns = columns
-        self._data: list[np.ndarray] = []
-        self._index: np.ndarray = np.empty(0)
+        self._data: list[Sequence] = []
+        self._index: Sequence = ()
         self.row_count = 0
 
     def set_frame(self, frame: pd.DataFrame, keep_index: Any = None) -> None:
         """Show ``frame``; the cursor goes to the row whose index is ``keep_index`` (if present), else the top."""
-        self._data = [frame[c.key].to_numpy() for c in self.columns]
-        self._index = frame.index.to_numpy()
-        self.row_count = len(frame)
+        import numpy as np  # the caller has pandas, hence numpy, loaded already
+
+        index = frame.index.to_numpy()
+        row = 0
+        if keep_index is not None and len(index):
+            found = np.flatnonzero(index == keep_index)
+            row = int(found[0]) if len(found) else 0
+        self.set_rows([frame[c.key].to_numpy() for c in self.columns], index, row)
+
+    def set_rows(self, data: list[Sequence], index: Sequence, row: int = 0) -> None:
+        """Show ``data`` (one sequence of values per column, in the order of ``columns``); the cursor on ``row``.
+
+        Nothing is formatted here: the rows are drawn when they come into view.
+        """
+        self._data = data
+        self._index = index
+        self.row_count = len(index)
         width = sum(c.width + 1 for c in self.columns)
         self.virtual_size = Size(width, self.row_count + 1)  # +1: the header line
-        row = 0
-        if keep_index is not None and self.row_count:
-            found = np.flatnonzero(self._index == keep_index)
-            row = int(found[0]) if len(found) else 0
-        self.cursor_row = row
+        self.cursor_row = max(0, min(row, self.row_count - 1))
+        self._scroll_to_cursor()
         self._announce()
         self.refresh()
 
     def index_at(self, row: int) -> Any:
         return self._index[row] if 0 <= row < self.row_count else None
+
+    def row_style(self, row: int) -> str:
+        """A rich style for the whole of ``row`` (none here; a subclass marks rows it cares about)."""
+        return ""
 
     def value_at(self, row: int, key: str) -> Any:
         """The value of column ``key`` in ``row`` (as shown, before formatting)."""
@@ -126,14 +146,19 @@ class FrameTable(ScrollView, can_focus=True):
         if row >= self.row_count:
             return Strip.blank(width, base)
         cursor = row == self.cursor_row
-        row_style = self.get_component_rich_style("frame-table--cursor") if cursor else base
+        if cursor:
+            row_style = self.get_component_rich_style("frame-table--cursor")
+        else:
+            if self.zebra_stripes and row % 2 == 0:
+                base = self.get_component_rich_style("frame-table--even-row")
+            row_style = base + Style.parse(self.row_style(row))
         segments = []
         for column, data in zip(self.columns, self._data):
             value = data[row]
             cell = _fit(column.fmt(value), column.width, column.justify)
             style = row_style
             if column.style is not None and not cursor:
-                style = base + Style.parse(column.style(value) or "")
+                style = row_style + Style.parse(column.style(value) or "")
             segments += [Segment(cell, style), Segment(" ", row_style)]
         return Strip(segments).crop(scroll_x, scroll_x + width).extend_cell_length(width, row_style)
 
@@ -142,6 +167,15 @@ class FrameTable(ScrollView, can_focus=True):
     def watch_cursor_row(self, old: int, new: int) -> None:
         self.refresh_line_for_row(old)
         self.refresh_line_for_row(new)
+        self._scroll_to_cursor()
+
+    def on_resize(self) -> None:
+        self._scroll_to_cursor()
+
+    def _scroll_to_cursor(self) -> None:
+        if not self.size.height:
+            return  # not laid out yet: on_resize brings the cursor into view
+        new = self.cursor_row
         top, visible = self.scroll_offset.y, max(self.size.height - 1, 1)  # the header takes a line
         if new < top:
             self.scroll_to(y=new, animate=False, force=True)
