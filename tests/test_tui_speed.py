@@ -122,3 +122,43 @@ def test_the_workbench_and_its_keys_screen_do_not_import_pandas() -> None:
             "print(sorted(m for m in ('pandas', 'torch', 'timm') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+async def test_switching_runs_formats_each_validations_table_once_and_shows_the_newest_row(tmp_path: Path,
+                                                                                          monkeypatch) -> None:
+    """The validations table is drawn from columns kept per run (a DataTable re-added every row on each switch)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from bench_runstore import long_run_events, write_log
+
+    from engine.contract.config import load_config, save_config
+    from engine.contract.runstore import RunPaths
+    from ffdv_tui.widgets import metrics_table
+    from ffdv_tui.widgets.metrics_table import MetricsTable
+
+    runs = install_fixture_runs(tmp_path / "runs")
+    long = RunPaths(runs / "long")
+    long.root.mkdir()
+    save_config(long, load_config())
+    write_log(long.events, long_run_events(40, 100, 4, 2))
+    made = []
+    original = metrics_table.validation_columns
+
+    def counting(run):
+        made.append(run.name if run else None)
+        return original(run)
+
+    monkeypatch.setattr(metrics_table, "validation_columns", counting)
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for_runs(pilot, app, FIXTURE_NAMES | {"long"})
+        table = app.query_one(MetricsTable)
+        for name in ["long", "finished"] * 3:
+            app.select_run(name)
+            rows = 40 if name == "long" else 3
+            await wait_until(pilot, lambda rows=rows: table.row_count == rows, 30, f"the {rows} validations of {name}")
+        assert made.count("long") == 1 and made.count("finished") == 1
+        app.select_run("long")
+        await wait_until(pilot, lambda: table.row_count == 40, 30, "the 40 validations")
+        assert table.cursor_row == 39 and table.index_at(39) == "40"
+        lines = [table.render_line(y).text for y in range(table.size.height)]
+        assert "epoch" in lines[0] and lines[-1].startswith("40") and not any(line.startswith("1 ") for line in lines)
