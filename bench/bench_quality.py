@@ -46,6 +46,13 @@ RECIPES: dict[str, tuple[dict, str]] = {
     "label-smooth": ({"optim": {"label_smoothing": 0.1}}, "label smoothing 0.1"),
     "no-aug": ({"data": {"augment": "none"}}, "the default without augmentation (resized whole images)"),
     "longer": ({"train": {"epochs_factor": 2}}, "the default with twice the epochs"),
+    "mixup": ({"optim": {"mixup": 0.2}}, "the default with mixup (timm's Mixup, alpha 0.2, soft-target loss)"),
+    "srm": ({"model": {"stem": "srm"}},
+            "the default behind a fixed SRM high-pass stem: the backbone sees only the residuals, not the content"),
+    "native-crop": ({"data": {"crop": "native", "eval_grid": 3}},
+                    "random crops at native resolution (no resize), scored by the mean over a 3 x 3 grid of crops"),
+    "native+srm": ({"data": {"crop": "native", "eval_grid": 3}, "model": {"stem": "srm"}},
+                   "native crops and the SRM stem: residuals at full resolution"),
 }
 COLUMNS = ("recipe", "val_auc", "test_auc_unseen_sources", "test_auc_unseen_family", "minutes")
 

@@ -32,14 +32,40 @@ class Scores:
         return float(self.loss[labelled].mean()) if labelled.any() else None
 
 
+CROP_FLOOR = 1e-7  # the loss of a multi-crop score: -log of the probability, floored so it stays finite
+
+
+def reduce_crops(probs: torch.Tensor, crops: int, reduce: str) -> torch.Tensor:
+    """Probabilities of fake of N*K crops (consecutive per image) -> one per image: their mean, or their max (a local
+    forgery shows in some crops only)."""
+    per_image = probs.view(-1, crops)
+    return per_image.amax(dim=1) if reduce == "max" else per_image.mean(dim=1)
+
+
+def image_scores(logits: torch.Tensor, targets: torch.Tensor, crops: int, reduce: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probability of fake and cross-entropy per image (0 loss when unlabelled) from the logits of its crops."""
+    logits = logits.float()
+    labelled = targets >= 0
+    if crops == 1:
+        losses = F.cross_entropy(logits, targets.clamp(min=0), reduction="none") * labelled
+        return logits.softmax(dim=1)[:, 1], losses
+    probs = reduce_crops(logits.softmax(dim=1)[:, 1], crops, reduce)
+    p = probs.clamp(CROP_FLOOR, 1.0 - CROP_FLOOR)
+    losses = torch.where(targets == 1, -torch.log(p), -torch.log1p(-p)) * labelled
+    return probs, losses
+
+
 def score_batches(
     model: nn.Module,
     batches,
     normalizer: DeviceNormalizer,
     setup: DeviceSetup,
     on_batch: Callable[[int], None] | None = None,
+    reduce: str = "mean",
 ) -> Scores:
-    """Run the model over the batches (inference mode, the run's precision) and gather every rank's scores."""
+    """Run the model over the batches (inference mode, the run's precision) and gather every rank's scores.
+
+    A batch of K crops per image (N x K x H x W x 3) gives one score per image, ``reduce`` of its crops'."""
     collector = PredictionCollector(setup.device)
     bad: dict[int, str] = {}
     model.eval()
@@ -48,12 +74,12 @@ def score_batches(
             batch: Batch
             bad.update(batch.bad)
             if batch.images.shape[0]:
+                crops = batch.images.shape[1] if batch.images.dim() == 5 else 1
                 with setup.autocast():
                     logits = model(normalizer(batch.images))
-                logits = logits.float()
                 targets = batch.targets.to(setup.device, non_blocking=True)
-                losses = F.cross_entropy(logits, targets.clamp(min=0), reduction="none") * (targets >= 0)
-                collector.update(batch.indices.to(setup.device), logits.softmax(dim=1)[:, 1], targets, losses)
+                probs, losses = image_scores(logits, targets, crops, reduce)
+                collector.update(batch.indices.to(setup.device), probs, targets, losses)
             if on_batch is not None:
                 on_batch(int(batch.images.shape[0]) + len(batch.bad))
     values = collector.compute()

@@ -41,6 +41,14 @@ class ImageSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     eval_crop: float = 1.0
+    crop: str = "resize"  # "native": img_size crops at the image's own resolution (data.crop)
+    eval_grid: int = 1  # native: an image is scored by eval_grid x eval_grid crops
+    eval_reduce: str = "mean"  # native: the crops' probabilities of fake become one score by their mean or max
+
+    @property
+    def eval_crops(self) -> int:
+        """Crops scored per image: 1 unless native crops score a grid."""
+        return self.eval_grid**2 if self.crop == "native" else 1
 
 
 class RandomJPEG(v2.Transform):
@@ -70,9 +78,30 @@ def to_hwc_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.array(img, dtype=np.uint8, copy=True))
 
 
+def _strong_steps() -> list[v2.Transform]:
+    return [
+        v2.RandomApply([v2.ColorJitter(0.3, 0.3, 0.3, 0.05)], p=0.8),
+        v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 2.0))], p=0.2),
+        RandomJPEG((50, 95), p=0.3),
+    ]
+
+
+def native_train_transform(spec: ImageSpec, preset: str) -> tuple[v2.Compose, int]:
+    """A random img_size crop at the image's own resolution (zero-padded when smaller): resizing would blur away
+    the high-frequency traces of up-sampling and splicing. Decoded at full size (0: no JPEG draft reduction)."""
+    steps: list[v2.Transform] = [v2.RandomCrop(spec.img_size, pad_if_needed=True)]
+    if preset != "none":
+        steps.append(v2.RandomHorizontalFlip())
+    if preset == "strong":
+        steps += _strong_steps()
+    return v2.Compose([*steps, to_hwc_tensor]), 0
+
+
 def train_transform(spec: ImageSpec, preset: str) -> tuple[v2.Compose, int]:
     """The augmentation preset and the size to decode at (so a crop is not upscaled much)."""
     size = spec.img_size
+    if spec.crop == "native":
+        return native_train_transform(spec, preset)
     if preset == "none":
         return v2.Compose([v2.Resize((size, size), antialias=True), to_hwc_tensor]), size
     scale = LIGHT_SCALE if preset == "light" else STRONG_SCALE
@@ -81,18 +110,40 @@ def train_transform(spec: ImageSpec, preset: str) -> tuple[v2.Compose, int]:
         v2.RandomHorizontalFlip(),
     ]
     if preset == "strong":
-        steps += [
-            v2.RandomApply([v2.ColorJitter(0.3, 0.3, 0.3, 0.05)], p=0.8),
-            v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 2.0))], p=0.2),
-            RandomJPEG((50, 95), p=0.3),
-        ]
+        steps += _strong_steps()
     steps.append(to_hwc_tensor)
     return v2.Compose(steps), math.ceil(size / math.sqrt(scale[0]))
 
 
+class GridCrops:
+    """``grid`` x ``grid`` crops of ``size`` pixels at native resolution, spread evenly from corner to corner, as one
+    uint8 K x size x size x 3 tensor. An image smaller than a crop is zero-padded around its centre first. With
+    grid * size at least the image's sides the crops cover every pixel."""
+
+    def __init__(self, size: int, grid: int):
+        self.size = size
+        self.grid = grid
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        pixels = np.asarray(img, dtype=np.uint8)
+        s = self.size
+        h, w = pixels.shape[:2]
+        if h < s or w < s:
+            top, left = max(0, s - h) // 2, max(0, s - w) // 2
+            padded = np.zeros((max(h, s), max(w, s), 3), dtype=np.uint8)
+            padded[top:top + h, left:left + w] = pixels
+            pixels, h, w = padded, max(h, s), max(w, s)
+        ys = np.linspace(0, h - s, self.grid).round().astype(int)
+        xs = np.linspace(0, w - s, self.grid).round().astype(int)
+        return torch.from_numpy(np.stack([pixels[y:y + s, x:x + s] for y in ys for x in xs]))
+
+
 def eval_transform(spec: ImageSpec) -> tuple[v2.Compose, int]:
-    """Deterministic: resize the whole image, or resize then centre-crop when eval_crop < 1."""
+    """Deterministic: resize the whole image, or resize then centre-crop when eval_crop < 1; with native crops,
+    a grid of crops at full resolution (decode size 0: no JPEG draft reduction)."""
     size = spec.img_size
+    if spec.crop == "native":
+        return v2.Compose([GridCrops(size, spec.eval_grid)]), 0
     if spec.eval_crop >= 1.0:
         return v2.Compose([v2.Resize((size, size), antialias=True), to_hwc_tensor]), size
     resize = int(math.floor(size / spec.eval_crop))
@@ -140,7 +191,8 @@ class ImageDataset(torch.utils.data.Dataset):
 
 @dataclass
 class Batch:
-    images: torch.Tensor  # uint8, N x H x W x 3 (DeviceNormalizer makes the N x 3 x H x W view)
+    images: torch.Tensor  # uint8, N x H x W x 3, or N x K x H x W x 3 for K crops per image (DeviceNormalizer
+    # makes the N x 3 x H x W, or N*K x 3 x H x W, view)
     targets: torch.Tensor  # int64
     indices: torch.Tensor  # int64, positions in the split
     bad: list[tuple[int, str]]  # (index, reason) of the samples that could not be decoded
@@ -235,6 +287,9 @@ class DeviceNormalizer:
         self.inv_std = 1.0 / (torch.tensor(spec.std, device=device).view(1, 3, 1, 1) * 255.0)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """Crops of an image (N x K x H x W x 3) come out as consecutive rows, N*K x 3 x H x W."""
+        if images.dim() == 5:
+            images = images.flatten(0, 1)
         x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
         if not self.channels_last:
             x = x.contiguous()

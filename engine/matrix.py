@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from engine.contract.dataset import Split
@@ -49,7 +48,7 @@ from engine.ensemble import (
     tta_views,
     view_input,
 )
-from engine.inference import Scores
+from engine.inference import Scores, image_scores, reduce_crops
 from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, ImageSpec, eval_transform, sample_seed
 from engine.metrics import detection_metrics
 from engine.models import read_state_dict
@@ -218,8 +217,8 @@ def collate_groups(items: list):
             torch.tensor([it[2] for it in good], dtype=torch.int64), bad)
 
 
-def _transform_key(spec: ImageSpec) -> tuple[int, float]:
-    return spec.img_size, spec.eval_crop
+def _transform_key(spec: ImageSpec) -> tuple[int, float, str, int]:
+    return spec.img_size, spec.eval_crop, spec.crop, spec.eval_crops
 
 
 def _norm_key(spec: ImageSpec) -> tuple:
@@ -245,14 +244,15 @@ def score_pass(
 ) -> PassResult:
     """Decode (and perturb) each image once; every row's model scores the batch of its input group."""
     groups: dict[tuple, int] = {}
-    transforms, decode_size = [], 0
+    transforms, decode_sizes = [], []
     for _, member in rows:
         key = _transform_key(member.spec)
         if key not in groups:
             groups[key] = len(groups)
             transform, decode = eval_transform(member.spec)
             transforms.append(transform)
-            decode_size = max(decode_size, decode)
+            decode_sizes.append(decode)
+    decode_size = 0 if 0 in decode_sizes else max(decode_sizes)  # 0: full resolution, as native crops need
     dataset = CellDataset(split, perturbation, transforms, decode_size, seed)
     loader = DataLoader(dataset, batch_size=batch_size, sampler=EpochSampler(len(dataset), False, 0),
                         num_workers=workers, collate_fn=collate_groups, pin_memory=setup.is_cuda,
@@ -279,7 +279,9 @@ def score_pass(
                     nkey = _norm_key(member.spec)
                     if nkey not in inputs:
                         inputs[nkey] = normalizers[nkey](images[groups[_transform_key(member.spec)]])
-                    probs, loss = _forward(member, inputs[nkey], views[row.key], targets_dev, setup)
+                    group = images[groups[_transform_key(member.spec)]]
+                    crops = group.shape[1] if group.dim() == 5 else 1
+                    probs, loss = _forward(member, inputs[nkey], views[row.key], targets_dev, setup, crops)
                     scores[row.key][index] = probs
                     losses[row.key][index] = loss
             if on_images is not None:
@@ -292,21 +294,21 @@ def score_pass(
     return PassResult(scores, losses, bad)
 
 
-def _forward(member: Member, x: torch.Tensor, views, targets: torch.Tensor, setup: DeviceSetup):
-    """Probabilities of fake (float32, as ``ffdv evaluate`` keeps them) and per-image losses."""
+def _forward(member: Member, x: torch.Tensor, views, targets: torch.Tensor, setup: DeviceSetup, crops: int = 1):
+    """Probabilities of fake (float32, as ``ffdv evaluate`` keeps them) and per-image losses. ``x`` holds ``crops``
+    consecutive crops per image (native crops); each view's crop probabilities are reduced per image first."""
     model = member.loaded.model
+    reduce = member.spec.eval_reduce
     if len(views) == 1 and not views[0].flip and views[0].scale == 1.0:
         with setup.autocast():
             logits = model(x)
-        logits = logits.float()
-        loss = F.cross_entropy(logits, targets.clamp(min=0), reduction="none") * (targets >= 0)
-        probs = logits.softmax(dim=1)[:, 1].float()
-        return probs.cpu().numpy().astype(np.float64), loss.float().cpu().numpy().astype(np.float64)
+        probs, loss = image_scores(logits, targets, crops, reduce)
+        return probs.float().cpu().numpy().astype(np.float64), loss.float().cpu().numpy().astype(np.float64)
     total = None
     for view in views:
         with setup.autocast():
             logits = model(view_input(x, view))
-        p = logits.float().softmax(dim=1)[:, 1].double()
+        p = reduce_crops(logits.float().softmax(dim=1)[:, 1], crops, reduce).double()
         total = p if total is None else total + p
     probs = (total / len(views)).cpu().numpy()
     return probs, score_loss(probs, targets.cpu().numpy())

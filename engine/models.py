@@ -20,6 +20,7 @@ from torch import nn
 from engine.contract.config import Config
 from engine.contract.errors import ModelError
 from engine.loader import ImageSpec
+from engine.stems import SRMStem, StemmedModel, backbone_of
 
 NUM_CLASSES = 2
 HUB_HOST = ("huggingface.co", 443)
@@ -33,11 +34,20 @@ def check_model_name(name: str) -> None:
     raise ModelError(f"model {name!r} is not a timm model.{hint}")
 
 
-def _create(name: str, img_size: int, pretrained: bool, **kwargs) -> nn.Module:
+def _create(name: str, img_size: int, pretrained: bool, stem: str = "rgb", **kwargs) -> nn.Module:
     cfg = timm.models.get_pretrained_cfg(name) if hasattr(timm.models, "get_pretrained_cfg") else None
     if cfg is not None and getattr(cfg, "fixed_input_size", False):
         kwargs["img_size"] = img_size  # ViT-like models are built for one input size
-    return timm.create_model(name, pretrained=pretrained, num_classes=NUM_CLASSES, **kwargs)
+    return build_network(name, stem, pretrained=pretrained, **kwargs)
+
+
+def build_network(name: str, stem: str = "rgb", **kwargs) -> nn.Module:
+    """The timm model for two classes; behind a fixed SRM stem (model.stem) when asked, its first convolution
+    taking the stem's channels (timm adapts pretrained first-layer weights to them)."""
+    if stem == "rgb":
+        return timm.create_model(name, num_classes=NUM_CLASSES, **kwargs)
+    srm = SRMStem(keep_rgb=stem == "rgb+srm")
+    return StemmedModel(srm, timm.create_model(name, num_classes=NUM_CLASSES, in_chans=srm.out_channels, **kwargs))
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -116,24 +126,32 @@ def create_model(config: Config) -> tuple[nn.Module, ImageSpec, list[str]]:
                 "with --pretrained PATH (or set [model] pretrained = \"PATH\")."
             )
         try:
-            model = _create(m.name, config.data.img_size, True, **kwargs)
+            model = _create(m.name, config.data.img_size, True, m.stem, **kwargs)
         except Exception as exc:
             raise ModelError(
                 f"downloading weights for {m.name!r} failed ({type(exc).__name__}: {exc}). "
                 "Fix: pass a local weights file with --pretrained PATH."
             ) from None
     else:
-        model = _create(m.name, config.data.img_size, False, **kwargs)
-        if m.pretrained:
-            notes = load_weights_file(model, m.pretrained, m.name)
-    data_cfg = timm.data.resolve_model_data_config(model)
-    spec = ImageSpec(
-        img_size=config.data.img_size,
+        model = _create(m.name, config.data.img_size, False, m.stem, **kwargs)
+        if m.pretrained:  # plain timm weights: they go to the backbone (its first layer only fits an rgb stem)
+            notes = load_weights_file(backbone_of(model), m.pretrained, m.name)
+    data_cfg = timm.data.resolve_model_data_config(backbone_of(model))
+    spec = spec_of(config, data_cfg)
+    return model, spec, notes
+
+
+def spec_of(config: Config, data_cfg: dict) -> ImageSpec:
+    d = config.data
+    return ImageSpec(
+        img_size=d.img_size,
         mean=tuple(float(x) for x in data_cfg["mean"]),
         std=tuple(float(x) for x in data_cfg["std"]),
-        eval_crop=config.data.eval_crop,
+        eval_crop=d.eval_crop,
+        crop=d.crop,
+        eval_grid=d.eval_grid if d.crop == "native" else 1,
+        eval_reduce=d.eval_reduce,
     )
-    return model, spec, notes
 
 
 def plain_module(model: nn.Module) -> nn.Module:

@@ -25,12 +25,13 @@ from engine.contract.dataset import Split
 from engine.contract.errors import CheckpointError, FfdvError, ModelError
 from engine.contract.protocol import clean_number
 from engine.contract.runstore import atomic_path, atomic_write_json
-from engine.contract.sidecar import Sidecar, SidecarError, read_sidecar
+from engine.contract.sidecar import Sidecar, SidecarError, read_sidecar, sidecar_path
 from engine.device import DeviceSetup, setup_device
 from engine.inference import Scores, predictions_frame, score_batches
 from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, ImageSpec, eval_transform, make_loader
 from engine.metrics import detection_metrics
-from engine.models import NUM_CLASSES, check_model_name, read_state_dict
+from engine.models import build_network, check_model_name, read_state_dict
+from engine.stems import STEM_KEY, backbone_of, stem_of_state
 
 UNDECODABLE_SCORE = 0.5  # an image that cannot be read still needs a row; 0.5 claims nothing
 
@@ -51,19 +52,21 @@ def load_checkpoint(path: Path | str, setup: DeviceSetup, model_name: str | None
     if img_size is not None and not lo <= img_size <= hi:
         raise CheckpointError(f"--img-size {img_size}: the input size must be from {lo} to {hi} pixels "
                               "(the rule of data.img_size). Fix: pass the size the model was trained at.")
+    lost = False
     try:
         sidecar = read_sidecar(weights_path)
     except SidecarError:
         if not model_name:
             raise
-        sidecar = Sidecar(model=model_name, img_size=img_size or 224)
+        sidecar, lost = Sidecar(model=model_name, img_size=img_size or 224), True
     name = model_name or sidecar.model
     check_model_name(name)
-    model = timm.create_model(name, pretrained=False, num_classes=NUM_CLASSES)
     try:  # ffdv's safetensors, or weights trained elsewhere (a state dict read with weights_only=True)
         state = read_state_dict(weights_path)
     except ModelError as exc:
         raise CheckpointError(str(exc)) from None
+    stem = check_stem(weights_path, sidecar, state, from_sidecar=not lost)
+    model = build_network(name, stem, pretrained=False)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -72,17 +75,35 @@ def load_checkpoint(path: Path | str, setup: DeviceSetup, model_name: str | None
             f"{weights_path}: the weights do not fit model {name!r} ({' '.join(first)[:300]}). "
             "Fix: check the sidecar's model name, or pass --model with the right one."
         ) from None
-    data_cfg = timm.data.resolve_model_data_config(model)
+    data_cfg = timm.data.resolve_model_data_config(backbone_of(model))
     spec = ImageSpec(
         img_size=int(img_size or sidecar.img_size or data_cfg["input_size"][-1]),
         mean=tuple(sidecar.mean or data_cfg["mean"]),
         std=tuple(sidecar.std or data_cfg["std"]),
         eval_crop=sidecar.eval_crop,
+        crop=sidecar.crop,
+        eval_grid=sidecar.eval_grid if sidecar.crop == "native" else 1,
+        eval_reduce=sidecar.eval_reduce,
     )
     model.to(setup.device)
     if setup.channels_last:
         model.to(memory_format=torch.channels_last)
     return LoadedCheckpoint(model, spec, sidecar, weights_path)
+
+
+def check_stem(weights_path: Path, sidecar: Sidecar, state: dict[str, torch.Tensor], from_sidecar: bool) -> str:
+    """The stem to build: the sidecar's, which must be the one the weights were saved with. Without a sidecar
+    (lost, or weights from elsewhere) the weights tell."""
+    found = stem_of_state(state)
+    if not from_sidecar:
+        return found
+    if sidecar.stem != found:
+        has = f"the SRM residual stem ({STEM_KEY}) of a {found!r} model" if found != "rgb" else "no SRM stem (plain timm keys)"
+        raise CheckpointError(
+            f"{weights_path}: its sidecar says model.stem = {sidecar.stem!r}, but the weights have {has}. "
+            f"Fix: set \"stem\": \"{found}\" in {sidecar_path(weights_path).name}, or pair the weights with their own sidecar."
+        )
+    return found
 
 
 def score_split(
@@ -98,7 +119,7 @@ def score_split(
     loader = make_loader(dataset, EpochSampler(len(dataset), False, 0), batch_size, workers, setup.is_cuda,
                          worker_niceness=setup.loader_niceness)
     normalizer = DeviceNormalizer(loaded.spec, setup.device, setup.channels_last)
-    scores = score_batches(loaded.model, loader, normalizer, setup, on_batch)
+    scores = score_batches(loaded.model, loader, normalizer, setup, on_batch, reduce=loaded.spec.eval_reduce)
     check_finite_scores(scores, loaded.path)
     return scores
 

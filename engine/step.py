@@ -10,23 +10,34 @@ import contextlib
 
 import torch
 import torch.nn.functional as F
+from timm.loss import SoftTargetCrossEntropy
 
 from engine.loader import Batch
+from engine.mixing import mix_batch
 from engine.models import plain_module
 from engine.train_parts import TrainingParts
 
+SOFT_TARGET_LOSS = SoftTargetCrossEntropy()
+
 
 def forward_backward(parts: TrainingParts, batch: Batch, accumulating: bool, ddp: bool, accum_steps: int,
-                     label_smoothing: float) -> torch.Tensor:
-    """Loss of one batch (detached, on the device); its gradients added to the parameters'."""
+                     label_smoothing: float, mix_seed: int = 0) -> torch.Tensor:
+    """Loss of one batch (detached, on the device); its gradients added to the parameters'. With mixup or cutmix
+    on, the batch is mixed and the loss is the soft-target cross-entropy (label smoothing is in the targets)."""
     device = parts.device
     x = parts.loaders.normalizer(batch.images)
     y = batch.targets.to(device.device, non_blocking=True)
+    soft = None
+    if parts.mixup is not None:
+        x, soft = mix_batch(parts.mixup, x, y, mix_seed)
     # DDP all-reduces gradients only on the step that applies them
     with parts.model.no_sync() if ddp and accumulating else contextlib.nullcontext():
         with device.autocast():
             logits = parts.forward_model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+            if soft is None:
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+            else:
+                loss = SOFT_TARGET_LOSS(logits.float(), soft)
         parts.scaler.scale(loss / accum_steps).backward()
     return loss.detach()
 

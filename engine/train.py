@@ -50,6 +50,7 @@ from engine.control import Control
 from engine.device import memory_and_utilization
 from engine.distributed import DistContext, agree, destroy_process_group, gather_objects, record_rank_error
 from engine.inference import Scores, predictions_frame, score_batches
+from engine.loader import sample_seed
 from engine.metrics import detection_metrics
 from engine.models import plain_module
 from engine.sink import EventSink
@@ -277,7 +278,8 @@ class Trainer:
                 empty_ddp_step(p)  # every rank must join each gradient all-reduce
             if n:
                 accumulating = (self.epoch_step + 1) % accum != 0 and self.epoch_step + 1 != steps_per_epoch
-                loss = forward_backward(p, batch, accumulating, self.dist.enabled, accum, cfg.optim.label_smoothing)
+                loss = forward_backward(p, batch, accumulating, self.dist.enabled, accum, cfg.optim.label_smoothing,
+                                        mix_seed=sample_seed(cfg.train.seed, self.epoch, self.epoch_step))
                 window.add(loss, n)
                 epoch_loss += loss
                 epoch_steps += 1
@@ -383,7 +385,8 @@ class Trainer:
     def _validate(self) -> Validation:
         p = self.built
         p.loaders.val_sampler.set_epoch(0)
-        scores: Scores = score_batches(self._eval_model(), p.loaders.val, p.loaders.normalizer, p.device)
+        scores: Scores = score_batches(self._eval_model(), p.loaders.val, p.loaders.normalizer, p.device,
+                                       reduce=p.spec.eval_reduce)
         for bad in gather_objects(self.dist, scores.bad):
             scores.bad.update(bad)
         if scores.bad:
@@ -397,7 +400,8 @@ class Trainer:
         p = self.built
         return Sidecar(
             model=self.config.model.name, img_size=p.spec.img_size, mean=tuple(p.spec.mean),
-            std=tuple(p.spec.std), eval_crop=p.spec.eval_crop, weights="ema" if p.ema is not None else "model",
+            std=tuple(p.spec.std), eval_crop=p.spec.eval_crop, crop=p.spec.crop, eval_grid=p.spec.eval_grid,
+            eval_reduce=p.spec.eval_reduce, stem=self.config.model.stem, weights="ema" if p.ema is not None else "model",
             metrics=metrics, run=self.paths.root.name, config=self.config.to_dict(), versions=versions(),
         )
 

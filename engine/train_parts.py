@@ -15,6 +15,7 @@ import timm
 import timm.optim
 import timm.scheduler
 import torch
+from timm.data import Mixup
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
@@ -26,6 +27,7 @@ from engine.contract.runstore import RunPaths
 from engine.device import DeviceSetup, setup_device
 from engine.distributed import DistContext, init_process_group
 from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, ImageSpec, eval_transform, make_loader, train_transform
+from engine.mixing import make_mixup
 from engine.models import create_model
 
 
@@ -59,6 +61,7 @@ class TrainingParts:
     updates_per_epoch: int
     checkpoints: CheckpointManager
     notes: list[str]  # what the pretrained weights did not cover, for warnings
+    mixup: Mixup | None = None  # optim.mixup / optim.cutmix: timm's Mixup, training batches only
 
     @property
     def steps_per_epoch(self) -> int:
@@ -97,7 +100,7 @@ def build_parts(config: Config, paths: RunPaths, dist: DistContext) -> TrainingP
     metric = cfg.train.best_metric
     checkpoints = CheckpointManager(paths.checkpoints, metric, BEST_METRICS[metric], cfg.train.keep_top_k)
     return TrainingParts(train_split, val_split, device, model, forward_model, spec, lr, optimizer, scaler, ema, loaders,
-                         scheduler, updates_per_epoch, checkpoints, notes)
+                         scheduler, updates_per_epoch, checkpoints, notes, make_mixup(cfg))
 
 
 def build_loaders(cfg: Config, train_split: Split, val_split: Split, spec: ImageSpec, device: DeviceSetup,

@@ -28,6 +28,9 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 BAD_IMAGE_POLICIES = ("skip", "fail")
+CROP_MODES = ("resize", "native")  # resize: whole image to img_size; native: img_size crops at the image's own resolution
+EVAL_REDUCES = ("mean", "max")  # how the crops' probabilities of fake make an image's score
+STEMS = ("rgb", "srm", "rgb+srm")  # what the backbone sees: the image, its SRM residuals, or both stacked
 # Metrics a run can pick its best checkpoint by; True when higher is better.
 BEST_METRICS = {
     "auc": True,
@@ -41,6 +44,7 @@ BEST_METRICS = {
 # Input size and evaluation crop: the config's rules, shared with the checkpoint sidecar's checks.
 IMG_SIZE_RANGE = (16, 4096)
 EVAL_CROP_RANGE = (0.1, 1.0)
+EVAL_GRID_RANGE = (1, 8)
 LR_FROM_SCRATCH = 1e-3
 LR_FINE_TUNE = 2e-4
 
@@ -51,6 +55,9 @@ class DataConfig:
     img_size: int = 128
     augment: str = "light"
     eval_crop: float = 1.0  # 1.0: resize the whole image; below 1: resize to img_size/eval_crop, centre-crop
+    crop: str = "resize"  # resize | native: train on random img_size crops at native resolution, score a grid of crops
+    eval_grid: int = 3  # crop = native: score each image by eval_grid x eval_grid crops spread over it
+    eval_reduce: str = "mean"  # crop = native: an image's score is the mean (or max) of its crops' probabilities
     workers: int = -1  # -1: one per CPU core, at most 8
     on_bad_image: str = "skip"
     max_image_mpix: float = 100.0  # images above this many megapixels (after JPEG draft reduction) are refused; 0: no limit
@@ -62,6 +69,7 @@ class ModelConfig:
     pretrained: str = ""  # "": random init; a .safetensors / .pth file; "hub": download (needs a network)
     drop_rate: float = 0.0
     drop_path_rate: float = 0.0
+    stem: str = "rgb"  # rgb | srm (fixed SRM high-pass residuals) | rgb+srm (both, 6 channels into the backbone)
 
 
 @dataclass
@@ -78,6 +86,9 @@ class OptimConfig:
     clip_grad: float = 0.0  # 0: no clipping; else the max gradient norm
     accum_steps: int = 1
     label_smoothing: float = 0.0
+    mixup: float = 0.0  # mixup alpha (timm's Mixup, soft-target loss); 0: off
+    cutmix: float = 0.0  # cutmix alpha; 0: off. With both on, each batch takes one of them at random
+    mixup_prob: float = 1.0  # share of batches mixed when mixup or cutmix is on
 
 
 @dataclass
@@ -250,6 +261,9 @@ def check_config(config: Config) -> None:
     d, m, o, t = config.data, config.model, config.optim, config.train
     _choice("data.augment", d.augment, AUGMENT_PRESETS)
     _choice("data.on_bad_image", d.on_bad_image, BAD_IMAGE_POLICIES)
+    _choice("data.crop", d.crop, CROP_MODES)
+    _choice("data.eval_reduce", d.eval_reduce, EVAL_REDUCES)
+    _choice("model.stem", m.stem, STEMS)
     _choice("optim.optimizer", o.optimizer, OPTIMIZERS)
     _choice("optim.schedule", o.schedule, SCHEDULES)
     _choice("train.amp", t.amp, AMP_MODES)
@@ -260,6 +274,11 @@ def check_config(config: Config) -> None:
          f"data.img_size must be between {IMG_SIZE_RANGE[0]} and {IMG_SIZE_RANGE[1]} pixels"),
         (EVAL_CROP_RANGE[0] <= d.eval_crop <= EVAL_CROP_RANGE[1],
          f"data.eval_crop must be between {EVAL_CROP_RANGE[0]} and {EVAL_CROP_RANGE[1]} (1.0 = no crop)"),
+        (EVAL_GRID_RANGE[0] <= d.eval_grid <= EVAL_GRID_RANGE[1],
+         f"data.eval_grid must be from {EVAL_GRID_RANGE[0]} to {EVAL_GRID_RANGE[1]} (crops per side of the grid)"),
+        (d.crop == "resize" or d.eval_crop == 1.0,
+         "data.eval_crop applies to crop = \"resize\"; with crop = \"native\" evaluation scores a grid of crops "
+         "(data.eval_grid). Fix: set eval_crop = 1.0"),
         (d.max_image_mpix >= 0, "data.max_image_mpix must be 0 (no limit) or a positive number of megapixels"),
         (t.recovery_every_min >= 0, "train.recovery_every_min must be 0 (off) or a positive number of minutes"),
         (d.workers >= -1, "data.workers must be -1 (automatic), 0 (load in the main process) or more"),
@@ -274,6 +293,9 @@ def check_config(config: Config) -> None:
         (o.clip_grad >= 0, "optim.clip_grad must be 0 (off) or a positive norm"),
         (o.accum_steps >= 1, "optim.accum_steps must be at least 1"),
         (0 <= o.label_smoothing < 1, "optim.label_smoothing must be in [0, 1)"),
+        (0 <= o.mixup <= 10 and 0 <= o.cutmix <= 10,
+         "optim.mixup and optim.cutmix are Beta-distribution alphas from 0 (off) to 10, e.g. 0.2 or 1.0"),
+        (0 < o.mixup_prob <= 1, "optim.mixup_prob must be in (0, 1]: the share of batches mixed"),
         (t.epochs >= 1, "train.epochs must be at least 1"),
         (t.batch_size >= 1, "train.batch_size must be at least 1"),
         (0 < t.ema_decay < 1, "train.ema_decay must be between 0 and 1, e.g. 0.999"),

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.contract.config import EVAL_CROP_RANGE, IMG_SIZE_RANGE
+from engine.contract.config import CROP_MODES, EVAL_CROP_RANGE, EVAL_GRID_RANGE, EVAL_REDUCES, IMG_SIZE_RANGE, STEMS
 from engine.contract.errors import CheckpointError
 
 SIDECAR_FORMAT = 1
@@ -40,6 +40,10 @@ class Sidecar:
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     eval_crop: float = 1.0
+    crop: str = "resize"  # data.crop: "native" scores eval_grid x eval_grid crops at full resolution
+    eval_grid: int = 1
+    eval_reduce: str = "mean"
+    stem: str = "rgb"  # model.stem: "srm" / "rgb+srm" put the fixed SRM residual stem before the timm model
     num_classes: int = 2
     classes: list[str] = field(default_factory=lambda: ["real", "fake"])
     weights: str = "model"  # "ema" or "model": which weights were saved
@@ -111,6 +115,12 @@ def _check(data: dict[str, Any]) -> list[str]:
         bad("img_size", f"a whole number of pixels from {lo} to {hi} (the rule of data.img_size)")
     if data.get("eval_crop") is not None and not (_is_number(data["eval_crop"]) and crop_lo <= data["eval_crop"] <= crop_hi):
         bad("eval_crop", f"a number from {crop_lo} to {crop_hi} (the rule of data.eval_crop)")
+    for name, choices in (("crop", CROP_MODES), ("eval_reduce", EVAL_REDUCES), ("stem", STEMS)):
+        if data.get(name) is not None and data[name] not in choices:
+            bad(name, f"one of {', '.join(choices)} (the rule of {'model' if name == 'stem' else 'data'}.{name})")
+    grid_lo, grid_hi = EVAL_GRID_RANGE
+    if data.get("eval_grid") is not None and not (_is_int(data["eval_grid"]) and grid_lo <= data["eval_grid"] <= grid_hi):
+        bad("eval_grid", f"a whole number from {grid_lo} to {grid_hi} (the rule of data.eval_grid)")
     if data.get("mean") is not None and not _triple(data["mean"], positive=False):
         bad("mean", "three numbers, one per colour channel")
     if data.get("std") is not None and not _triple(data["std"], positive=True):
