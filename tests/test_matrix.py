@@ -17,15 +17,18 @@ from safetensors.torch import load_file, save_file
 from engine.cli import main
 from engine.contract.perturbspec import parse_perturbation
 from engine.matrix import MatrixRunner, Row, load_members, score_pass
+from engine.models import build_network
 from engine.predict import inference_setup
+from engine.stems import backbone_of
 
 MODEL = "resnet10t"
 
 
-def make_checkpoint(run: Path, seed: int, model: str = MODEL, img_size: int = 32, mean=None, std=None) -> Path:
+def make_checkpoint(run: Path, seed: int, model: str = MODEL, img_size: int = 32, mean=None, std=None,
+                    stem: str = "rgb", **sidecar_fields) -> Path:
     """A run folder whose checkpoints/best.* is a randomly initialised tiny model (distinct per seed)."""
     torch.manual_seed(seed)
-    net = timm.create_model(model, pretrained=False, num_classes=2)
+    net = build_network(model, stem, pretrained=False)
     with torch.no_grad():  # random BatchNorm statistics, so that models differ and scores spread
         for module in net.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -33,12 +36,13 @@ def make_checkpoint(run: Path, seed: int, model: str = MODEL, img_size: int = 32
                 module.running_var.uniform_(0.5, 2.0)
     folder = run / "checkpoints"
     folder.mkdir(parents=True)
-    config = timm.data.resolve_model_data_config(net)
+    config = timm.data.resolve_model_data_config(backbone_of(net))
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(folder / "epoch-001.safetensors"))
     sidecar = {"model": model, "num_classes": 2, "classes": ["real", "fake"], "img_size": img_size,
                "mean": list(mean or config["mean"]), "std": list(std or config["std"]), "eval_crop": 1.0,
                "weights": "model", "metrics": None, "run": run.name, "format": 1, "epoch": 1, "step": 1,
-               "reason": "epoch", "best_metric": "auc", "metric_value": None, "is_best": True, "created": 0.0}
+               "reason": "epoch", "best_metric": "auc", "metric_value": None, "is_best": True, "created": 0.0,
+               "stem": stem, **sidecar_fields}
     (folder / "epoch-001.json").write_text(json.dumps(sidecar))
     shutil.copyfile(folder / "epoch-001.safetensors", folder / "best.safetensors")
     shutil.copyfile(folder / "epoch-001.json", folder / "best.json")
@@ -226,6 +230,24 @@ def test_shared_batch_scores_equal_separate_runs_and_mixed_inputs_are_handled(ru
     assert set(table["model"]) == {"a", "big", "odd"} and table["auc"].notna().all()
     settings = json.loads((out / "matrix.json").read_text())["settings"]["checkpoints"]
     assert [c["img_size"] for c in settings] == [32, 40, 32]
+
+
+def test_a_native_crop_srm_checkpoint_scores_in_a_matrix_as_in_a_single_evaluate(runs, data, tmp_path) -> None:
+    native = make_checkpoint(tmp_path / "native", seed=4, stem="rgb+srm", crop="native", eval_grid=2, eval_reduce="max")
+    single = tmp_path / "single.json"
+    assert main(["evaluate", "--checkpoint", str(native), "--data", str(data), "--out", str(single), *COMMON]) == 0
+    expected = json.loads(single.read_text())["metrics"]
+    out = tmp_path / "m"
+    assert run_matrix(["--checkpoint", str(runs / "a"), str(native), "--data", str(data), "--tta", "flip",
+                       "--out", str(out)]) == 0
+    got = row(matrix(out), "native")
+    for metric in ("auc", "ap", "accuracy", "eer", "loss"):
+        assert got[metric] == pytest.approx(expected[metric], abs=1e-12), metric
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert np.array_equal(np.round(scores["native"].to_numpy(), 6), pd.read_csv(single.with_suffix(".csv"))["score"].to_numpy())
+    assert row(matrix(out), "native +flip")["auc"] is not None and row(matrix(out), "a")["auc"] is not None
+    settings = json.loads((out / "matrix.json").read_text())["settings"]["checkpoints"]
+    assert [(c["crop"], c["eval_grid"], c["stem"]) for c in settings] == [("resize", 1, "rgb"), ("native", 2, "rgb+srm")]
 
 
 def test_an_unlabelled_split_is_refused_with_the_reason(runs: Path, tmp_path: Path, capsys) -> None:

@@ -141,6 +141,37 @@ def test_predict_unlabelled_folder_uses_sorted_names(trained: RunPaths, tiny_ffd
     assert pd.read_csv(out)["img_name"].tolist() == sorted(names)
 
 
+def test_a_recipe_run_evaluates_and_predicts_as_it_validated(tiny_ffdi: Path, tmp_path: Path) -> None:
+    """Native crops, the rgb+srm stem, mixup and cutmix together: evaluate and predict rebuild the model and its crops
+    from the sidecar, so they give the validation's per-image scores."""
+    runs = tmp_path / "runs"
+    assert main(["train", "--data", str(tiny_ffdi), "--runs", str(runs), "--model", "resnet10t", "--img-size", "32",
+                 "--batch-size", "16", "--workers", "0", "--lr", "0.002", "--epochs", "2", "--crop", "native",
+                 "--eval-grid", "3", "--eval-reduce", "max", "--stem", "rgb+srm", "--mixup", "0.2", "--cutmix", "1.0",
+                 "--name", "recipe"]) == 0
+    paths = RunPaths(runs / "recipe")
+    config = load_config(paths.config)
+    assert (config.data.crop, config.data.eval_grid, config.data.eval_reduce) == ("native", 3, "max")
+    assert (config.model.stem, config.optim.mixup, config.optim.cutmix) == ("rgb+srm", 0.2, 1.0)
+    sidecar = json.loads((paths.checkpoints / "best.json").read_text())
+    assert (sidecar["stem"], sidecar["crop"], sidecar["eval_grid"], sidecar["eval_reduce"]) == ("rgb+srm", "native", 3, "max")
+    assert "stem.kernels" in load_file(str(paths.checkpoints / "best.safetensors"))
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--checkpoint", str(paths.root), "--data", str(tiny_ffdi / "valset"), "--out", str(out),
+                 "--workers", "0"]) == 0
+    report = json.loads(out.read_text())
+    for key in ("auc", "ap", "accuracy", "loss"):
+        assert report["metrics"][key] == pytest.approx(sidecar["metrics"][key], abs=1e-5), key
+    validated = pd.read_csv(paths.predictions / f"epoch-{sidecar['epoch']:03d}.csv")
+    evaluated = pd.read_csv(report["predictions"])
+    assert evaluated["img_name"].tolist() == validated["img_name"].tolist()  # each image once, in order
+    assert evaluated["score"].to_numpy() == pytest.approx(validated["score"].to_numpy(), abs=2e-6)
+    submission = tmp_path / "submission.csv"
+    assert main(["predict", "--checkpoint", str(paths.root), "--data", str(tiny_ffdi / "valset"),
+                 "--out", str(submission), "--workers", "0"]) == 0
+    assert pd.read_csv(submission)["y_pred"].to_numpy() == pytest.approx(validated["score"].to_numpy(), abs=2e-6)
+
+
 def test_broken_label_file_stops_before_a_run_folder_exists(tiny_copy: Path, tmp_path: Path, capsys) -> None:
     label = tiny_copy / "trainset_label.txt"
     lines = label.read_text().splitlines()
@@ -214,7 +245,8 @@ def _validated(events) -> dict[int, dict]:
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_resume_mid_epoch_gives_the_same_metrics(tiny_ffdi: Path, tmp_path: Path, workers: int) -> None:
-    extra = {"data.workers": workers, "train.ema": True, "model.drop_rate": 0.2}
+    # mixup and cutmix draw from numpy's RNG: seeded per step, a resumed run mixes as the straight one did
+    extra = {"data.workers": workers, "train.ema": True, "model.drop_rate": 0.2, "optim.mixup": 0.2, "optim.cutmix": 1.0}
     config = _config(tiny_ffdi, tmp_path, 3, **extra)
     straight = create_run_dir(tmp_path, "straight")
     save_config(straight, config)
