@@ -1,7 +1,8 @@
 """Checkpoints: safetensors weights, a JSON sidecar, and the training state to resume from.
 
 ``checkpoints/epoch-NNN.safetensors`` holds plain timm weights (load them with
-``timm.create_model(name, num_classes=2)`` and ``load_state_dict``); the sidecar
+``timm.create_model(name, num_classes=2)`` and ``load_state_dict``; behind an SRM stem,
+``engine.models.build_network(name, stem)``); the sidecar
 ``epoch-NNN.json`` says which model, input size, normalisation, epoch, metrics and
 config they belong to. ``best.*`` and ``last.*`` are relative links to the current
 best and newest ones (copies where links are not possible). The training state
