@@ -8,8 +8,12 @@ on the test split. Reported per recipe: best validation AUC, test AUC on unseen 
 reals against test fakes of the known families), test AUC on the unseen family (test reals against
 copy-move fakes), and minutes.
 
-    python bench/bench_quality.py [--data sample_data] [--recipes default,strong-aug,...] [--epochs 8]
+    python bench/bench_quality.py [--data sample_data] [--recipes default,srm,native+srm,...] [--epochs 8]
                                   [--model resnet10t] [--img-size 64] [--workers 0]
+
+Recipes needing engine settings: mixup (optim.mixup), srm (model.stem = "srm": the backbone sees
+the SRM residuals only), native-crop (data.crop = "native", a 3 x 3 grid of crops at evaluation)
+and native+srm (both).
 """
 
 from __future__ import annotations
@@ -115,7 +119,7 @@ def table(rows: list[dict]) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=REPO / "sample_data")
-    parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument("--recipes", default=",".join(RECIPES), help=f"comma separated, from: {', '.join(RECIPES)}")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--model", default="resnet10t")
     parser.add_argument("--img-size", type=int, default=64)
