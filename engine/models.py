@@ -20,7 +20,7 @@ from torch import nn
 from engine.contract.config import Config
 from engine.contract.errors import ModelError
 from engine.loader import ImageSpec
-from engine.stems import SRMStem, StemmedModel, backbone_of
+from engine.stems import STEM_KEY, SRMStem, StemmedModel, backbone_of
 
 NUM_CLASSES = 2
 HUB_HOST = ("huggingface.co", 443)
@@ -95,8 +95,12 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
 
 
 def load_weights_file(model: nn.Module, path: Path | str, name: str) -> list[str]:
-    """Load every tensor that fits; returns notes on what was left out. Refuses files for another model."""
+    """Load every tensor that fits; returns notes on what was left out. Refuses files for another model.
+
+    ``model`` is a timm model; a checkpoint of a model behind an SRM stem gives its backbone's tensors."""
     state = read_state_dict(path)
+    if STEM_KEY in state:
+        state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
     own = model.state_dict()
     fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if len(fitting) < 0.5 * len(own):

@@ -97,3 +97,18 @@ def test_without_a_sidecar_the_weights_tell_the_stem(tmp_path: Path) -> None:
     path.with_suffix(".json").unlink()
     loaded = load_checkpoint(path, inference_setup("cpu"), model_name="test_resnet", img_size=32)
     assert isinstance(loaded.model, StemmedModel) and not loaded.model.stem.keep_rgb
+
+
+@pytest.mark.parametrize(("saved", "stem", "left_out"), [("srm", "srm", 0), ("rgb+srm", "rgb+srm", 0), ("rgb", "srm", 0),
+                                                        ("rgb+srm", "rgb", 1)])
+def test_a_checkpoint_with_or_without_a_stem_is_a_pretrained_file_for_another_run(
+        tmp_path: Path, saved: str, stem: str, left_out: int) -> None:
+    """Fine-tuning from a run's checkpoint (the app's "new run from a checkpoint"): its backbone's tensors are used."""
+    path, source = _save(tmp_path, saved, saved)
+    config = load_config(overrides={"model.name": "test_resnet", "model.stem": stem, "model.pretrained": str(path)})
+    model, _, notes = create_model(config)
+    source_backbone = source.backbone.state_dict() if isinstance(source, StemmedModel) else source.state_dict()
+    target = model.backbone.state_dict() if isinstance(model, StemmedModel) else model.state_dict()
+    same = [k for k, v in target.items() if torch.equal(v, source_backbone[k])]
+    assert len(target) - len(same) == left_out  # only a first layer of another width starts fresh
+    assert len(notes) == left_out
