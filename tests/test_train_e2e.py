@@ -247,6 +247,8 @@ def _validated(events) -> dict[int, dict]:
 def test_resume_mid_epoch_gives_the_same_metrics(tiny_ffdi: Path, tmp_path: Path, workers: int) -> None:
     # mixup and cutmix draw from numpy's RNG: seeded per step, a resumed run mixes as the straight one did
     extra = {"data.workers": workers, "train.ema": True, "model.drop_rate": 0.2, "optim.mixup": 0.2, "optim.cutmix": 1.0}
+    if workers:  # and the recipes' model and input: the stem and native crops come back from config.toml
+        extra.update({"model.stem": "rgb+srm", "data.crop": "native", "data.img_size": 48, "data.eval_grid": 2})
     config = _config(tiny_ffdi, tmp_path, 3, **extra)
     straight = create_run_dir(tmp_path, "straight")
     save_config(straight, config)
