@@ -124,6 +124,12 @@ class GridCrops:
         self.size = size
         self.grid = grid
 
+    def starts(self, side: int) -> np.ndarray:
+        """Where the crops along one side begin: corner to corner, or the centre for a grid of one."""
+        if self.grid == 1:
+            return np.array([(side - self.size) // 2])
+        return np.linspace(0, side - self.size, self.grid).round().astype(int)
+
     def __call__(self, img: Image.Image) -> torch.Tensor:
         pixels = np.asarray(img, dtype=np.uint8)
         s = self.size
@@ -133,8 +139,7 @@ class GridCrops:
             padded = np.zeros((max(h, s), max(w, s), 3), dtype=np.uint8)
             padded[top:top + h, left:left + w] = pixels
             pixels, h, w = padded, max(h, s), max(w, s)
-        ys = np.linspace(0, h - s, self.grid).round().astype(int)
-        xs = np.linspace(0, w - s, self.grid).round().astype(int)
+        ys, xs = self.starts(h), self.starts(w)
         return torch.from_numpy(np.stack([pixels[y:y + s, x:x + s] for y in ys for x in xs]))
 
 

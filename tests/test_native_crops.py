@@ -42,6 +42,12 @@ def test_grid_crops_reach_every_corner_at_full_resolution() -> None:
     assert np.array_equal(crops[4], pixels[19:51, 29:61])  # the middle one, centred
 
 
+def test_a_grid_of_one_is_the_centre_crop() -> None:
+    img = _image(70, 90)
+    crops = GridCrops(32, 1)(img).numpy()
+    assert crops.shape == (1, 32, 32, 3) and np.array_equal(crops[0], np.asarray(img)[19:51, 29:61])
+
+
 def test_a_small_image_is_padded_around_its_centre() -> None:
     img = _image(20, 40)
     crops = GridCrops(32, 2)(img).numpy()
