@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 IMAGE_MODES = ("auto", "halfcell", "sixel", "tgp", "none")
+QUESTIONED_MODES = ("auto", "sixel", "tgp")  # they need the terminal's answers; half cells do not (see image_widget)
 
 
 def bundled_sample_data() -> Path | None:
@@ -19,6 +20,9 @@ def bundled_sample_data() -> Path | None:
 
 def ask_the_terminal_about_images() -> threading.Thread:
     """Import textual-image on a thread while the app is imported: it asks the terminal about graphics and cell size.
+
+    Only for the modes that need the answers: the thread's imports share the GIL with the
+    app's and made the default (half-cell) first frame 0.15-0.25 s later.
 
     Its questions only work before the app runs, and each waits up to 0.1 s for an answer
     (terminals without sixel or kitty graphics never answer), which is time the app's own
@@ -48,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ffdv-tui: --data {data}: no such folder", file=sys.stderr)
         return 2
     probe = None
-    if args.images != "none":
+    if args.images in QUESTIONED_MODES:
         probe = ask_the_terminal_about_images()
 
     from ffdv_tui.app import FfdvApp

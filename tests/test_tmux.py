@@ -99,18 +99,19 @@ def test_start_a_run_from_the_keyboard_and_quit_while_it_trains(tmp_path: Path) 
     assert finished.kind == "run_finished" and finished.status == "completed" and finished.epochs_completed == 2
 
 
-@pytest.mark.parametrize("key", ["k", "v", "d"])
-def test_with_previews_off_screens_open_without_stray_keys(tmp_path: Path, key: str) -> None:
-    """``--images none``: no terminal question may be asked while the app reads the keyboard.
+@pytest.mark.parametrize(("images", "key"), [("none", "k"), ("none", "v"), ("none", "d"), ("halfcell", "v"),
+                                             ("halfcell", "d")])
+def test_screens_with_previews_open_without_stray_keys(tmp_path: Path, images: str, key: str) -> None:
+    """``--images none`` and ``halfcell``: no terminal question may be asked while the app reads the keyboard.
 
     textual-image asks the terminal about graphics when it is imported; imported by a screen
     after start-up, the terminal's answer arrived as key presses and a ``?`` in it opened the
-    keys screen on top of the one just opened.
+    keys screen on top of the one just opened. Half cells import it on first use, asking nothing.
     """
     from conftest import install_fixture_runs
 
     runs = install_fixture_runs(tmp_path / "runs")
-    tmux = Tmux(f"ffdv-none-{key}-{os.getpid()}", 120, 36, f"--runs {runs} --data {SAMPLE_DATA} --images none",
+    tmux = Tmux(f"ffdv-{images}-{key}-{os.getpid()}", 120, 36, f"--runs {runs} --data {SAMPLE_DATA} --images {images}",
                 tmp_path, tmp_path / "cache")
     try:
         tmux.wait_for(lambda s: "n New run" in s and "finished" in s, 60, "the workbench")

@@ -9,7 +9,14 @@ missing or cannot be decoded shows the reason instead of a picture.
 
 from __future__ import annotations
 
+import fcntl
+import io
+import os
+import struct
+import sys
+import termios
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image as PILImage
@@ -25,6 +32,7 @@ from engine.contract.text import printable
 
 THUMBNAIL = 384
 CACHE_SIZE = 256
+CELL_SIZE_VARIABLES = ("TEXTUAL_CELL_WIDTH", "TEXTUAL_CELL_HEIGHT")
 IMAGE_WIDGETS = {"auto": "Image", "halfcell": "HalfcellImage", "sixel": "SixelImage", "tgp": "TGPImage"}
 
 
@@ -32,13 +40,72 @@ def image_widget(mode: str) -> type:
     """textual-image's widget for a preview mode, imported only when pictures are on.
 
     Importing textual-image asks the terminal about graphics and its cell size. ``ffdv-tui``
-    does that before the app runs (``__main__``); asked later, while Textual reads the
-    keyboard, the terminal's answers arrive as key presses (a ``?`` opened the keys screen).
-    With ``--images none`` it is never imported.
+    does that before the app runs (``__main__``) for the modes that need the answers (auto,
+    sixel, tgp); asked later, while Textual reads the keyboard, the terminal's answers
+    arrive as key presses (a ``?`` opened the keys screen). Half cells need no answer, so
+    the default mode imports it here, on first use, without a question (``quietly``): the
+    first frame does not wait for textual-image, PIL and numpy. With ``--images none`` it
+    is never imported.
     """
+    if mode == "halfcell" and "textual_image.widget" not in sys.modules:
+        with quietly():
+            import textual_image.widget
     import textual_image.widget
 
     return getattr(textual_image.widget, IMAGE_WIDGETS[mode])
+
+
+class _NotATerminal:
+    """The real stdout, except that it says it is no terminal (so textual-image asks it nothing)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def quietly():
+    """Import textual-image without questions: no graphics query, and the cell size from the kernel's window size.
+
+    textual-image asks only a terminal (``sys.__stdout__.isatty()``) and otherwise takes the
+    cell size from ``TEXTUAL_CELL_WIDTH``/``HEIGHT`` (its way for textual-serve). The size in
+    pixels that the terminal told the kernel gives those (no question); where it told none,
+    textual-image assumes 10x20 pixels, which only changes a half-cell picture's aspect a little.
+    Textual writes to stderr, so stdout looks like no terminal for the moment of the import only.
+    """
+    saved_env = {key: os.environ.get(key) for key in CELL_SIZE_VARIABLES}
+    stdout = sys.__stdout__
+    try:
+        if stdout is not None and not all(saved_env.values()):
+            cell = cell_size_from_the_kernel(stdout)
+            if cell is not None:
+                os.environ.update(zip(CELL_SIZE_VARIABLES, map(str, cell)))
+        if stdout is not None:
+            sys.__stdout__ = _NotATerminal(stdout)
+        yield
+    finally:
+        sys.__stdout__ = stdout
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def cell_size_from_the_kernel(stream) -> tuple[int, int] | None:
+    """(width, height) of a character cell in pixels, from TIOCGWINSZ; None where the terminal reported no pixels."""
+    try:
+        rows, columns, width, height = struct.unpack("HHHH", fcntl.ioctl(stream.fileno(), termios.TIOCGWINSZ, bytes(8)))
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return None
+    if not (rows and columns and width >= columns and height >= rows):
+        return None
+    return width // columns, height // rows
 
 
 class ThumbnailCache:
