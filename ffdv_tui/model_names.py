@@ -11,11 +11,12 @@ import json
 import os
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 
 def cache_path() -> Path:
+    from importlib import metadata  # 10-20 ms to import, and only the new-run form needs it
+
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     try:
         version = metadata.version("timm")
