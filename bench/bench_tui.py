@@ -7,7 +7,10 @@ runs. Latency: press ``?`` and time until the keys screen is drawn, ``?`` again 
 is gone, an arrow key until another run is shown (header, curves, table and log
 redrawn), ``--presses`` times each, on an idle machine and while an engine trains on
 every core, with the two FFDI-sized runs and again with 200 runs more. The load average
-is printed before and after each part: a number taken on a busy machine says so.
+is printed before and after each part: a number taken on a busy machine says so. The
+app's own CPU time (at the first frame; per key press over a part) is printed too: it
+is the work done, which a busy machine slows but does not change, so builds can be
+compared under a load that makes their wall-clock times noisy.
 
     python bench/bench_tui.py [--presses 200] [--startups 5]     # about 8 minutes
     python bench/bench_tui.py --presses 3 --startups 1 --runs 5 --no-training --settle 0.2 --epochs 3   # smoke
@@ -107,6 +110,14 @@ class Terminal:
     def press(self, key: bytes) -> None:
         os.write(self.fd, key)
 
+    def cpu_seconds(self) -> float:
+        """CPU time the app has used so far, all its threads (user + system): work done, which the load does not change."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
     def close(self) -> None:
         os.kill(self.pid, 9)
         os.waitpid(self.pid, 0)
@@ -179,20 +190,24 @@ class Bench:
         return Terminal([str(self.bin_dir / "ffdv-tui"), "--runs", str(runs)], self.env)
 
     def first_frames(self, label: str, runs: Path, shown, count: int) -> None:
-        times = []
+        times, cpu = [], []
         for _ in range(count):
             term = self.app(runs)
             times.append(term.wait_for(lambda s: "New run" in s and shown(s), 60))
+            cpu.append(term.cpu_seconds())  # read once the screen fell quiet, 30 ms after the first frame
             term.close()
         self.results[f"first frame, {label}, s (median)"] = statistics.median(times)
         self.results[f"first frame, {label}, each, s"] = " ".join(f"{t:.2f}" for t in times)
+        self.results[f"first frame, {label}, app CPU s (median)"] = statistics.median(cpu)
         self.note_load(f"after the first frames, {label}")
 
     def keys(self, label: str, runs: Path, shown, presses: int, settle: float) -> None:
         term = self.app(runs)
         term.wait_for(lambda s: "New run" in s and shown(s), 120)
         time.sleep(settle)  # every run read, the first repaints done
+        cpu = term.cpu_seconds()
         kinds = press_keys(term, presses)
+        cpu = term.cpu_seconds() - cpu
         term.close()
         every = [v for values in kinds.values() for v in values]
         self.results[f"key press, {label}, p50 / p95 / max ms"] = (
@@ -200,6 +215,7 @@ class Bench:
         self.results[f"key press, {label}, p50 ms"] = percentile(every, 0.5) * 1000
         self.results[f"key press, {label}, p95 ms"] = percentile(every, 0.95) * 1000
         self.results[f"key press, {label}, max ms"] = max(every) * 1000
+        self.results[f"key press, {label}, app CPU ms per press (mean)"] = cpu * 1000 / len(every)
         for kind, values in kinds.items():
             self.results[f"  {kind}, {label}, p50 / p95 ms"] = (
                 f"{percentile(values, 0.5) * 1000:.0f} / {percentile(values, 0.95) * 1000:.0f}")
