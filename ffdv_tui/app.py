@@ -200,13 +200,14 @@ class FfdvApp(App[str]):
         return config
 
     def open_new_run(self, model: str | None = None, img_size: int | None = None, data_root: str | None = None,
-                     pretrained: str = "", name: str = "") -> None:
+                     pretrained: str = "", name: str = "", stem: str | None = None) -> None:
         """The new-run form, prefilled (fine-tuning from a checkpoint, for one)."""
         config = self.form_defaults()
         config.model.name = model or config.model.name
         config.data.img_size = img_size or config.data.img_size
         config.data.root = data_root or config.data.root
         config.model.pretrained = pretrained
+        config.model.stem = stem or config.model.stem
         config.run.name = name
         self._push_new_run(config)
 

@@ -46,6 +46,7 @@ class CheckpointEntry:
     mtime: float = 0.0
     model: str | None = None
     img_size: int | None = None
+    stem: str = "rgb"  # the fixed filter in front of the backbone; a fine-tuned run keeps it
     data_root: str | None = None
     resumable: bool = False
     problem: str | None = None
@@ -85,6 +86,7 @@ def read_entry(run: str, weights: Path, best: str | None, model_names: set[str] 
                      if isinstance(v, (int, float)) and not isinstance(v, bool)}
     entry.best_metric = sidecar.best_metric
     entry.model, entry.img_size, entry.data_root = sidecar.model, sidecar.img_size, sidecar.data_root()
+    entry.stem = sidecar.stem
     if model_names is not None and entry.model not in model_names:
         entry.problem = f"model {entry.model!r} is not a timm model in this installation"
     return entry

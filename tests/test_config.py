@@ -265,10 +265,20 @@ def test_a_folder_as_config_file_raises_config_error(tmp_path):
 
 
 def test_meta_section_is_ignored(tmp_path):
-    path = write(tmp_path, "[meta]\ntorch = '2.4'\nanything = 1\n[meta.versions]\ntimm = '1.0'\n[train]\nepochs = 2\n")
+    path = write(tmp_path, "[meta]\ntorch = '2.4'\nanything = 1\n[meta.versions]\ntimm = '1.0'\n[model]\nstem = 'srm'\n"
+                           "[train]\nepochs = 2\n")
     config = load_config(path)
     assert config.train.epochs == 2
     assert dataclasses.replace(config, train=Config().train) == Config()
+
+
+def test_a_run_config_saved_before_stems_keeps_the_rgb_model_and_a_new_config_gets_srm(tmp_path):
+    """A run folder's config.toml (it has [meta]) without model.stem was an rgb run: resuming it must rebuild that."""
+    old_run = write(tmp_path, "[meta]\neffective_batch_size = 32\n[model]\nname = 'resnet10t'\n")
+    assert load_config(old_run).model.stem == "rgb"
+    user = tmp_path / "user.toml"
+    user.write_text("[model]\nname = 'resnet10t'\n")
+    assert load_config(user).model.stem == "srm" == Config().model.stem
 
 
 def test_section_given_as_a_plain_value_is_rejected(tmp_path):

@@ -54,8 +54,10 @@ def test_the_stem_is_saved_and_never_trained(stem: str, channels: int) -> None:
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 2)
 
 
-def test_the_default_model_has_no_stem_and_plain_timm_keys() -> None:
+def test_the_default_model_is_behind_the_srm_stem_and_rgb_has_plain_timm_keys() -> None:
     model, _, _ = create_model(load_config(overrides={"model.name": "test_resnet"}))
+    assert isinstance(model, StemmedModel) and stem_of_state(model.state_dict()) == "srm"  # the recipe that generalised
+    model, _, _ = create_model(load_config(overrides={"model.name": "test_resnet", "model.stem": "rgb"}))
     assert not isinstance(model, StemmedModel) and stem_of_state(model.state_dict()) == "rgb"
 
 

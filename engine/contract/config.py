@@ -69,7 +69,7 @@ class ModelConfig:
     pretrained: str = ""  # "": random init; a .safetensors / .pth file; "hub": download (needs a network)
     drop_rate: float = 0.0
     drop_path_rate: float = 0.0
-    stem: str = "rgb"  # rgb | srm (fixed SRM high-pass residuals) | rgb+srm (both, 6 channels into the backbone)
+    stem: str = "srm"  # srm (fixed SRM high-pass residuals) | rgb (the image as it is) | rgb+srm (both, 6 channels)
 
 
 @dataclass
@@ -242,6 +242,9 @@ def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None
             values = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}. Fix that line (strings need quotes).") from None
+        if "meta" in values and "stem" not in values.get("model", {}):
+            # a run folder's config.toml saved before stems existed (their default was then rgb): the same model
+            values.setdefault("model", {})["stem"] = "rgb"
         apply_values(config, values, str(path), text)
     if overrides:
         apply_values(config, {k: v for k, v in overrides.items() if v is not None})

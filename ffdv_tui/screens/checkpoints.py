@@ -412,7 +412,7 @@ class CheckpointsScreen(Screen):
         entry = self._usable()
         if entry is not None:
             self.app.open_new_run(model=entry.model, img_size=entry.img_size, data_root=entry.data_root,
-                                  pretrained=str(entry.path.resolve()), name=f"{entry.run}-ft")
+                                  pretrained=str(entry.path.resolve()), name=f"{entry.run}-ft", stem=entry.stem)
 
     def action_resume(self) -> None:
         entry = self.highlighted

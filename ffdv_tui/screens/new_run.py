@@ -23,7 +23,7 @@ from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Select, Static
 
-from engine.contract.config import AMP_MODES, AUGMENT_PRESETS, OPTIMIZERS, SCHEDULES, Config, load_config
+from engine.contract.config import AMP_MODES, AUGMENT_PRESETS, OPTIMIZERS, SCHEDULES, STEMS, Config, load_config
 from engine.contract.errors import FfdvError
 from engine.contract.runstore import check_run_name
 from engine.contract.text import printable
@@ -52,6 +52,7 @@ FIELD_HELP = {
     "optimizer": "adamw, adam or sgd (timm's optimizer factory)",
     "schedule": "cosine with warmup, step, or constant learning rate",
     "augment": "none; light: flip, random resized crop; strong: + colour jitter, blur, JPEG re-compression",
+    "stem": "srm: the backbone sees fixed high-pass residuals (generalises best here); rgb: the image; rgb+srm: both",
     "amp": "auto: bf16 on CUDA, off elsewhere; bf16; fp16; off",
     "pretrained": "empty: from scratch; a .safetensors/.pth weights file; hub: timm's download (needs internet)",
     "gpus": "processes on this machine, one per GPU, through torchrun",
@@ -69,6 +70,7 @@ FIELDS = [
     Field("optimizer", "Optimizer", "optim.optimizer", choices=OPTIMIZERS),
     Field("schedule", "Schedule", "optim.schedule", choices=SCHEDULES),
     Field("augment", "Augmentation", "data.augment", choices=AUGMENT_PRESETS),
+    Field("stem", "Input filter", "model.stem", choices=STEMS),
     Field("amp", "Mixed precision", "train.amp", choices=AMP_MODES),
     Field("pretrained", "Pretrained file", "model.pretrained"),
     Field("gpus", "GPUs", None, int),
@@ -82,7 +84,8 @@ def default_values(config: Config) -> dict[str, str]:
         "data": config.data.root, "model": config.model.name, "img_size": str(config.data.img_size),
         "epochs": str(config.train.epochs), "batch_size": str(config.train.batch_size),
         "lr": "auto" if not config.optim.lr else repr(config.optim.lr), "optimizer": config.optim.optimizer,
-        "schedule": config.optim.schedule, "augment": config.data.augment, "amp": config.train.amp,
+        "schedule": config.optim.schedule, "augment": config.data.augment, "stem": config.model.stem,
+        "amp": config.train.amp,
         "pretrained": config.model.pretrained, "gpus": str(config.dist.nproc_per_node), "name": config.run.name,
     }
 
