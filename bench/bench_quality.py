@@ -8,7 +8,7 @@ on the test split. Reported per recipe: best validation AUC, test AUC on unseen 
 reals against test fakes of the known families), test AUC on the unseen family (test reals against
 copy-move fakes), and minutes.
 
-    python bench/bench_quality.py [--data sample_data] [--recipes default,srm,native+srm,...] [--epochs 8]
+    python bench/bench_quality.py [--data sample_data] [--recipes rgb,default,native+srm,...] [--epochs 8]
                                   [--model resnet10t] [--img-size 64] [--workers 0]
 
 Recipes needing engine settings: mixup (optim.mixup), srm (model.stem = "srm": the backbone sees
@@ -39,33 +39,45 @@ from engine.cli import main as ffdv  # noqa: E402
 from engine.contract.leakage import auc_score  # noqa: E402
 from engine.contract.runstate import load_run  # noqa: E402
 
-# Each recipe: config settings on top of the defaults, and what it stands for.
-RECIPES: dict[str, tuple[dict, str]] = {
-    "baseline": ({"optim": {"optimizer": "adam", "lr": 0.005, "schedule": "step", "warmup_epochs": 0},
-                  "data": {"augment": "none"}},
-                 "the teaching baseline: Adam at 0.005, step schedule, no augmentation"),
-    "default": ({}, "today's default: AdamW, automatic lr, warmup + cosine, light augmentation (flip, resized crop)"),
-    "strong-aug": ({"data": {"augment": "strong"}},
-                   "forgery-aware augmentation: + colour jitter, blur (p 0.2), JPEG re-compression 50-95 (p 0.3)"),
-    "label-smooth": ({"optim": {"label_smoothing": 0.1}}, "label smoothing 0.1"),
-    "no-aug": ({"data": {"augment": "none"}}, "the default without augmentation (resized whole images)"),
-    "longer": ({"train": {"epochs_factor": 2}}, "the default with twice the epochs"),
-    "mixup": ({"optim": {"mixup": 0.2}}, "the default with mixup (timm's Mixup, alpha 0.2, soft-target loss)"),
-    "srm": ({"model": {"stem": "srm"}},
-            "the default behind a fixed SRM high-pass stem: the backbone sees only the residuals, not the content"),
-    "native-crop": ({"data": {"crop": "native", "eval_grid": 3}},
-                    "random crops at native resolution (no resize), scored by the mean over a 3 x 3 grid of crops"),
-    "native+srm": ({"data": {"crop": "native", "eval_grid": 3}, "model": {"stem": "srm"}},
-                   "native crops and the SRM stem: residuals at full resolution"),
-}
-COLUMNS = ("recipe", "val_auc", "test_auc_unseen_sources", "test_auc_unseen_family", "minutes")
-
 
 def _merge(base: dict, extra: dict) -> dict:
     out = {k: dict(v) for k, v in base.items()}
     for section, values in extra.items():
         out.setdefault(section, {}).update(values)
     return out
+
+
+# Each recipe: config settings on top of the defaults, and what it stands for. All but `default` and
+# `native+srm` feed the backbone the image itself (stem rgb), as every recipe did before the SRM stem won
+# and became the default: they compare against the previous default, `rgb`.
+RGB = {"model": {"stem": "rgb"}}
+
+
+def _on_rgb(extra: dict) -> dict:
+    return _merge(RGB, extra)
+
+
+RECIPES: dict[str, tuple[dict, str]] = {
+    "baseline": (_on_rgb({"optim": {"optimizer": "adam", "lr": 0.005, "schedule": "step", "warmup_epochs": 0},
+                          "data": {"augment": "none"}}),
+                 "the teaching baseline: Adam at 0.005, step schedule, no augmentation"),
+    "rgb": (RGB, "the previous default: AdamW, automatic lr, warmup + cosine, light augmentation (flip, resized "
+                 "crop), the backbone sees the image (model.stem = rgb)"),
+    "strong-aug": (_on_rgb({"data": {"augment": "strong"}}),
+                   "rgb with forgery-aware augmentation: + colour jitter, blur (p 0.2), JPEG re-compression 50-95 (p 0.3)"),
+    "label-smooth": (_on_rgb({"optim": {"label_smoothing": 0.1}}), "rgb with label smoothing 0.1"),
+    "no-aug": (_on_rgb({"data": {"augment": "none"}}), "rgb without augmentation (resized whole images)"),
+    "longer": (_on_rgb({"train": {"epochs_factor": 2}}), "rgb with twice the epochs"),
+    "mixup": (_on_rgb({"optim": {"mixup": 0.2}}), "rgb with mixup (timm's Mixup, alpha 0.2, soft-target loss)"),
+    "native-crop": (_on_rgb({"data": {"crop": "native", "eval_grid": 3}}),
+                    "rgb on random crops at native resolution (no resize), scored by the mean over a 3 x 3 grid of crops"),
+    "rgb+srm": ({"model": {"stem": "rgb+srm"}}, "the image and its SRM residuals stacked (6 channels)"),
+    "default": ({}, "today's default: rgb behind the fixed SRM high-pass stem (model.stem = srm): the backbone sees "
+                    "only the residuals, not the content"),
+    "native+srm": ({"data": {"crop": "native", "eval_grid": 3}},
+                   "the default on native crops: SRM residuals at full resolution, 3 x 3 grid evaluation"),
+}
+COLUMNS = ("recipe", "val_auc", "test_auc_unseen_sources", "test_auc_unseen_family", "minutes")
 
 
 def test_subsets(data: Path, predictions: pd.DataFrame) -> dict[str, float | None]:

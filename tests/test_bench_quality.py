@@ -18,7 +18,7 @@ import bench_quality  # noqa: E402
 
 @pytest.mark.slow
 def test_tiny_benchmark_reports_every_recipe_and_column(tmp_path: Path, capsys) -> None:
-    args = bench_quality.parse_args(["--data", str(SAMPLE_DATA), "--recipes", "baseline,default", "--epochs", "2",
+    args = bench_quality.parse_args(["--data", str(SAMPLE_DATA), "--recipes", "rgb,default", "--epochs", "2",
                                      "--model", "test_resnet", "--img-size", "32", "--work", str(tmp_path / "work"),
                                      "--json", str(tmp_path / "quality.json")])
     rows = bench_quality.run(args)
