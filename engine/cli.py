@@ -35,7 +35,7 @@ TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
     ("--on-bad-image", "data.on_bad_image", str, "unreadable image: skip (default) or fail"),
     ("--model", "model.name", str, "any timm model name"),
     ("--pretrained", "model.pretrained", str, "weights file (.safetensors or state dict), or 'hub'"),
-    ("--stem", "model.stem", str, "rgb, srm (fixed SRM high-pass residuals) or rgb+srm (both) before the model"),
+    ("--stem", "model.stem", str, "srm (default: fixed SRM high-pass residuals), rgb (the image) or rgb+srm (both)"),
     ("--optimizer", "optim.optimizer", str, "adamw, adam or sgd"),
     ("--lr", "optim.lr", float, "learning rate (default: automatic)"),
     ("--weight-decay", "optim.weight_decay", float, "weight decay"),
