@@ -22,14 +22,14 @@ def test_tiny_benchmark_reports_every_recipe_and_column(tmp_path: Path, capsys) 
                                      "--model", "test_resnet", "--img-size", "32", "--work", str(tmp_path / "work"),
                                      "--json", str(tmp_path / "quality.json")])
     rows = bench_quality.run(args)
-    assert [r["recipe"] for r in rows] == ["baseline", "default"]
+    assert [r["recipe"] for r in rows] == ["rgb", "default"]
     for row in rows:
         assert set(row) == set(bench_quality.COLUMNS)
         for key in ("val_auc", "test_auc_unseen_sources", "test_auc_unseen_family"):
             assert row[key] is not None and 0.0 <= row[key] <= 1.0, (row["recipe"], key)
         assert row["minutes"] > 0
     printed = capsys.readouterr().out
-    assert "| baseline |" in printed and "| default |" in printed and "test AUC, unseen family" in printed
+    assert "| rgb |" in printed and "| default |" in printed and "test AUC, unseen family" in printed
     saved = json.loads((tmp_path / "quality.json").read_text())
     assert len(saved) == 2 * (len(bench_quality.COLUMNS) - 1) and not any(math.isnan(v) for v in saved.values())
 

@@ -213,14 +213,17 @@ def test_hub_weights_offline_fail_at_once_with_the_fix(monkeypatch) -> None:
         create_model(config)
 
 
-def test_pretrained_file_through_the_config(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stem, prefix", [("rgb", ""), ("srm", "backbone.")])
+def test_pretrained_file_through_the_config(tmp_path: Path, stem: str, prefix: str) -> None:
+    """Plain timm weights fill the model, or the backbone behind the (default) SRM stem."""
     source = timm.create_model("test_resnet", num_classes=2)
     path = tmp_path / "w.safetensors"
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
     config = Config()
     config.model.name = "test_resnet"
     config.model.pretrained = str(path)
+    config.model.stem = stem
     model, spec, notes = create_model(config)
     assert notes == [] and spec.img_size == config.data.img_size
     for k, v in source.state_dict().items():
-        assert torch.equal(model.state_dict()[k], v)
+        assert torch.equal(model.state_dict()[prefix + k], v)
