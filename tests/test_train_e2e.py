@@ -88,12 +88,18 @@ def test_the_model_learns_the_tiny_set(trained: RunPaths) -> None:
     assert sidecar["epoch"] == best.epoch and sidecar["metrics"]["auc"] == best.metrics["auc"]
 
 
-def test_checkpoint_loads_with_plain_timm_in_two_lines(trained: RunPaths) -> None:
+def test_checkpoint_loads_in_two_lines_and_its_backbone_is_plain_timm(trained: RunPaths) -> None:
+    """As the README shows: build_network(model, stem) takes the default (SRM-stem) checkpoint; behind it, timm's."""
+    from engine.models import build_network
+
     sidecar = json.loads((trained.checkpoints / "best.json").read_text())
     assert sidecar["model"] == "resnet10t" and sidecar["img_size"] == 64 and sidecar["num_classes"] == 2
-    assert len(sidecar["mean"]) == 3 and sidecar["config"]["train"]["epochs"] == 3
-    model = timm.create_model("resnet10t", num_classes=2)
-    model.load_state_dict(load_file(str(trained.checkpoints / "best.safetensors")))  # strict: every key fits
+    assert len(sidecar["mean"]) == 3 and sidecar["config"]["train"]["epochs"] == 3 and sidecar["stem"] == "srm"
+    state = load_file(str(trained.checkpoints / "best.safetensors"))
+    model = build_network("resnet10t", sidecar["stem"])
+    model.load_state_dict(state)  # strict: every key fits
+    backbone = timm.create_model("resnet10t", num_classes=2)
+    backbone.load_state_dict({k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")})
     model.eval()
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 2)
