@@ -139,7 +139,7 @@ def engine_train(data: Path, args, workers: int) -> float:
     config = resolve(load_config(overrides={
         "data.root": str(data), "data.img_size": args.img_size, "data.workers": workers, "data.augment": "light",
         "model.name": args.model, "train.batch_size": args.batch_size, "train.epochs": 3, "run.runs": str(runs),
-        "optim.lr": 1e-3,
+        "optim.lr": 1e-3, "model.stem": "rgb",  # the plain loop's model: loop against loop, not stem against none
     }))
     paths = create_run_dir(runs, "bench")
     save_config(paths, config)
@@ -218,7 +218,7 @@ def limit_train(args, channels_last: bool, steps: int = 30) -> float:
 
 
 def engine_predict(data: Path, args, workers: int) -> float:
-    config = load_config(overrides={"data.img_size": args.img_size, "model.name": args.model})
+    config = load_config(overrides={"data.img_size": args.img_size, "model.name": args.model, "model.stem": "rgb"})
     setup = setup_device(config)
     model, spec, _ = create_model(config)
     model.to(setup.device)
