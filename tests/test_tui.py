@@ -185,9 +185,9 @@ async def test_tab_walks_the_fields_and_the_help_line_follows_the_focus(runs: Pa
         form = await open_form(pilot, app)
         help_line = form.query_one("#field-help")
         for field in FIELDS:  # every field, in order; each says what it is and the setting it becomes
-            await wait_until(pilot, lambda field=field: app.focused is form.query_one(f"#{field.name}"), 10, field.name)
+            await wait_until(pilot, lambda field=field: app.focused is form.query_one(f"#{field.name}")
+                             and str(help_line.render()).startswith(f"{field.label}: "), what=f"{field.name} and its help")
             text = str(help_line.render())
-            assert text.startswith(f"{field.label}: "), text
             if field.key is not None:
                 assert text.endswith(f" · {field.key}"), text
                 value = parse(field, str(form.query_one(f"#{field.name}").value))
