@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup run train test lint bench sample-data clean
+.PHONY: setup bytecode run train test lint bench sample-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The project's own modules, compiled once: an editable install leaves them as source, and where
+# PYTHONDONTWRITEBYTECODE is set (containers, CI images) every start compiled 34 modules again (80 ms of the
+# first frame). Only changed files are compiled; a stale .pyc is never used (Python checks the source's mtime).
+bytecode: setup
+	$(BIN)/python -m compileall -q engine ffdv_tui
+
 # Opens the workbench on the bundled sample data.
-run: setup
+run: bytecode
 	$(BIN)/ffdv-tui --data sample_data --runs runs
 
 train: setup
@@ -29,7 +35,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-bench: setup
+bench: bytecode
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_runstore.py
 	$(BIN)/python bench/bench_tui.py

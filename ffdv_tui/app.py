@@ -110,11 +110,19 @@ class FfdvApp(App[str]):
         update = self.model.poll(budget=FIRST_READ_BUDGET_S if self.watch_runs else None)
         if update is not None:
             self._take(update)
+        self.call_after_refresh(self._after_first_frame)
+
+    def _after_first_frame(self) -> None:
+        """What the first frame does not need: the watcher (it reads the other runs), the GPU count, the collector.
+
+        Started before the first frame, the watcher's thread read the other run logs while the
+        first frame was composed and drawn, and the two shared one interpreter lock.
+        """
         if self.watch_runs:
             self._watch()
-        self.call_after_refresh(self.main.repaint)
+        self.main.repaint()
         if self.quiet_gc:
-            self.call_after_refresh(quiet_garbage_collector)
+            quiet_garbage_collector()
         self._count_gpus()
 
     @cached_property
