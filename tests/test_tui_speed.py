@@ -162,3 +162,37 @@ async def test_switching_runs_formats_each_validations_table_once_and_shows_the_
         assert table.cursor_row == 39 and table.index_at(39) == "40"
         lines = [table.render_line(y).text for y in range(table.size.height)]
         assert "epoch" in lines[0] and lines[-1].startswith("40") and not any(line.startswith("1 ") for line in lines)
+
+
+async def test_the_watcher_thread_starts_after_the_first_frame(tmp_path: Path, monkeypatch) -> None:
+    """Its first poll reads the other run logs; started before the first frame, it shared the interpreter with it."""
+    runs = install_fixture_runs(tmp_path / "runs")
+    order: list[str] = []
+    app = make_app(runs)
+    original_watch = app._watch
+    monkeypatch.setattr(app, "_watch", lambda: (order.append("watcher"), original_watch()))
+    original_refresh = app.main._compositor_refresh
+
+    def drawn() -> None:
+        original_refresh()
+        if "frame" not in order:
+            order.append("frame")
+
+    monkeypatch.setattr(app.main, "_compositor_refresh", drawn)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
+    assert order == ["frame", "watcher"]
+
+
+def test_the_command_asks_textual_for_quicker_frames_unless_the_user_chose() -> None:
+    """Before Textual is imported (it reads TEXTUAL_FPS once); a user's own setting wins."""
+    code = ("import os, sys; os.environ.pop('TEXTUAL_FPS', None); import ffdv_tui.__main__ as m; "
+            "assert 'textual' not in sys.modules; m.prefer_quick_frames(); import textual.constants as c; "
+            "print(c.MAX_FPS)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "120"
+    mine = {"TEXTUAL_FPS": "30"}
+    from ffdv_tui.__main__ import prefer_quick_frames
+
+    prefer_quick_frames(mine)
+    assert mine == {"TEXTUAL_FPS": "30"}
