@@ -34,12 +34,13 @@ from ffdv_tui.model_names import model_names
 from ffdv_tui.run_snapshot import RunSnapshot
 from ffdv_tui.runs import RunsModel, RunsUpdate, ordered
 from ffdv_tui.screens.confirm import ConfirmScreen
-from ffdv_tui.screens.help import HelpScreen, key_rows
+from ffdv_tui.screens.help import HelpScreen, dialog_rows, key_rows
 from ffdv_tui.screens.main import MainScreen
 from ffdv_tui.screens.new_run import NewRunScreen
 
 WATCH_S = 0.1
 KEYS_SCREENS_KEPT = 8
+PREPARE_AFTER_S = 0.5  # after the first frame, what the first ``?`` would otherwise make while the user waits
 FIRST_READ_BUDGET_S = 0.05  # while run logs are read for the first time, the screen gets what is read every 50 ms
 
 
@@ -124,6 +125,7 @@ class FfdvApp(App[str]):
         if self.quiet_gc:
             quiet_garbage_collector()
         self._count_gpus()
+        self.set_timer(PREPARE_AFTER_S, dialog_rows)
 
     @cached_property
     def main(self) -> MainScreen:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, install_fixture_runs
-from pilot_helpers import make_app, pick_run, static_text, wait_until, wait_until_listed
+from pilot_helpers import make_app, pick_run, rendered, wait_until, wait_until_listed
 from textual.binding import Binding
 
 from ffdv_tui.app import FfdvApp
@@ -28,7 +28,7 @@ async def open_keys(pilot, app: FfdvApp) -> str:
     screen = app.screen
     await pilot.press("question_mark")
     await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), 30, f"the keys screen over {screen}")
-    text = static_text(app.screen.query_one("#keys"))
+    text = rendered(app.screen.query_one("#keys"))
     await pilot.press("escape")
     await wait_until(pilot, lambda: app.screen is screen, 30, "the keys screen to close")
     return text
@@ -111,3 +111,18 @@ async def test_the_keys_screen_lists_every_key_of_the_matrix_screen(tmp_path: Pa
                          and app.screen.query_one(DataTable).row_count == 3, 30, "the matrix screen")
         text = await open_keys(pilot, app)
         assert_listed(app, text, own_bindings(MatrixScreen), "MatrixScreen")
+
+
+def test_the_keys_list_wraps_what_a_key_does_under_itself_within_the_width() -> None:
+    from rich.console import Console
+
+    from ffdv_tui.screens.help import KeyRow, keys_lines
+
+    rows = [KeyRow("This screen", "s", "Stop", "Stop the selected run cleanly (it saves a checkpoint first)"),
+            KeyRow("This screen", "ctrl+p", "Palette", "")]
+    lines = [line.plain.rstrip() for line in keys_lines(rows, 40, Console())]
+    assert lines[0] == "This screen"
+    assert lines[1].startswith("s       Stop: Stop the selected")
+    assert all(line.startswith(" " * 8) for line in lines[2:-2]) and len(lines) > 4
+    assert lines[-2] == "ctrl+p  Palette" and lines[-1] == ""
+    assert max(len(line) for line in lines) <= 40

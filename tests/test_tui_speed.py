@@ -196,3 +196,15 @@ def test_the_command_asks_textual_for_quicker_frames_unless_the_user_chose() -> 
 
     prefer_quick_frames(mine)
     assert mine == {"TEXTUAL_FPS": "30"}
+
+
+async def test_the_dialogs_keys_are_made_while_idle_after_the_first_frame(tmp_path: Path) -> None:
+    """The first ``?`` imported the dialogs' modules to list their keys; the app does it once the workbench is up."""
+    from ffdv_tui.screens.help import dialog_rows
+
+    dialog_rows.cache_clear()
+    app = make_app(install_fixture_runs(tmp_path / "runs"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
+        await wait_until(pilot, lambda: dialog_rows.cache_info().currsize == 1, 30, "the dialogs' keys")
+        assert not isinstance(app.screen, HelpScreen) and dialog_rows.cache_info().hits == 0
