@@ -111,6 +111,7 @@ def test_the_benchmark_reports_every_number_in_a_smoke_run(tmp_path: Path) -> No
     for key in ("first frame, empty runs folder, s (median)", "first frame, 100-epoch FFDI log, s (median)",
                 "first frame, many runs, s (median)", "key press, idle, p50 / p95 / max ms",
                 "key press, idle, many runs, p50 / p95 / max ms", "load average, 1 min, lowest / highest seen", "machine",
+                "reference Python work, ms, fastest / slowest seen", "key press, idle, the slowest",
                 "start-ups per runs folder / presses per key"):
         assert key in report, key
     assert "load average (1 / 5 / 15 min) at the start" in result.stdout
