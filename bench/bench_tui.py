@@ -11,10 +11,9 @@ is printed before and after each part, with the time of a fixed piece of Python 
 virtual machine whose host is busy is slower without a higher load): a number taken on a
 busy or slowed machine says so. The app's own CPU time (at the first frame; per key press
 over a part) is printed too: it is the work done, which a busy machine slows but does
-not change, so builds can be
-compared under a load that makes their wall-clock times noisy.
+not change, so builds can be compared under a load that makes their wall-clock times noisy.
 
-    python bench/bench_tui.py [--presses 200] [--startups 5]     # about 8 minutes
+    python bench/bench_tui.py [--presses 200] [--startups 5]     # about 5 minutes
     python bench/bench_tui.py --presses 3 --startups 1 --runs 5 --no-training --settle 0.2 --epochs 3   # smoke
 """
 
