@@ -181,7 +181,8 @@ async def test_the_watcher_thread_starts_after_the_first_frame(tmp_path: Path, m
 
     monkeypatch.setattr(app.main, "_compositor_refresh", drawn)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for_runs(pilot, app, FIXTURE_NAMES)
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)  # read before the first frame: the watcher may not be up yet
+        await wait_until(pilot, lambda: "watcher" in order, 30, "the watcher to start")
     assert order == ["frame", "watcher"]
 
 
