@@ -37,6 +37,20 @@ async def test_runs_list_shows_every_run_with_its_status(runs: Path) -> None:
         assert prompts["crashed"].startswith("✗ crashed")
 
 
+async def test_a_long_run_name_ends_in_an_ellipsis_at_the_lists_width(runs: Path) -> None:
+    """The prompts are made before the list has a width (the first frame); the list cuts them where it draws them."""
+    long_name = "efficientnet_b4-ffdi-full-resolution-strong-augmentation"
+    (runs / "finished").rename(runs / long_name)
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        run_list = await wait_for_runs(pilot, app, {"crashed", "stopped", long_name})
+        width = run_list.scrollable_content_region.width
+        lines = [line.strip("│ ") for line in rendered(run_list).splitlines()]  # inside the border
+        row = next(line for line in lines if "efficientnet" in line)
+        assert row.endswith("…") and len(row) <= width and row.startswith("✓ efficientnet_b4-")
+        assert "3/3 · auc 0.8206" in lines  # the second line: it fits, so it is whole
+
+
 async def test_selecting_a_run_shows_its_curves_metrics_and_header(runs: Path) -> None:
     app = make_app(runs)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, ProgressBar, Static
+from textual.widgets import Header, ProgressBar, Static
 
 from engine.contract.dataset import looks_like_dataset_root
 from engine.contract.fmt import fmt_bytes, fmt_metric
@@ -42,6 +42,7 @@ from ffdv_tui.screens.matrix_form import MatrixFormScreen, MatrixRequest
 from ffdv_tui.screens.matrix_list import MatrixListScreen
 from ffdv_tui.screens.predictions import PredictionSource, PredictionsScreen, validation_folder
 from ffdv_tui.widgets.frame_table import Column, FrameTable
+from ffdv_tui.widgets.key_bar import KeyBar
 
 
 def _metric(value) -> str:
@@ -169,7 +170,7 @@ class CheckpointsScreen(Screen):
                 yield Static(id="ckpt-detail")
                 yield ProgressBar(id="job-progress", show_eta=True)
                 yield Static(id="job-result")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.app.sub_title = f"checkpoints · {printable(self.runs_dir)}"

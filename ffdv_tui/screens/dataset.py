@@ -27,13 +27,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Label, ProgressBar, Select, Static
+from textual.widgets import Header, Input, Label, ProgressBar, Select, Static
 from textual.worker import get_current_worker
 
 from engine.contract.scan import ScanReport, scan_dataset
 from engine.contract.text import plain_text, printable
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
+from ffdv_tui.widgets.key_bar import KeyBar
 from ffdv_tui.widgets.path_suggester import PathSuggester
 
 QUICK_ROWS = 1000
@@ -180,7 +181,7 @@ class DatasetScreen(Screen):
                 yield FrameTable(IMAGE_COLUMNS, id="ds-images", classes="pane")
             yield ImagePreview(self.images_mode, id="ds-preview", classes="pane")
             yield ImagePreview(self.images_mode, id="ds-pair-preview", classes="pane")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.app.sub_title = "dataset"

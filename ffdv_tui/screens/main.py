@@ -28,11 +28,11 @@ from ffdv_tui.run_snapshot import RunSnapshot
 from ffdv_tui.runs import Answer, RunsUpdate, ordered
 from ffdv_tui.screens.confirm import ConfirmScreen
 from ffdv_tui.widgets.curves import LossPlot, MetricPlot
+from ffdv_tui.widgets.key_bar import KeyBar
 from ffdv_tui.widgets.log_tail import LogTail
 from ffdv_tui.widgets.metrics_table import MetricsTable
 from ffdv_tui.widgets.run_list import RunList, status_text
 from ffdv_tui.widgets.run_progress import RunProgress
-from ffdv_tui.widgets.steady_footer import SteadyFooter
 from ffdv_tui.widgets.steady_header import SteadyHeader
 
 REPAINT_S = 0.25  # header and progress of the selected run
@@ -86,7 +86,7 @@ class MainScreen(Screen):
                     yield MetricPlot(id="metric-plot")
                 yield MetricsTable(id="metrics", classes="pane")
                 yield LogTail(id="log", classes="pane")
-        yield SteadyFooter()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#runs", RunList).border_title = "runs"
@@ -94,6 +94,7 @@ class MainScreen(Screen):
         self.query_one("#log", LogTail).border_title = "engine.log"
         self.set_interval(REPAINT_S, self.repaint)
         self._mounted = True
+        self.repaint()  # what the app read before the widgets existed goes into the first frame, not the next
 
     def on_screen_resume(self) -> None:
         self.app.sub_title = self.sub_title_text

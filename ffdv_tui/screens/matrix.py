@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Label, Select, Static
+from textual.widgets import DataTable, Header, Label, Select, Static
 from textual_plotext import PlotextPlot
 
 from engine.contract.jobs import SubmissionResult
@@ -38,6 +38,7 @@ from engine.contract.text import plain_text, printable
 from ffdv_tui.checkpoint_catalog import JobError, run_engine_job
 from ffdv_tui.screens.job import JobRequest, JobScreen
 from ffdv_tui.screens.predictions import PredictionSource, PredictionsScreen
+from ffdv_tui.widgets.key_bar import KeyBar
 
 DROP_RED = 0.01
 LINE_COLOURS = ("green", "cyan", "magenta", "yellow", "blue", "red", "white")
@@ -108,7 +109,7 @@ class MatrixScreen(Screen):
             yield DataTable(id="matrix-table", cursor_type="row", zebra_stripes=False)
             yield PlotextPlot(id="matrix-chart")
             yield Static(id="matrix-note")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         try:

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Header, Input, Label, Select, Static
 
 from engine.contract.fmt import fmt_metric
 from engine.contract.text import plain_text, printable
@@ -34,6 +34,7 @@ from ffdv_tui.predictions import (
 )
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
+from ffdv_tui.widgets.key_bar import KeyBar
 
 LABELS = {0: "real", 1: "fake", -1: "–"}
 COLUMNS = [
@@ -126,7 +127,7 @@ class PredictionsScreen(Screen):
         with Horizontal(id="pred-body"):
             yield FrameTable(COLUMNS, id="pred-table", classes="pane")
             yield ImagePreview(self.images_mode, id="preview", classes="pane")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.app.sub_title = f"predictions · {printable(self.source.title)}"

@@ -31,12 +31,12 @@ def status_text(status: str) -> Text:
     return Text(f"{mark} {status}", style=style)
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(width - 1, 1)] + "…"
+def run_prompt(run: RunSnapshot) -> Text:
+    """Two lines: mark and name; epoch and best metric (or what is wrong with the folder).
 
-
-def run_prompt(run: RunSnapshot, width: int = 22) -> Text:
-    """Two lines: mark and name; epoch and best metric (or what is wrong with the folder)."""
+    Lines too long for the list end in "…" where they are drawn (the list's text-overflow), so a
+    prompt does not depend on the list's width, which is not known before the first layout.
+    """
     mark, style = STATUS_MARKS.get(run.status, ("·", ""))
     detail = f"{run.epoch}/{run.epochs}" if run.epochs else run.status
     if run.best_value is not None:
@@ -45,8 +45,8 @@ def run_prompt(run: RunSnapshot, width: int = 22) -> Text:
         mark, style, detail = "!", "bold red", "damaged folder"
     text = Text()
     text.append(f"{mark} ", style=style)
-    text.append(_fit(printable(run.name, 400), width - 2), style="bold")
-    text.append("\n  " + _fit(detail, width - 2), style="dim")
+    text.append(printable(run.name, 400), style="bold")
+    text.append("\n  " + detail, style="dim")
     return text
 
 
@@ -65,7 +65,7 @@ class RunList(OptionList):
         super().__init__(**kwargs)
         self._names: list[str] = []
         self._prompts: list[str] = []
-        self._made: dict[tuple[RunSnapshot, int], Text] = {}  # prompts by snapshot: most runs are unchanged
+        self._made: dict[RunSnapshot, Text] = {}  # prompts by snapshot: most runs are unchanged
 
     @property
     def names(self) -> list[str]:
@@ -74,10 +74,9 @@ class RunList(OptionList):
 
     def watch_runs(self, runs: tuple[RunSnapshot, ...]) -> None:
         """Rebuild the list only when something shown changed; keep the highlight on the selected run."""
-        width = max(self.scrollable_content_region.width - 1, 12)
-        made = {(r, width): self._made.get((r, width)) or run_prompt(r, width) for r in runs}
+        made = {r: self._made.get(r) or run_prompt(r) for r in runs}
         self._made = made
-        prompts = [made[r, width] for r in runs]
+        prompts = [made[r] for r in runs]
         names = [r.name for r in runs]
         plain = [p.plain + r.status for p, r in zip(prompts, runs)]
         if names == self._names and plain == self._prompts:
