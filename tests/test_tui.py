@@ -92,6 +92,64 @@ async def test_moving_through_the_list_selects_runs(runs: Path) -> None:
         await wait_until(pilot, lambda: app.sub_title.startswith(app.main.selected), 30, "the header to follow")
 
 
+async def test_every_movement_key_of_the_list_selects_the_run_it_moves_to(runs: Path) -> None:
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        run_list = await wait_for_runs(pilot, app, FIXTURE_NAMES)
+        run_list.focus()
+        names = run_list.names
+        for key, expected in (("end", names[-1]), ("home", names[0]), ("up", names[-1]),  # up from the top wraps
+                              ("down", names[0]), ("pagedown", names[-1]), ("pageup", names[0])):
+            await pilot.press(key)
+            await wait_until(pilot, lambda e=expected: app.main.selected == e and run_list.highlighted == names.index(e),
+                             30, f"{key} to select {expected}")
+
+
+async def test_keys_that_come_before_the_screen_moved_each_count(runs: Path) -> None:
+    """Two downs handled by the list before the screen took the first: the second moves on from the first."""
+    app = make_app(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        run_list = await wait_for_runs(pilot, app, FIXTURE_NAMES)
+        names = run_list.names
+        assert app.main.selected == names[0]
+        run_list.action_cursor_down()
+        run_list.action_cursor_down()
+        await wait_until(pilot, lambda: app.main.selected == names[2] and run_list.highlighted == 2, 30,
+                         "the third run")
+
+
+async def test_the_list_highlight_and_the_run_shown_are_drawn_in_the_same_frame(runs: Path, monkeypatch) -> None:
+    """After an arrow key, the list's highlight and the header naming the run are redrawn by one frame.
+
+    Moved by the list itself, the highlight was drawn a frame before the run; the header,
+    updated by a watcher of the app's sub-title, a frame after it.
+    """
+    app = make_app(runs)
+    frames: list[set[str]] = []  # the widgets each frame redrew
+    original_refresh = app.main._compositor_refresh
+
+    def drawn() -> None:
+        frames.append({type(widget).__name__ for widget in app.main._dirty_widgets})
+        original_refresh()
+
+    monkeypatch.setattr(app.main, "_compositor_refresh", drawn)
+    async with app.run_test(size=(100, 30)) as pilot:
+        run_list = await wait_for_runs(pilot, app, FIXTURE_NAMES)
+        await wait_until(pilot, lambda: app.main.painted, 30, "the first repaint")
+        run_list.focus()
+        await pilot.pause(0.1)
+        for key in ("down", "down", "up"):
+            before = app.main.selected
+            frames.clear()  # the frames of the last key are drawn: it waited 0.1 s after its run was shown
+            await pilot.press(key)
+            await wait_until(pilot, lambda b=before: app.main.selected != b and any("RunList" in f for f in frames),
+                             30, f"the run after {key}")
+            await pilot.pause(0.1)
+            with_list = [f for f in frames if "RunList" in f]
+            assert with_list and all({"SteadyHeaderTitle", "LossPlot", "MetricsTable"} <= f for f in with_list), frames
+            assert not any("SteadyHeaderTitle" in f and "RunList" not in f for f in frames), frames
+
+
 async def test_a_run_started_elsewhere_appears_live(runs: Path) -> None:
     app = make_app(runs)
     async with app.run_test(size=(100, 30)) as pilot:

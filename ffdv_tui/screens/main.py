@@ -171,6 +171,7 @@ class MainScreen(Screen):
             self.sub_title_text = f"{printable(run.name)} · {status_text(run.status).plain}{device}{ranks}"
         if self.app.screen is self:  # another screen on top names itself in the header
             self.app.sub_title = self.sub_title_text
+            self.query_one(SteadyHeader).show_title()
         with self.app.batch_update():
             self.query_one(RunProgress).run = run
             if full:

@@ -51,7 +51,12 @@ def run_prompt(run: RunSnapshot) -> Text:
 
 
 class RunList(OptionList):
-    """Runs, newest first; moving the highlight selects a run."""
+    """Runs, newest first; moving the highlight selects a run.
+
+    The movement keys ask for a run (RunSelected) without moving the highlight: the screen
+    moves it (``selected``) in the same handler that shows the run, so the list and the run
+    are drawn in one frame. Moved here first, the highlight was drawn a frame before the run.
+    """
 
     runs: reactive[tuple[RunSnapshot, ...]] = reactive((), layout=False, repaint=False, init=False)
     selected: reactive[str | None] = reactive(None, layout=False, repaint=False, init=False)
@@ -66,6 +71,7 @@ class RunList(OptionList):
         self._names: list[str] = []
         self._prompts: list[str] = []
         self._made: dict[RunSnapshot, Text] = {}  # prompts by snapshot: most runs are unchanged
+        self._asked: int | None = None  # the index last asked for, until the screen moves the highlight there
 
     @property
     def names(self) -> list[str]:
@@ -89,12 +95,50 @@ class RunList(OptionList):
             with self.prevent(OptionList.OptionHighlighted):
                 self.set_options([Option(p, id=n) for p, n in zip(prompts, names)])
         self._names, self._prompts = names, plain
-        self.watch_selected(self.selected)
+        self.watch_selected(self.selected)  # and forget an index asked for: the indices changed
 
     def watch_selected(self, name: str | None) -> None:
+        self._asked = None
         if name in self._names and self.highlighted != self._names.index(name):
             with self.prevent(OptionList.OptionHighlighted):
                 self.highlighted = self._names.index(name)
+
+    # ------------------------------------------------------------ the movement keys (OptionList's bindings)
+
+    def _ask(self, index: int) -> None:
+        if not self._names:
+            return
+        name = self._names[index]
+        self._asked = index if name != self.selected else None
+        if name != self.selected:
+            self.post_message(self.RunSelected(name))
+
+    def _from(self) -> int:
+        """Where a key moves from: the run asked for last (keys that came before the screen moved), else the highlight."""
+        return self._asked if self._asked is not None else (self.highlighted or 0)
+
+    def _page(self) -> int:
+        return max(1, self.scrollable_content_region.height // 2)  # two lines a run
+
+    def action_cursor_down(self) -> None:
+        if self._names:
+            self._ask((self._from() + 1) % len(self._names))
+
+    def action_cursor_up(self) -> None:
+        if self._names:
+            self._ask((self._from() - 1) % len(self._names))
+
+    def action_first(self) -> None:
+        self._ask(0)
+
+    def action_last(self) -> None:
+        self._ask(len(self._names) - 1)
+
+    def action_page_down(self) -> None:
+        self._ask(min(self._from() + self._page(), len(self._names) - 1))
+
+    def action_page_up(self) -> None:
+        self._ask(max(self._from() - self._page(), 0))
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         event.stop()
