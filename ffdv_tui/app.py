@@ -36,7 +36,6 @@ from ffdv_tui.runs import RunsModel, RunsUpdate, ordered
 from ffdv_tui.screens.confirm import ConfirmScreen
 from ffdv_tui.screens.help import HelpScreen, dialog_rows, key_rows
 from ffdv_tui.screens.main import MainScreen
-from ffdv_tui.screens.new_run import NewRunScreen
 
 WATCH_S = 0.1
 KEYS_SCREENS_KEPT = 8
@@ -56,16 +55,18 @@ def count_gpus() -> int:
 
 
 def quiet_garbage_collector() -> None:
-    """Keep Python's full garbage collections out of key presses.
+    """Keep Python's full garbage collections short: freeze the heap the app has after its first frame.
 
     Replayed run logs and Textual's caches make a large heap; a full collection walked it
-    in 35-65 ms, several times a minute, and every key press that met one waited for it
-    (most of the p95 of bench/bench_tui.py). What exists after the first frame is frozen
-    (never walked again) and full collections come ten times less often.
+    in 35-65 ms, several times a minute, and every key press that met one waited for it.
+    Frozen objects are never walked again (the app freezes once more when the watcher has
+    read every run folder: see ``FfdvApp._runs_changed``). What a full collection still
+    does is free the reference cycles Textual's rendering leaves behind (about 6,000
+    objects a second while keys are pressed): 10-20 ms at Python's own thresholds. Made
+    ten times rarer, as an earlier version did, each one freed ten times as much and took
+    130-270 ms: the slowest key presses of bench/bench_tui.py while an engine trained.
     """
     gc.freeze()
-    gen0, gen1, _ = gc.get_threshold()
-    gc.set_threshold(gen0, gen1, 100)
 
 
 class FfdvApp(App[str]):
@@ -101,6 +102,7 @@ class FfdvApp(App[str]):
         self._stop_watching = threading.Event()
         self.gpus = 0
         self._keys_screens: list[str] = []  # names of the installed keys screens, oldest first
+        self._freeze_once_read = False  # freeze the heap again when the watcher has read every run folder
 
     def get_default_screen(self) -> Screen:
         return self.main
@@ -124,6 +126,7 @@ class FfdvApp(App[str]):
         self.main.repaint()
         if self.quiet_gc:
             quiet_garbage_collector()
+            self._freeze_once_read = not self.main.listed
         self._count_gpus()
         self.set_timer(PREPARE_AFTER_S, dialog_rows)
 
@@ -151,6 +154,11 @@ class FfdvApp(App[str]):
     def _runs_changed(self, message: RunsChanged) -> None:
         if self.main.is_attached:  # not while the app is closing
             self._take(message.update)
+        if self._freeze_once_read and message.update.complete:
+            # The runs read after the first frame (200 of them, say) were young objects that every full
+            # collection walked: 130-270 ms, the slowest key presses of bench/bench_tui.py while training.
+            self._freeze_once_read = False
+            gc.freeze()
 
     def _take(self, update: RunsUpdate) -> None:
         self.runs = dict(update.runs)
@@ -172,7 +180,8 @@ class FfdvApp(App[str]):
         self.main.select_run(name)
 
     # ------------------------------------------------------------ other screens
-    # Imported when first opened: they bring pandas and textual-image, which the first frame does not need.
+    # Imported when first opened: they bring pandas and textual-image, which the first frame does not need
+    # (the dialogs' keys, made while idle after the first frame, import the new-run form's module).
 
     def action_predictions(self) -> None:
         from ffdv_tui.screens.predictions import PredictionsScreen, run_source
@@ -236,6 +245,8 @@ class FfdvApp(App[str]):
         self._push_new_run(self.form_defaults())
 
     def _push_new_run(self, defaults: Config) -> None:
+        from ffdv_tui.screens.new_run import NewRunScreen  # its form widgets are not needed for the first frame
+
         def started(name: str | None) -> None:
             if name:
                 self.notify(f"{printable(name)}: engine started", markup=False)
