@@ -88,8 +88,11 @@ class KeyBar(Widget, can_focus=False):
         self.screen.bindings_updated_signal.unsubscribe(self)
 
     def _bindings_changed(self, screen: Screen) -> None:
-        if screen is self.screen and self.is_attached and shown_keys(screen) != self._keys:
-            self.refresh()
+        if screen is self.screen and self.is_attached:
+            keys = shown_keys(screen)
+            if keys != self._keys:
+                self._keys = keys
+                self.refresh()
 
     @property
     def keys(self) -> tuple[ShownKey, ...]:
@@ -97,7 +100,8 @@ class KeyBar(Widget, can_focus=False):
         return self._keys or ()
 
     def render(self) -> Text:
-        self._keys = shown_keys(self.screen)
+        if self._keys is None:  # the first frame: the screen has not announced its bindings yet
+            self._keys = shown_keys(self.screen)
         key_style = self.get_component_rich_style("key-bar--key", partial=True)
         description_style = self.get_component_rich_style("key-bar--description", partial=True)
         hover = self.get_component_rich_style("key-bar--hover", partial=True)
@@ -112,13 +116,12 @@ class KeyBar(Widget, can_focus=False):
             palette_text.append(PALETTE_BORDER, self.get_component_rich_style("key-bar--border"))
             palette_text.append(palette.display, key_style)
             palette_text.append(f" {palette.description} ", description_style)
-        room = width - palette_text.cell_len if palette is not None else width
+        room = width - palette_text.cell_len
         for key in keys:
             start = line.cell_len
             if start >= room:
                 break
-            extra = hover if key == self._hover else Style()
-            extra += Style() if key.enabled else dim
+            extra = (hover if key == self._hover else Style()) + (Style() if key.enabled else dim)
             line.append(f" {key.display} ", key_style + extra)
             if key.description:
                 line.append(f"{key.description} ", description_style + extra)

@@ -109,9 +109,11 @@ class RunList(OptionList):
         if not self._names:
             return
         name = self._names[index]
-        self._asked = index if name != self.selected else None
-        if name != self.selected:
-            self.post_message(self.RunSelected(name))
+        if name == self.selected:
+            self._asked = None
+            return
+        self._asked = index
+        self.post_message(self.RunSelected(name))
 
     def _from(self) -> int:
         """Where a key moves from: the run asked for last (keys that came before the screen moved), else the highlight."""

@@ -19,13 +19,9 @@ from textual.widgets._header import HeaderClock, HeaderClockSpace, HeaderIcon, H
 
 
 class SteadyHeaderTitle(HeaderTitle):
-    _shown: VisualType | None = None
-
     def update(self, content: VisualType = "", *, layout: bool = False) -> None:
-        if content == self._shown:
-            return
-        self._shown = content
-        super().update(content, layout=layout)
+        if content != self.content:
+            super().update(content, layout=layout)
 
 
 class SteadyHeader(Header):
