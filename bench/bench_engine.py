@@ -42,9 +42,9 @@ from engine.contract.config import (  # noqa: E402
     resolve_workers,
     save_config,
 )
-from engine.contract.dataset import find_dataset  # noqa: E402
 from engine.contract.protocol import EpochEnded  # noqa: E402
 from engine.contract.runstore import EventWriter, create_run_dir  # noqa: E402
+from engine.data.dataset import find_dataset  # noqa: E402
 from engine.device import setup_device  # noqa: E402
 from engine.models import create_model  # noqa: E402
 from engine.predict import LoadedCheckpoint, score_split  # noqa: E402

@@ -36,8 +36,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from report import report  # noqa: E402
 
 from engine.cli import main as ffdv  # noqa: E402
-from engine.contract.leakage import auc_score  # noqa: E402
 from engine.contract.runstate import load_run  # noqa: E402
+from engine.data.leakage import auc_score  # noqa: E402
 
 
 def _merge(base: dict, extra: dict) -> dict:

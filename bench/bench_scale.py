@@ -18,8 +18,8 @@ sys.path.insert(0, str(REPO))
 
 from report import report  # noqa: E402
 
-from engine.contract.dataset import read_label_file  # noqa: E402
 from engine.contract.runstate import load_run  # noqa: E402
+from engine.data.dataset import read_label_file  # noqa: E402
 
 
 def label_file_open(rows: int, tmp: Path) -> dict[str, float]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from engine.contract.dataset import Split
 from engine.contract.errors import DataError
 from engine.contract.protocol import RunWarning
 from engine.contract.runstore import RunPaths, atomic_write_text
+from engine.data.dataset import Split
 from engine.distributed import DistContext, gather_objects
 from engine.sink import EventSink
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.contract.dataset import Split
+from engine.data.dataset import Split
 from engine.device import DeviceSetup
 from engine.loader import Batch, DeviceNormalizer
 from engine.metrics import PredictionCollector

@@ -26,8 +26,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from torchvision.transforms import v2
 
-from engine.contract.dataset import Split
-from engine.contract.images import DEFAULT_MAX_PIXELS, BadImage, open_rgb
+from engine.data.dataset import Split
+from engine.data.images import DEFAULT_MAX_PIXELS, BadImage, open_rgb
 
 LIGHT_SCALE = (0.7, 1.0)
 STRONG_SCALE = (0.5, 1.0)

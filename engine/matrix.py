@@ -31,12 +31,12 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from engine.contract.dataset import Split
 from engine.contract.errors import FfdvError
-from engine.contract.images import BadImage, open_rgb
 from engine.contract.perturbspec import Perturbation
 from engine.contract.protocol import clean_number
 from engine.contract.runstore import atomic_path, atomic_write_json
+from engine.data.dataset import Split
+from engine.data.images import BadImage, open_rgb
 from engine.device import DeviceSetup
 from engine.ensemble import (
     TTA_SCALES,

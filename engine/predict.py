@@ -21,11 +21,11 @@ import torch
 
 from engine.checkpoint_store import resolve_checkpoint
 from engine.contract.config import IMG_SIZE_RANGE, Config
-from engine.contract.dataset import Split
 from engine.contract.errors import CheckpointError, FfdvError, ModelError
 from engine.contract.protocol import clean_number
 from engine.contract.runstore import atomic_path, atomic_write_json
 from engine.contract.sidecar import Sidecar, SidecarError, read_sidecar, sidecar_path
+from engine.data.dataset import Split
 from engine.device import DeviceSetup, setup_device
 from engine.inference import Scores, predictions_frame, score_batches
 from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, ImageSpec, eval_transform, make_loader

@@ -23,9 +23,7 @@ import torch
 from engine.bad_images import BadImages
 from engine.checkpoint_store import load_training_state, newest_resumable
 from engine.contract.config import Config, resolve_workers, versions
-from engine.contract.dataset import Dataset
 from engine.contract.errors import FfdvError, storage_error
-from engine.contract.leakage import leakage_warning
 from engine.contract.protocol import (
     COMPLETED,
     FAILED,
@@ -47,6 +45,8 @@ from engine.contract.protocol import (
 from engine.contract.runstore import RunPaths, atomic_path, remove_leftover_temporaries
 from engine.contract.sidecar import Sidecar
 from engine.control import Control
+from engine.data.dataset import Dataset
+from engine.data.leakage import leakage_warning
 from engine.device import memory_and_utilization
 from engine.distributed import DistContext, agree, destroy_process_group, gather_objects, record_rank_error
 from engine.inference import Scores, predictions_frame, score_batches

@@ -21,9 +21,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from engine.checkpoint_store import CheckpointManager
 from engine.contract.config import BEST_METRICS, Config, resolve_lr, resolve_workers
-from engine.contract.dataset import Split, training_splits
 from engine.contract.errors import ConfigError, DataError
 from engine.contract.runstore import RunPaths
+from engine.data.dataset import Split, training_splits
 from engine.device import DeviceSetup, setup_device
 from engine.distributed import DistContext, init_process_group
 from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, ImageSpec, eval_transform, make_loader, train_transform

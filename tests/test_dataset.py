@@ -1,4 +1,4 @@
-"""engine.contract.dataset: finding splits, reading label files, and saying exactly what is wrong with them."""
+"""engine.data.dataset: finding splits, reading label files, and saying exactly what is wrong with them."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.contract.dataset import Dataset, Split, find_dataset, load_split_folder, read_label_file, resolve_split
 from engine.contract.errors import DataError
+from engine.data.dataset import Dataset, Split, find_dataset, load_split_folder, read_label_file, resolve_split
 
 # ---------------------------------------------------------------- helpers
 

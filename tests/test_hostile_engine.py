@@ -24,12 +24,12 @@ from safetensors.torch import save_file
 from engine.checkpoint_store import KILL_ENV, CheckpointManager, newest_resumable, read_index
 from engine.cli import main
 from engine.contract.config import load_config, resolve, save_config
-from engine.contract.dataset import read_label_file
 from engine.contract.errors import ConfigError, DataError, FfdvError
-from engine.contract.images import BadImage, open_rgb
 from engine.contract.launch import engine_alive, stop_engine
 from engine.contract.runstore import RunPaths, create_run_dir, read_events
 from engine.contract.sidecar import Sidecar
+from engine.data.dataset import read_label_file
+from engine.data.images import BadImage, open_rgb
 
 PHASES = ["weights.tmp", "weights", "sidecar.tmp", "sidecar", "state.tmp", "state", "links", "index.tmp", "index",
           "prune"]
@@ -242,7 +242,7 @@ def test_a_sidecar_field_out_of_the_configs_rules_is_refused(tmp_path: Path, tin
 
 
 def test_check_submission_reports_nan_instead_of_crashing(tmp_path: Path, tiny_split: Path) -> None:
-    from engine.contract.dataset import resolve_split
+    from engine.data.dataset import resolve_split
     from engine.predict import check_submission
 
     split = resolve_split(tiny_split, "test")

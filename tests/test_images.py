@@ -1,4 +1,4 @@
-"""engine.contract.images.open_rgb: any PIL-readable image to 8-bit RGB, JPEG draft mode, and clear failures."""
+"""engine.data.images.open_rgb: any PIL-readable image to 8-bit RGB, JPEG draft mode, and clear failures."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.contract.images import BadImage, open_rgb
+from engine.data.images import BadImage, open_rgb
 
 
 def save(img: Image.Image, path, **kwargs):

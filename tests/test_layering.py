@@ -1,4 +1,5 @@
-"""The layering law (ARCHITECTURE.md): the app imports only ``engine.contract``; the engine never imports textual.
+"""The layering law (ARCHITECTURE.md): the app imports only the torch-free ``engine.contract`` and ``engine.data``;
+the engine never imports textual.
 
 Checked twice: statically (every import statement, lazy ones inside functions too) and
 at run time (importing every app module and the shared contract pulls in no torch).
@@ -15,12 +16,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = {"torch", "timm", "torchvision", "torchmetrics", "safetensors"}
-CONTRACT = REPO / "engine" / "contract"
-TORCH_FREE = ["engine.contract"] + sorted(f"engine.contract.{p.stem}" for p in CONTRACT.glob("*.py") if p.stem != "__init__")
+TORCH_FREE_PACKAGES = ("contract", "data")
+TORCH_FREE = sorted(
+    [f"engine.{package}" for package in TORCH_FREE_PACKAGES]
+    + [f"engine.{package}.{p.stem}" for package in TORCH_FREE_PACKAGES
+       for p in (REPO / "engine" / package).glob("*.py") if p.stem != "__init__"]
+)
 
 
 def app_may_import(module: str) -> bool:
-    return module == "engine.contract" or module.startswith("engine.contract.")
+    return any(module == f"engine.{package}" or module.startswith(f"engine.{package}.") for package in TORCH_FREE_PACKAGES)
 
 
 def imports(path: Path) -> list[tuple[int, str]]:
@@ -54,7 +59,8 @@ def test_engine_imports_no_textual(path: Path) -> None:
         assert not module.startswith("ffdv_tui"), f"{path}:{line} imports the app"
 
 
-@pytest.mark.parametrize("path", python_files("engine/contract"), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", python_files("engine/contract") + python_files("engine/data"),
+                         ids=lambda p: str(p.relative_to(REPO)))
 def test_shared_contract_is_torch_free(path: Path) -> None:
     for line, module in imports(path):
         assert module.split(".")[0] not in HEAVY, f"{path}:{line} imports {module}"
@@ -73,6 +79,8 @@ def test_import_linter_names_every_torch_side_module() -> None:
     forbidden = next(set(c["forbidden_modules"]) for c in contracts if "engine.contract" in c["source_modules"]
                      and any(m.startswith("engine.") for m in c["forbidden_modules"]))
     torch_side = {f"engine.{p.stem}" for p in (REPO / "engine").glob("*.py") if p.stem not in ("__init__", "__main__")}
+    torch_side |= {f"engine.{p.parent.name}" for p in (REPO / "engine").glob("*/__init__.py")
+                   if p.parent.name not in TORCH_FREE_PACKAGES}
     assert torch_side == forbidden, f"pyproject's import-linter contract misses {sorted(torch_side - forbidden)}"
 
 

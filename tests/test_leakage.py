@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from engine.contract.dataset import find_dataset
 from engine.contract.errors import DataError
-from engine.contract.hashes import hash_split
-from engine.contract.leakage import auc_score, audit, leakage_warning, write_report
-from engine.contract.neighbours import near_pairs
-from engine.contract.resplit import make_split
+from engine.data.dataset import find_dataset
+from engine.data.hashes import hash_split
+from engine.data.leakage import auc_score, audit, leakage_warning, write_report
+from engine.data.neighbours import near_pairs
+from engine.data.resplit import make_split
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "hubble_deep_field", "immunohistochemistry",
           "moon", "brick", "grass", "gravel", "page", "text", "horse", "clock", "retina", "cell"]
@@ -162,7 +162,7 @@ def test_hashes_are_cached_by_size_and_mtime(tmp_path: Path, photos) -> None:
 
 
 def test_the_process_pool_hashes_as_one_process_does(tmp_path: Path, photos, monkeypatch) -> None:
-    import engine.contract.hashes as hashes
+    import engine.data.hashes as hashes
 
     root = write_dataset(tmp_path / "data", photos)
     split = find_dataset(root).splits["val"]

@@ -185,13 +185,13 @@ def test_soup_across_architectures_is_refused(runs: Path, data: Path, tmp_path: 
 
 def test_tta_flip_is_the_mean_of_the_model_on_x_and_on_flipped_x(runs: Path, data: Path, tmp_path: Path) -> None:
     setup = inference_setup("cpu")
-    from engine.contract.dataset import resolve_split
+    from engine.data.dataset import resolve_split
 
     split = resolve_split(data)
     (member,) = load_members([str(runs / "a")], setup)
     result = score_pass([(Row("a"), member), (Row("a", ("flip",)), member)], split, parse_perturbation("none"), setup,
                         8, 0)
-    from engine.contract.images import open_rgb
+    from engine.data.images import open_rgb
     from engine.loader import DeviceNormalizer, eval_transform
 
     transform, decode = eval_transform(member.spec)
@@ -212,7 +212,7 @@ def test_tta_flip_is_the_mean_of_the_model_on_x_and_on_flipped_x(runs: Path, dat
 
 def test_shared_batch_scores_equal_separate_runs_and_mixed_inputs_are_handled(runs, data, tmp_path) -> None:
     setup = inference_setup("cpu")
-    from engine.contract.dataset import resolve_split
+    from engine.data.dataset import resolve_split
 
     split = resolve_split(data)
     big = make_checkpoint(tmp_path / "big", seed=7, img_size=40)
@@ -271,11 +271,11 @@ def test_a_bad_perturbation_spec_is_named(runs: Path, data: Path, tmp_path: Path
 
 
 def test_a_stopped_matrix_keeps_its_finished_cells(runs: Path, data: Path, tmp_path: Path) -> None:
-    from engine.cli import _parser
-    from engine.matrix_cli import build_plan
+    from engine.cli import build_parser
+    from engine.cli.matrix import build_plan
 
     out = tmp_path / "m"
-    args = _parser().parse_args(["evaluate", "--checkpoint", str(runs / "a"), "--data", str(data),
+    args = build_parser()[0].parse_args(["evaluate", "--checkpoint", str(runs / "a"), "--data", str(data),
                                  "--perturb", "jpeg:75", "blur:1", "--out", str(out), *COMMON])
     setup = inference_setup("cpu")
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.contract.dataset import Split
+from engine.data.dataset import Split
 from engine.inference import score_batches
 from engine.loader import (
     DeviceNormalizer,

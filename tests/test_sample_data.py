@@ -8,8 +8,8 @@ from pathlib import Path
 from conftest import SAMPLE_DATA
 
 from engine.cli import main
-from engine.contract.dataset import find_dataset
 from engine.contract.runstate import load_run
+from engine.data.dataset import find_dataset
 
 
 def test_sample_data_is_a_small_balanced_ffdi_dataset() -> None:

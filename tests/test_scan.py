@@ -1,4 +1,4 @@
-"""engine.contract.scan: the dataset health scan (statistics, image problems, label-file problems, progress, cancel)."""
+"""engine.data.scan: the dataset health scan (statistics, image problems, label-file problems, progress, cancel)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.contract.scan import ScanReport, scan_dataset
+from engine.data.scan import ScanReport, scan_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = REPO / "sample_data"
@@ -135,11 +135,11 @@ def test_messages_name_the_file_and_the_fix(broken):
         assert i.message.startswith(f"{folder / i.name}: "), i.message
         assert "\n" not in i.message
     assert "line 3 of trainset_label.txt" in issue(report, "missing").message
-    assert "empty file (0 bytes)" in issue(report, "empty").message  # engine.contract.images' words
+    assert "empty file (0 bytes)" in issue(report, "empty").message  # engine.data.images' words
     assert issue(report, "empty").message.endswith("or delete it and line 4 of trainset_label.txt")
     assert "truncated JPEG (no end-of-image marker)" in issue(report, "truncated").message
     assert "re-export" in issue(report, "truncated").message
-    # PIL's reason, as engine.contract.images gives it, without repeating the path
+    # PIL's reason, as engine.data.images gives it, without repeating the path
     assert "unreadable image (cannot identify image file); replace it" in issue(report, "unreadable").message
     assert "16x16" in issue(report, "tiny").message
     assert "a PNG file named .jpg" in issue(report, "format").message

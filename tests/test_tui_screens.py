@@ -549,7 +549,7 @@ async def test_status_says_the_scan_is_done_when_it_found_problems(broken_sample
 
 
 def slow_scan(seconds_per_image: float):
-    from engine.contract.scan import scan_dataset
+    from engine.data.scan import scan_dataset
 
     def scan(root, on_progress=None, should_stop=None, **kwargs):
         def stop() -> bool:
@@ -659,7 +659,7 @@ async def test_a_folder_that_is_not_a_dataset_says_so(no_runs: Path, tmp_path: P
         screen = await open_dataset(pilot, app)
         summary = screen.query_one("#ds-summary", Static)
         await wait_until(pilot, lambda: "not a dataset" in static_text(summary), 30, "the engine's message")
-        from engine.contract.scan import scan_dataset
+        from engine.data.scan import scan_dataset
 
         assert scan_dataset(folder).error.split("\n")[0] in static_text(summary).replace("\n", "")
         assert screen.query_one("#ds-images", FrameTable).row_count == 0

@@ -70,7 +70,7 @@ def test_predictions_screen(snap_compare, tmp_path: Path, monkeypatch: pytest.Mo
 def test_dataset_screen_after_the_scan(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "runs").mkdir()  # no runs: d opens the app's --data
     monkeypatch.chdir(REPO)
-    monkeypatch.setattr("engine.contract.scan.time", types.SimpleNamespace(monotonic=lambda: 0.0))  # "in 0.0s"
+    monkeypatch.setattr("engine.data.scan.time", types.SimpleNamespace(monotonic=lambda: 0.0))  # "in 0.0s"
     app = FfdvApp(runs_dir=tmp_path / "runs", data_dir=Path("sample_data"), images="none",
                   model_names=lambda: MODEL_NAMES)
 

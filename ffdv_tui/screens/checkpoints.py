@@ -22,12 +22,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Header, ProgressBar, Static
 
-from engine.contract.dataset import looks_like_dataset_root
 from engine.contract.fmt import fmt_bytes, fmt_metric
 from engine.contract.jobs import EvaluationResult, MatrixResult, SubmissionResult
 from engine.contract.matrixstore import list_matrices, matrix_args
 from engine.contract.protocol import METRIC_LABELS
 from engine.contract.text import plain_text, printable
+from engine.data.dataset import looks_like_dataset_root
 from ffdv_tui.checkpoint_catalog import (
     CheckpointEntry,
     JobError,

@@ -1,12 +1,12 @@
 """Knowing the data: splits, class balance, image sizes and formats, a health scan, and the images themselves.
 
-The scan (engine.contract.scan) runs in a worker, shows its progress, can be cancelled (x),
+The scan (engine.data.scan) runs in a worker, shows its progress, can be cancelled (x),
 and reports unreadable or suspicious files and label-file problems in the engine's
 own words, with line numbers. The image table opens a split's first rows at once and
 the rest when its label file is read, so a million-line label file is on screen in
 about a second; class filter and name search work on the whole split.
 
-The leakage audit (l; engine.contract.leakage) runs in a worker too, with progress, and lists
+The leakage audit (l; engine.data.leakage) runs in a worker too, with progress, and lists
 every validation or test image with a near-copy in training (or test in validation); the
 highlighted pair is shown side by side.
 """
@@ -30,8 +30,8 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, Label, ProgressBar, Select, Static
 from textual.worker import get_current_worker
 
-from engine.contract.scan import ScanReport, scan_dataset
 from engine.contract.text import plain_text, printable
+from engine.data.scan import ScanReport, scan_dataset
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
 from ffdv_tui.widgets.key_bar import KeyBar
@@ -141,7 +141,7 @@ class DatasetScreen(Screen):
             return isinstance(message, DatasetScreen.AuditProgress)
 
     class AuditDone(Message):
-        """The leakage audit's report (engine.contract.leakage.LeakageReport), or why it could not run."""
+        """The leakage audit's report (engine.data.leakage.LeakageReport), or why it could not run."""
 
         def __init__(self, report, error: str | None = None) -> None:
             super().__init__()
@@ -227,7 +227,7 @@ class DatasetScreen(Screen):
 
     @work(thread=True, exclusive=True, group="dataset-scan")
     def _read_and_scan(self, root: Path, split: str) -> None:
-        from engine.contract.dataset import SplitProblem, find_dataset  # pandas-heavy: loaded here, in the worker
+        from engine.data.dataset import SplitProblem, find_dataset  # pandas-heavy: loaded here, in the worker
 
         worker = get_current_worker()
         quick = quick_split(root, split)
@@ -299,8 +299,8 @@ class DatasetScreen(Screen):
 
     @work(thread=True, exclusive=True, group="dataset-leakage")
     def _audit(self, root: Path) -> None:
-        from engine.contract.dataset import find_dataset
-        from engine.contract.leakage import audit
+        from engine.data.dataset import find_dataset
+        from engine.data.leakage import audit
 
         worker = get_current_worker()
         try:
@@ -321,7 +321,7 @@ class DatasetScreen(Screen):
 
     @on(AuditDone)
     def _audit_done(self, message: AuditDone) -> None:
-        from engine.contract.leakage import WARN_SHARE
+        from engine.data.leakage import WARN_SHARE
 
         self.query_one("#scan-progress", ProgressBar).display = False
         status = self.query_one("#scan-status", Static)

@@ -238,7 +238,7 @@ class MatrixScreen(Screen):
         self.post_message(self.Note(plain_text(f"writing a submission from {model}…", "dim")))
         try:
             args = submission_args(self.summary, model, str(request.data), str(request.out) if request.out else None)
-            from engine.contract.dataset import looks_like_dataset_root
+            from engine.data.dataset import looks_like_dataset_root
 
             if looks_like_dataset_root(request.data):
                 args += ["--split", request.split]

@@ -1,6 +1,6 @@
 """The new-run form: every field checked as you type, with the reason beside it; Start only when all pass.
 
-Field checks reuse the engine's own (``engine.contract.config`` rules, ``engine.contract.dataset`` label
+Field checks reuse the engine's own (``engine.contract.config`` rules, ``engine.data.dataset`` label
 checks, run-name rules), so the form says exactly what ``ffdv train`` would. The
 dataset check reads label files, so it runs in a worker; model names come from the
 engine once (``ffdv_tui.model_names``).
@@ -286,7 +286,7 @@ class NewRunScreen(DialogScreen[str | None]):
 
     @work(thread=True, exclusive=True, group="dataset-check")
     def _check_dataset(self, root: str) -> None:
-        from engine.contract.dataset import training_splits  # pandas: loaded on first use, not at start-up
+        from engine.data.dataset import training_splits  # pandas: loaded on first use, not at start-up
 
         try:
             train, val = training_splits(os.path.expanduser(root)) if root else training_splits("")

@@ -27,8 +27,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Sparkline, Static
 
-from engine.contract.images import BadImage, open_rgb
 from engine.contract.text import printable
+from engine.data.images import BadImage, open_rgb
 
 THUMBNAIL = 384
 CACHE_SIZE = 256

@@ -1,6 +1,6 @@
 """A leakage-free train/validation split: near-duplicates (and clusters) never span two splits.
 
-Torch-free. The training and validation images of a dataset are pooled, hashed (engine.contract.hashes)
+Torch-free. The training and validation images of a dataset are pooled, hashed (engine.data.hashes)
 and linked when their hashes are near (``hash-group``: within the near-copy threshold; ``cluster``: within
 a looser one, so that also different crops of one photograph and other look-alikes are linked);
 each connected group goes wholly into the new training or the new validation split, drawn at random
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.contract.dataset import Dataset, find_dataset
 from engine.contract.errors import DataError
-from engine.contract.hashes import hash_split
-from engine.contract.leakage import DEFAULT_THRESHOLD
-from engine.contract.neighbours import groups, near_pairs
+from engine.data.dataset import Dataset, find_dataset
+from engine.data.hashes import hash_split
+from engine.data.leakage import DEFAULT_THRESHOLD
+from engine.data.neighbours import groups, near_pairs
 
 CLUSTER_THRESHOLD = 14  # bits of 64: the looser link of --by cluster
 METHODS = ("hash-group", "cluster")

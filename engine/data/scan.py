@@ -5,7 +5,7 @@ runs it in a worker thread. Two passes:
 
 1. The splits and their label files: counts of images, real and fake are known at once
    (a 1,000,000-line label file reads in about a second). A split whose label file is
-   broken is reported with the engine's own message (``engine.contract.dataset.read_label_file``:
+   broken is reported with the engine's own message (``engine.data.dataset.read_label_file``:
    file, lines, fix) and the other splits are still scanned; the broken split's images
    are still listed from a lenient parse where one is possible.
 2. The images (``check_images``): each file is opened and only its header is parsed
@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.contract.dataset import FFDI_SPLITS, Dataset, Split, SplitProblem, find_dataset, is_image_name, list_images
 from engine.contract.errors import DataError
-from engine.contract.images import BadImage, open_rgb  # also sets PIL's limits as the engine has them
+from engine.data.dataset import FFDI_SPLITS, Dataset, Split, SplitProblem, find_dataset, is_image_name, list_images
+from engine.data.images import BadImage, open_rgb  # also sets PIL's limits as the engine has them
 
 TINY_SIDE = 32  # pixels: an image with a shorter side is reported as "tiny"
 HUGE_PIXELS = 50_000_000  # more than this many pixels is reported as "huge"
@@ -274,7 +274,7 @@ def _line_numbers(listed: _Listed) -> list[int | None]:
 
 
 def _engine_reason(path: str, exc: BaseException) -> str:
-    """The reason engine.contract.images.open_rgb gives for this file (only called for a file that failed)."""
+    """The reason engine.data.images.open_rgb gives for this file (only called for a file that failed)."""
     try:
         open_rgb(path)
     except BadImage as bad:

@@ -69,7 +69,7 @@ def image_hashes(path: str) -> np.ndarray:
     import imagehash
     from PIL import Image
 
-    from engine.contract.images import open_rgb
+    from engine.data.images import open_rgb
 
     img = open_rgb(path, min_size=DRAFT_SIZE).convert("L")
     width, height = img.size
@@ -89,7 +89,7 @@ def image_hashes(path: str) -> np.ndarray:
 
 def _hash_chunk(paths: list[str]) -> list[tuple[np.ndarray | None, str]]:
     """Hashes or the reason, per path (runs in a pool process)."""
-    from engine.contract.images import BadImage
+    from engine.data.images import BadImage
 
     results: list[tuple[np.ndarray | None, str]] = []
     for path in paths:

@@ -1,9 +1,9 @@
 """The leakage audit: which validation (and test) images have a near-copy in training, and what that does to the metrics.
 
 Torch-free, for ``ffdv scan DATA --leakage`` and the app's dataset screen (in a worker). Every split's
-images are hashed (engine.contract.hashes: pHash of the whole image and of centre crops, cached per
+images are hashed (engine.data.hashes: pHash of the whole image and of centre crops, cached per
 file), then each validation and test image is compared with every training image (and each test image
-with every validation image; engine.contract.neighbours). A pair closer than ``threshold`` bits of 64
+with every validation image; engine.data.neighbours). A pair closer than ``threshold`` bits of 64
 is a near-copy: the same picture rescaled, re-compressed or cropped. Images that cannot be hashed are
 listed with the reason and left out; they never stop the audit.
 
@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.contract.dataset import Dataset, find_dataset
 from engine.contract.errors import DataError
-from engine.contract.hashes import WINDOWS, SplitHashes, cache_dir, folder_key, hash_split
-from engine.contract.neighbours import near_pairs
+from engine.data.dataset import Dataset, find_dataset
+from engine.data.hashes import WINDOWS, SplitHashes, cache_dir, folder_key, hash_split
+from engine.data.neighbours import near_pairs
 
 DEFAULT_THRESHOLD = 8  # bits of 64: at most this many differ in a near-copy (see the README's measurements)
 WARN_SHARE = 0.05  # a validation split with more near-copies of training images than this is flagged

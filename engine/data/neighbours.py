@@ -1,6 +1,6 @@
 """Pairs of images whose perceptual hashes are within a Hamming distance, between two sets or within one.
 
-Torch-free. Each image has one 64-bit hash per window (engine.contract.hashes.WINDOWS, the whole image
+Torch-free. Each image has one 64-bit hash per window (engine.data.hashes.WINDOWS, the whole image
 first). Two images are near when the whole of one is near any window of the other: a rescaled or
 re-compressed copy matches whole to whole, a centred crop matches its whole to a window of the source.
 

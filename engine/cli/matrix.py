@@ -13,12 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.contract.config import Config, resolve_workers
-from engine.contract.dataset import resolve_split
 from engine.contract.errors import FfdvError
 from engine.contract.fmt import fmt_duration
 from engine.contract.jobs import JobMessage, JobProgress, MatrixResult, SubmissionResult
 from engine.contract.perturbspec import Perturbation, parse_suite
 from engine.contract.text import plain_text, printable
+from engine.data.dataset import resolve_split
 from engine.ensemble import ENSEMBLES, TTA_MODES, mean_ensemble, parse_choices, rank_ensemble
 from engine.matrix import (
     MatrixRunner,

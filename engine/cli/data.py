@@ -1,15 +1,15 @@
 """``ffdv scan`` (health scan, leakage audit) and ``ffdv split`` (a leakage-free split): the dataset commands.
 
-Both run torch-free code from engine.contract; this module only draws their progress and results.
+Both run torch-free code from engine.data; this module only draws their progress and results.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from rich import box
 from rich.console import Console
@@ -17,20 +17,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from engine.cli.common import print_json
 from engine.contract.text import printable
 
 SHOWN_PAIRS = 20  # pairs printed; the CSV of --out has all of them
-
-
-def _json_line(data: dict) -> None:
-    print(json.dumps(data), flush=True)
 
 
 @contextmanager
 def _progress(mode: str) -> Iterator[Callable[[str, int, int], None]]:
     """A progress callback (what, done, total): a rich bar on stderr, or JSON lines on stdout."""
     if mode == "json":
-        yield lambda what, done, total: _json_line({"stage": what, "done": done, "total": total})
+        yield lambda what, done, total: print_json({"stage": what, "done": done, "total": total})
         return
     tasks: dict[str, int] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -44,8 +41,35 @@ def _progress(mode: str) -> Iterator[Callable[[str, int, int], None]]:
         yield update
 
 
+def add_commands(sub) -> dict:
+    scan = sub.add_parser("scan", help="health scan of a dataset; --leakage: near-copies across its splits")
+    scan.add_argument("data", type=Path, help="dataset folder")
+    scan.add_argument("--leakage", action="store_true",
+                      help="find validation and test images with a near-copy in training (perceptual hashes)")
+    scan.add_argument("--threshold", type=int, help="near-copy: at most this many of 64 hash bits differ (default 8)")
+    scan.add_argument("--predictions", type=Path,
+                      help="a run folder or its per-image predictions CSV: metrics with and without the near-copies")
+    scan.add_argument("--out", type=Path, help="write leakage.json, leakage_pairs.csv (and unhashable.csv) here")
+    scan.add_argument("--workers", type=int, default=0, help="hashing processes (0: one per core)")
+    scan.add_argument("--no-cache", action="store_true", help="hash every image again (the cache is still written)")
+    scan.add_argument("--progress", choices=("bar", "json"), default="bar",
+                      help="json: one JSON object a line (progress, then the result), for programs such as the app")
+
+    split = sub.add_parser("split", help="write a new train/val split where near-duplicates never span two splits")
+    split.add_argument("data", type=Path, help="dataset folder")
+    split.add_argument("--by", choices=("hash-group", "cluster"), default="hash-group",
+                       help="hash-group: near-copies stay together; cluster: also looser look-alikes (crops of one photo)")
+    split.add_argument("--val", type=float, default=0.2, help="share of the images in the new validation split")
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--threshold", type=int, help="link images whose hashes differ in at most this many bits")
+    split.add_argument("--out", type=Path, help="new dataset folder (label files and links only; default DATA-split)")
+    split.add_argument("--workers", type=int, default=0, help="hashing processes (0: one per core)")
+
+    return {"scan": run_scan, "split": run_split}
+
+
 def _health(args: argparse.Namespace) -> int:
-    from engine.contract.scan import scan_dataset
+    from engine.data.scan import scan_dataset
 
     with _progress(args.progress) as update:
         report = scan_dataset(args.data, on_progress=lambda r: update("scanning", r.scanned, r.images))
@@ -53,7 +77,7 @@ def _health(args: argparse.Namespace) -> int:
         print(f"error: {report.error}", file=sys.stderr)
         return 2
     if args.progress == "json":
-        _json_line({"result": {"images": report.images, "issues": len(report.issues),
+        print_json({"result": {"images": report.images, "issues": len(report.issues),
                                "label_problems": report.label_problems}})
         return 0 if report.ok else 1
     console = Console(highlight=False)
@@ -82,7 +106,7 @@ def _metrics_table(report) -> Table:
 
 
 def _leakage(args: argparse.Namespace) -> int:
-    from engine.contract.leakage import DEFAULT_THRESHOLD, audit, write_report
+    from engine.data.leakage import DEFAULT_THRESHOLD, audit, write_report
 
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     with _progress(args.progress) as update:
@@ -90,7 +114,7 @@ def _leakage(args: argparse.Namespace) -> int:
                        on_progress=update, use_cache=not args.no_cache)
     written = write_report(report, args.out) if args.out else []
     if args.progress == "json":
-        _json_line({"result": {**report.to_json(), "written": [str(p) for p in written]}})
+        print_json({"result": {**report.to_json(), "written": [str(p) for p in written]}})
         return 0
     console = Console(highlight=False)
     console.print(Text(printable(report.headline(), 1000), style="bold"))
@@ -129,7 +153,7 @@ def run_scan(args: argparse.Namespace) -> int:
 
 
 def run_split(args: argparse.Namespace) -> int:
-    from engine.contract.resplit import make_split
+    from engine.data.resplit import make_split
 
     out = args.out or args.data.with_name(f"{args.data.resolve().name}-split")
     with _progress("bar") as update:

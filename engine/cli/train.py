@@ -1,0 +1,200 @@
+"""``ffdv train`` and the engine's own process (``run``, ``supervise``): starting, joining and resuming a run."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from engine.cli.common import find_run
+from engine.cli.common import overrides as cli_overrides
+from engine.contract.errors import FfdvError
+from engine.contract.status import RunOutcome
+from engine.contract.text import plain_text
+
+# Command-line flags of `ffdv train` and the config settings they set.
+TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
+    ("--data", "data.root", str, "dataset folder (FFDI layout or train/val image folders)"),
+    ("--img-size", "data.img_size", int, "input size in pixels (square)"),
+    ("--augment", "data.augment", str, "augmentation preset: none, light or strong"),
+    ("--crop", "data.crop", str, "resize (whole image to --img-size) or native (random crops at full resolution; "
+     "evaluation scores a grid of crops)"),
+    ("--eval-grid", "data.eval_grid", int, "native crops: evaluate eval_grid x eval_grid crops per image (default 3)"),
+    ("--eval-reduce", "data.eval_reduce", str, "native crops: an image's score is the mean or max of its crops'"),
+    ("--workers", "data.workers", int, "data loader processes (-1: one per core, at most 8)"),
+    ("--on-bad-image", "data.on_bad_image", str, "unreadable image: skip (default) or fail"),
+    ("--model", "model.name", str, "any timm model name"),
+    ("--pretrained", "model.pretrained", str, "weights file (.safetensors or state dict), or 'hub'"),
+    ("--stem", "model.stem", str, "srm (default: fixed SRM high-pass residuals), rgb (the image) or rgb+srm (both)"),
+    ("--optimizer", "optim.optimizer", str, "adamw, adam or sgd"),
+    ("--lr", "optim.lr", float, "learning rate (default: automatic)"),
+    ("--weight-decay", "optim.weight_decay", float, "weight decay"),
+    ("--schedule", "optim.schedule", str, "cosine, step or constant (each after a warmup)"),
+    ("--warmup-epochs", "optim.warmup_epochs", int, "epochs of linear warmup"),
+    ("--clip-grad", "optim.clip_grad", float, "max gradient norm (0: off)"),
+    ("--accum-steps", "optim.accum_steps", int, "gradient accumulation steps"),
+    ("--label-smoothing", "optim.label_smoothing", float, "label smoothing (0: off)"),
+    ("--mixup", "optim.mixup", float, "mixup alpha, e.g. 0.2 (0: off)"),
+    ("--cutmix", "optim.cutmix", float, "cutmix alpha, e.g. 1.0 (0: off)"),
+    ("--epochs", "train.epochs", int, "number of epochs"),
+    ("--batch-size", "train.batch_size", int, "images per batch (per process)"),
+    ("--seed", "train.seed", int, "random seed"),
+    ("--device", "train.device", str, "auto, cpu, cuda, cuda:N or mps"),
+    ("--amp", "train.amp", str, "mixed precision: auto, bf16, fp16 or off"),
+    ("--best-metric", "train.best_metric", str, "metric that picks the best checkpoint (default auc)"),
+    ("--nproc-per-node", "dist.nproc_per_node", int, "processes on this machine, one per GPU (torchrun)"),
+    ("--nnodes", "dist.nnodes", int, "machines taking part (the run folder on a shared file system)"),
+    ("--node-rank", "dist.node_rank", int, "this machine's number, 0 to nnodes-1 (0 writes the run store)"),
+    ("--rdzv-endpoint", "dist.rdzv_endpoint", str, "HOST:PORT of machine 0, with --nnodes > 1"),
+    ("--runs", "run.runs", str, "folder that holds the run folders"),
+    ("--name", "run.name", str, "run name (a folder name; made unique when taken)"),
+]
+
+
+def add_commands(sub) -> dict:
+    train = sub.add_parser("train", help="train a model (shows progress; the run folder keeps everything)")
+    train.add_argument("--config", type=Path, help="TOML config; flags override it")
+    for flag, dest, kind, help_text in TRAIN_FLAGS:
+        train.add_argument(flag, dest=dest, type=kind, help=help_text)
+    train.add_argument("--ema", dest="train.ema", action="store_true", default=None, help="keep an EMA of weights")
+    train.add_argument("--compile", dest="train.compile", action="store_true", default=None, help="torch.compile")
+    train.add_argument("--sync-bn", dest="dist.sync_bn", action="store_true", default=None,
+                       help="SyncBatchNorm over all processes")
+    train.add_argument("--resume", metavar="RUN", help="continue a stopped or crashed run (folder or name)")
+    train.add_argument("--detach", action="store_true", help="start the run and return at once")
+
+    run = sub.add_parser("run", help=argparse.SUPPRESS)  # python -m engine run RUN_DIR: the engine process
+    run.add_argument("run_dir", type=Path)
+    run.add_argument("--resume", action="store_true")
+    supervise = sub.add_parser("supervise", help=argparse.SUPPRESS)  # the engine's parent (engine/contract/launch.py)
+    supervise.add_argument("run_dir", type=Path)
+    supervise.add_argument("--resume", action="store_true")
+    supervise.add_argument("--daemon", action="store_true")
+    supervise.add_argument("--nproc-per-node", type=int, default=1)
+    supervise.add_argument("--nnodes", type=int, default=1)
+    supervise.add_argument("--node-rank", type=int, default=0)
+    supervise.add_argument("--rdzv-endpoint", default="")
+    return {"train": cmd_train, "run": cmd_run, "supervise": cmd_supervise}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine.contract.config import load_config, resolve, save_config
+    from engine.contract.launch import engine_alive
+    from engine.contract.runstore import RunPaths, create_run_dir
+    from engine.data.dataset import training_splits
+    from engine.models import check_model_name
+
+    overrides = cli_overrides(args)
+    if args.resume:
+        paths = RunPaths(find_run(args.resume, overrides.get("run.runs", "runs")))
+        if engine_alive(paths):
+            raise FfdvError(f"{paths.root}: the run is still running; watch it with `ffdv watch {paths.root}`")
+        keep = {k: v for k, v in overrides.items() if k == "train.epochs" or k.startswith("dist.")}
+        config = load_config(paths.config, keep)
+        training_splits(config.data.root)
+        save_config(paths, config)
+        if not any(paths.checkpoints.glob("*.state.pt")):
+            print(f"{paths.root}: nothing to resume from (the run ended before its first checkpoint); it starts again "
+                  "from the beginning in the same folder.", file=sys.stderr)
+        return _start(paths, config, resume=True, detach=args.detach)
+    config = resolve(load_config(args.config, overrides))
+    training_splits(config.data.root)  # a broken label file stops us before a run folder exists
+    check_model_name(config.model.name)
+    if config.dist.node_rank > 0:
+        return _join(config, args.detach)
+    paths = create_run_dir(config.run.runs, config.run.name or None, default_stem=config.model.name)
+    config.run.name = paths.root.name
+    try:
+        save_config(paths, config)
+    except BaseException:
+        shutil.rmtree(paths.root, ignore_errors=True)  # a full or read-only disk leaves no empty run folder behind
+        raise
+    return _start(paths, config, resume=False, detach=args.detach)
+
+
+def _join(config, detach: bool) -> int:
+    """Machine N > 0 of a several-machine run: the run folder is machine 0's, on a shared file system."""
+    from engine.contract.runstore import RunPaths
+
+    if not config.run.name:
+        raise FfdvError("--node-rank > 0 joins a run started on machine 0: pass its --name (and the same --runs)")
+    root = Path(config.run.runs) / config.run.name
+    if not (root / "config.toml").is_file():
+        raise FfdvError(f"{root}: no run folder here; machine 0 creates it, and --runs must be on a shared file "
+                        "system that every machine sees")
+    return _start(RunPaths(root, node=config.dist.node_rank), config, resume=False, detach=detach)
+
+
+def _start(paths, config, resume: bool, detach: bool) -> int:
+    """Launch the engine process (torchrun for several); follow it here unless detached."""
+    from engine.contract.launch import launch_run
+    from engine.contract.runstate import load_run
+
+    seen = load_run(paths.root).last_seq if resume else 0  # a resumed run's old end is not this one's
+    pid = launch_run(paths, resume=resume, dist=config.dist)
+    if detach or paths.node > 0:
+        print(f"{paths.root}")
+        print(f"engine started (pid {pid}); follow it with `ffdv watch {paths.root}`", file=sys.stderr)
+        return 0
+    from engine.cli.runs import follow
+
+    return follow(paths, from_start=True, interactive_stop=True, after_seq=seen)
+
+
+def _train_here(paths, config, resume: bool, dist_ctx=None) -> int:
+    """Train in this process: one rank of the run (rank 0 writes the events and shows the progress)."""
+    from rich.text import Text
+
+    from engine.console import ConsoleView
+    from engine.contract.runstore import EventWriter
+    from engine.distributed import DistContext
+    from engine.sink import EventSink
+    from engine.train import Trainer
+
+    dist_ctx = dist_ctx or DistContext()
+    view = ConsoleView() if dist_ctx.is_main else None
+    sink = EventSink(EventWriter(paths.events), [view]) if dist_ctx.is_main else EventSink()
+    try:
+        finished = Trainer(paths, config, sink, dist_ctx).run(resume=resume)
+    finally:
+        if view is not None:
+            view.close()
+        sink.close()
+    if view is not None:
+        view.console.print(Text.assemble("run folder: ", plain_text(paths.root)))
+        if (paths.checkpoints / "best.safetensors").exists():
+            view.console.print(Text.assemble("best checkpoint: ", plain_text(paths.checkpoints / "best.safetensors")))
+    return 0 if finished.status in (RunOutcome.COMPLETED, RunOutcome.STOPPED) else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The engine process of a prepared run folder (its config.toml); one per folder at a time."""
+    import os
+
+    from engine.contract.config import load_config
+    from engine.contract.launch import SUPERVISED_ENV, RunLock
+    from engine.contract.runstore import RunPaths, write_engine_info
+    from engine.distributed import context_from_env
+
+    paths = RunPaths(args.run_dir)
+    dist_ctx = context_from_env()  # set by torchrun; one process of one without it
+    lock = RunLock(paths)
+    if dist_ctx.is_main:
+        lock.acquire()
+    try:
+        config = load_config(paths.config)
+        if not os.environ.get(SUPERVISED_ENV) and dist_ctx.is_main:
+            write_engine_info(paths)
+        return _train_here(paths, config, resume=args.resume, dist_ctx=dist_ctx)
+    finally:
+        lock.release()
+
+
+def cmd_supervise(args: argparse.Namespace) -> int:
+    from engine.contract.config import DistConfig
+    from engine.contract.launch import supervise
+    from engine.contract.runstore import RunPaths
+
+    dist = DistConfig(args.nproc_per_node, args.nnodes, args.node_rank, args.rdzv_endpoint)
+    return supervise(RunPaths(args.run_dir, node=args.node_rank), resume=args.resume, daemon=args.daemon, dist=dist)
