@@ -7,7 +7,6 @@ predictions open in the predictions screen (o).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,34 +35,14 @@ from ffdv_tui.checkpoint_catalog import (
     list_checkpoints,
     run_engine_job,
 )
+from ffdv_tui.checkpoint_columns import fitted_columns, marks
 from ffdv_tui.screens.job import JobRequest, JobScreen
 from ffdv_tui.screens.matrix import MatrixScreen
 from ffdv_tui.screens.matrix_form import MatrixFormScreen, MatrixRequest
 from ffdv_tui.screens.matrix_list import MatrixListScreen
 from ffdv_tui.screens.predictions import PredictionSource, PredictionsScreen, validation_folder
-from ffdv_tui.widgets.frame_table import Column, FrameTable
+from ffdv_tui.widgets.frame_table import FrameTable
 from ffdv_tui.widgets.key_bar import KeyBar
-
-
-def _metric(value) -> str:
-    return "–" if value is None or value != value else f"{value:.4f}"
-
-
-COLUMNS = [
-    Column("best", "", 1, lambda v: "★" if v else "", style=lambda v: "bold green" if v else ""),
-    Column("run", "run", 18),
-    Column("checkpoint", "checkpoint", 18),
-    Column("problem", "problem", 24, style=lambda v: "red" if v else ""),
-    Column("auc", "AUC", 7, _metric, "right"),
-    Column("ap", "AP", 7, _metric, "right"),
-    Column("accuracy", "Acc", 7, _metric, "right"),
-    Column("f1", "F1", 7, _metric, "right"),
-    Column("eer", "EER", 7, _metric, "right"),
-    Column("tpr", "TPR@1e-3", 8, _metric, "right"),
-    Column("loss", "Loss", 7, _metric, "right"),
-    Column("size", "size", 9, lambda v: fmt_bytes(v), "right"),
-    Column("time", "saved", 11, lambda v: time.strftime("%m-%d %H:%M", time.localtime(v)), "right"),
-]
 
 
 def describe(entry: CheckpointEntry) -> Table:
@@ -165,7 +144,7 @@ class CheckpointsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="ckpt-body"):
-            yield FrameTable(COLUMNS, id="ckpt-table", classes="pane")
+            yield FrameTable(fitted_columns([], 80), id="ckpt-table", classes="pane")
             with Vertical(id="ckpt-side", classes="pane"):
                 yield Static(id="ckpt-detail")
                 yield ProgressBar(id="job-progress", show_eta=True)
@@ -191,14 +170,28 @@ class CheckpointsScreen(Screen):
     @on(Listed)
     def _listed(self, message: Listed) -> None:
         entries = message.entries
-        table = self.query_one(FrameTable)
         keep = self.highlighted.key if self.highlighted else None
         self.entries = entries
-        frame = catalog_frame(entries)
         index = next((i for i, e in enumerate(entries) if e.key == keep), None)
-        table.set_frame(frame, keep_index=index)
+        self._show(index)
         if not entries:
             self.query_one("#ckpt-detail", Static).update(plain_text(f"No checkpoints in {self.runs_dir}/ yet."))
+
+    def _show(self, keep_index: int | None = None) -> None:
+        """The entries in the table, its columns fitted to its width, the marked rows marked."""
+        table = self.query_one(FrameTable)
+        chosen = set(self.chosen)
+        compared = self.marked.key if self.marked else None
+        frame = catalog_frame(self.entries).assign(mark=[marks(e, compared, chosen) for e in self.entries])
+        table.columns = fitted_columns(self.entries, table.scrollable_content_region.width or self.size.width)
+        table.set_frame(frame, keep_index=keep_index)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._refit)
+
+    def _refit(self) -> None:
+        if self.entries and self.is_attached:
+            self._show(self.query_one(FrameTable).index_at(self.query_one(FrameTable).cursor_row))
 
     @property
     def highlighted(self) -> CheckpointEntry | None:
@@ -226,8 +219,7 @@ class CheckpointsScreen(Screen):
             self.marked = None if self.marked is not None and self.marked.key == entry.key else entry
             self.notify(f"marked {printable(entry.key)} to compare" if self.marked else "mark cleared", timeout=3,
                         markup=False)
-            table = self.query_one(FrameTable)
-            table.post_message(FrameTable.RowHighlighted(table, table.cursor_row, table.index_at(table.cursor_row)))
+            self._show(self.query_one(FrameTable).index_at(self.query_one(FrameTable).cursor_row))
 
     def action_choose(self) -> None:
         entry = self.highlighted
@@ -235,9 +227,8 @@ class CheckpointsScreen(Screen):
             return
         if self.chosen.pop(entry.key, None) is None:
             self.chosen[entry.key] = entry
-        self.notify(f"{len(self.chosen)} checkpoints marked for a matrix", timeout=3)
-        table = self.query_one(FrameTable)
-        table.post_message(FrameTable.RowHighlighted(table, table.cursor_row, table.index_at(table.cursor_row)))
+        self.notify(f"{len(self.chosen)} checkpoint{'' if len(self.chosen) == 1 else 's'} marked for a matrix", timeout=3)
+        self._show(self.query_one(FrameTable).index_at(self.query_one(FrameTable).cursor_row))
 
     # ------------------------------------------------------------ evaluation matrix
 
