@@ -103,6 +103,7 @@ class FfdvApp(App[str]):
         self.gpus = 0
         self._keys_screens: list[str] = []  # names of the installed keys screens, oldest first
         self._freeze_once_read = False  # freeze the heap again when the watcher has read every run folder
+        self.kept_settings: dict[tuple[str, str], dict] = {}  # a screen's filter, sort, threshold per run (screen, run)
 
     def get_default_screen(self) -> Screen:
         return self.main

@@ -28,7 +28,7 @@ def _metric(value) -> str:
 MARKS = Column("mark", "", 2, style=lambda v: "bold yellow" if v else "")
 BEST = Column("best", "", 1, lambda v: "★" if v else "", style=lambda v: "bold green" if v else "")
 RUN = Column("run", "run", 18)
-CHECKPOINT = Column("checkpoint", "checkpoint", 18)
+CHECKPOINT = Column("checkpoint", "checkpoint", 24)
 PROBLEM = Column("problem", "problem", 24, style=lambda v: "red" if v else "")
 METRICS = [
     Column("auc", "AUC", 7, _metric, "right"),

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from conftest import install_fixture_runs, install_fixture_weights
-from pilot_helpers import make_app, wait_for_runs, wait_until
+from pilot_helpers import make_app, pick_run, static_text, wait_for_runs, wait_until
+from textual.widgets import Input, Select, Static
 
 from ffdv_tui.screens.checkpoints import CheckpointsScreen
+from ffdv_tui.screens.predictions import PredictionsScreen, run_source
 from ffdv_tui.widgets.frame_table import FrameTable
 
 FIXTURE_NAMES = {"crashed", "finished", "stopped"}
@@ -65,3 +67,114 @@ async def test_marked_rows_are_marked_in_the_table(runs: Path) -> None:
         await pilot.press("space")
         await wait_until(pilot, lambda: not table_lines(table)[3].startswith("●"), 30, "the matrix mark cleared")
         assert table_lines(table)[2].startswith("A")
+
+
+# ---------------------------------------------------------------- 4. inputs that let go, settings kept
+
+
+async def open_predictions(pilot, app, run: str = "finished") -> PredictionsScreen:
+    await wait_for_runs(pilot, app, FIXTURE_NAMES)
+    await pick_run(pilot, app, run)
+    await pilot.press("v")
+    await wait_until(pilot, lambda: isinstance(app.screen, PredictionsScreen), 30, "the predictions screen")
+    screen = app.screen
+    await wait_until(pilot, lambda: screen.query_one(FrameTable).row_count > 0, 30, "the predictions")
+    return screen
+
+
+async def test_enter_down_and_escape_leave_the_search_for_the_table_and_escape_again_leaves(runs: Path) -> None:
+    app = make_app(runs, images="none")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_predictions(pilot, app)
+        table, search = screen.query_one(FrameTable), screen.query_one("#search", Input)
+        for leave in ("enter", "down", "escape"):
+            await pilot.press("slash")
+            await wait_until(pilot, lambda: search.has_focus, 30, "the search box")
+            await pilot.press(leave)
+            await wait_until(pilot, lambda: table.has_focus, 30, f"{leave} to reach the table")
+            assert app.screen is screen
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.main, 30, "the second escape to leave the screen")
+
+
+async def test_filter_sort_and_threshold_survive_closing_and_reopening_per_run(runs: Path) -> None:
+    app = make_app(runs, images="none")
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_predictions(pilot, app)
+        screen.query_one("#threshold", Input).value = "0.7"
+        screen.query_one("#sort", Select).value = "wrong"
+        await pilot.press("f")
+        await wait_until(pilot, lambda: screen.query_one("#filter", Select).value != "all", 30, "the next filter")
+        kept = screen.query_one("#filter", Select).value
+        await wait_until(pilot, lambda: app.kept_settings.get(screen.settings_key, {}).get("filter") == kept, 30,
+                         "the settings kept")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.main, 30, "the workbench")
+        screen = await open_predictions(pilot, app)
+        assert screen.query_one("#threshold", Input).value == "0.7"
+        assert screen.query_one("#sort", Select).value == "wrong"
+        assert screen.query_one("#filter", Select).value == kept
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.main, 30, "the workbench")
+        other = await open_predictions(pilot, app, "stopped")  # another run: its own settings
+        assert other.query_one("#threshold", Input).value == "0.5"
+        assert other.query_one("#filter", Select).value == "all"
+
+
+# ---------------------------------------------------------------- 7. a new sort or filter starts at the top
+
+
+async def test_a_new_sort_starts_at_the_top(runs: Path) -> None:
+    app = make_app(runs, images="none")
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_predictions(pilot, app)
+        table = screen.query_one(FrameTable)
+        await pilot.press("end")
+        await wait_until(pilot, lambda: table.cursor_row == table.row_count - 1, 30, "the last row")
+        first = table.index_at(0)
+        screen.query_one("#sort", Select).value = "wrong"
+        await wait_until(pilot, lambda: table.index_at(0) != first, 30, "the new order")
+        assert table.cursor_row == 0
+        await pilot.press("end")
+        await wait_until(pilot, lambda: table.cursor_row == table.row_count - 1, 30, "the last row")
+        await pilot.press("f")
+        await wait_until(pilot, lambda: table.cursor_row == 0, 30, "the filtered rows from the top")
+
+
+# ---------------------------------------------------------------- 5. screens that follow the run
+
+
+async def test_predictions_appear_when_the_first_validation_is_written(runs: Path, tmp_path: Path) -> None:
+    folder = runs / "stopped" / "predictions"
+    saved = tmp_path / "saved"
+    folder.rename(saved)
+    app = make_app(runs, images="none")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
+        await pick_run(pilot, app, "stopped")
+        await pilot.press("v")
+        await wait_until(pilot, lambda: isinstance(app.screen, PredictionsScreen), 30, "the predictions screen")
+        screen = app.screen
+        metrics = screen.query_one("#pred-metrics", Static)
+        await wait_until(pilot, lambda: "No predictions yet" in static_text(metrics), 30, "the empty screen")
+        saved.rename(folder)  # the validation of epoch 1 is written
+        await wait_until(pilot, lambda: screen.query_one(FrameTable).row_count == 128, 30, "epoch 1's predictions")
+        assert "No predictions yet" not in static_text(metrics)
+        assert screen.query_one("#epoch", Select).value == 1
+
+
+async def test_the_header_names_the_screen_below_again_when_one_above_closes(runs: Path) -> None:
+    app = make_app(runs, images="none")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
+        await pilot.press("k")
+        await wait_until(pilot, lambda: isinstance(app.screen, CheckpointsScreen)
+                         and app.screen.query_one(FrameTable).row_count == 6, 30, "the checkpoints")
+        await wait_until(pilot, lambda: app.sub_title.startswith("checkpoints"), 30, "the checkpoints title")
+        app.screen.last_evaluation = run_source(runs / "finished", "")  # as if an evaluation (e) had finished
+        await pilot.press("o")
+        await wait_until(pilot, lambda: isinstance(app.screen, PredictionsScreen), 30, "the predictions screen")
+        await wait_until(pilot, lambda: app.sub_title.startswith("predictions"), 30, "the predictions title")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, CheckpointsScreen), 30, "the checkpoints again")
+        await wait_until(pilot, lambda: app.sub_title.startswith("checkpoints"), 30, "the checkpoints title again")

@@ -151,8 +151,10 @@ class CheckpointsScreen(Screen):
                 yield Static(id="job-result")
         yield KeyBar()
 
+    def on_screen_resume(self) -> None:
+        self.app.sub_title = f"checkpoints · {printable(self.runs_dir)}"  # again when a screen above it closes
+
     def on_mount(self) -> None:
-        self.app.sub_title = f"checkpoints · {printable(self.runs_dir)}"
         self.query_one("#job-progress").display = False
         self.reload()
         self.query_one(FrameTable).focus()

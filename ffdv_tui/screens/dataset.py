@@ -32,6 +32,7 @@ from textual.worker import get_current_worker
 
 from engine.contract.text import plain_text, printable
 from engine.data.scan import ScanReport, scan_dataset
+from ffdv_tui.screens.input_exits import InputExits
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
 from ffdv_tui.widgets.key_bar import KeyBar
@@ -94,9 +95,10 @@ def quick_split(root: Path, split: str) -> pd.DataFrame | None:
     return pd.DataFrame({"img_name": frame["img_name"], "target": np.asarray(targets, dtype=np.int64)})
 
 
-class DatasetScreen(Screen):
+class DatasetScreen(InputExits, Screen):
+    TABLE = "#ds-images"
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
+        *InputExits.EXIT_BINDINGS,
         Binding("x", "cancel_scan", "Cancel scan"),
         Binding("r", "rescan", "Rescan"),
         Binding("l", "leakage", "Leakage audit"),
@@ -183,8 +185,10 @@ class DatasetScreen(Screen):
             yield ImagePreview(self.images_mode, id="ds-pair-preview", classes="pane")
         yield KeyBar()
 
+    def on_screen_resume(self) -> None:
+        self.app.sub_title = f"dataset · {printable(self.root)}" if self.root else "dataset"
+
     def on_mount(self) -> None:
-        self.app.sub_title = "dataset"
         self.query_one("#ds-issues").display = False
         self.query_one("#issue-detail").display = False
         self.query_one("#ds-pairs").display = False

@@ -32,13 +32,15 @@ from ffdv_tui.predictions import (
     load_predictions,
     prediction_files,
 )
+from ffdv_tui.screens.input_exits import InputExits
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
 from ffdv_tui.widgets.key_bar import KeyBar
 
+NEW_EPOCH_CHECK_S = 1.0  # how often an open screen looks for a new validation's predictions
 LABELS = {0: "real", 1: "fake", -1: "–"}
 COLUMNS = [
-    Column("img_name", "image", 24),
+    Column("img_name", "image", 24, min_width=12),
     Column("target", "true", 5, lambda v: LABELS.get(int(v), "?")),
     Column("score", "fake score", 10, lambda v: f"{v:.4f}", "right"),
     Column("pred", "called", 6, lambda v: LABELS.get(int(v), "?")),
@@ -69,9 +71,10 @@ def validation_folder(data_root: str) -> Path | None:
     return None
 
 
-class PredictionsScreen(Screen):
+class PredictionsScreen(InputExits, Screen):
+    TABLE = "#pred-table"
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
+        *InputExits.EXIT_BINDINGS,
         Binding("slash", "focus('#search')", "Search"),
         Binding("t", "focus('#threshold')", "Threshold"),
         Binding("e", "eer", "At EER"),
@@ -89,8 +92,9 @@ class PredictionsScreen(Screen):
     class Computed(Message):
         """The rows, counts and confusion matrix at one threshold, filter, sort and search."""
 
-        def __init__(self, view, counts: dict[str, int], confusion, threshold: float) -> None:
+        def __init__(self, view, counts: dict[str, int], confusion, threshold: float, order: tuple = ()) -> None:
             super().__init__()
+            self.order = order  # filter, sort, search
             self.view = view
             self.counts = counts
             self.confusion = confusion
@@ -107,22 +111,39 @@ class PredictionsScreen(Screen):
         self.history = ScoreHistory(source.run_dir) if source.run_dir else None
         self._history_loaded = False
         self._view = None
+        self._last_order: tuple | None = None  # filter, sort, search of the rows shown: a new one starts at the top
+        self._epochs = list(source.files)
+
+    @property
+    def settings_key(self) -> tuple[str, str]:
+        return ("predictions", str(self.source.run_dir or self.source.title))
+
+    @property
+    def kept(self) -> dict:
+        """This run's filter, sort, threshold and search as last left (the app keeps them while it runs)."""
+        return getattr(self.app, "kept_settings", {}).get(self.settings_key, {})
+
+    def _keep(self, **settings) -> None:
+        store = getattr(self.app, "kept_settings", None)
+        if store is not None:
+            store[self.settings_key] = settings
 
     def compose(self) -> ComposeResult:
         yield Header()
         epochs = list(self.source.files)
+        kept = self.kept
         with Horizontal(id="pred-controls"):
             yield Select([(f"epoch {e}" if e else "evaluation", e) for e in reversed(epochs)], id="epoch",
                          allow_blank=not epochs, value=epochs[-1] if epochs else Select.NULL, compact=True)
-            yield Select([(label, key) for key, label in FILTERS.items()], id="filter", value="all",
+            yield Select([(label, key) for key, label in FILTERS.items()], id="filter",
+                         value=kept.get("filter", "all"), allow_blank=False, compact=True)
+            yield Select([(label, key) for key, label in SORTS.items()], id="sort", value=kept.get("sort", "score"),
                          allow_blank=False, compact=True)
-            yield Select([(label, key) for key, label in SORTS.items()], id="sort", value="score", allow_blank=False,
-                         compact=True)
         with Horizontal(id="pred-controls-2"):
             yield Label("threshold")
-            yield Input("0.5", id="threshold", compact=True)
+            yield Input(kept.get("threshold", "0.5"), id="threshold", compact=True)
             yield Button("at EER (e)", id="eer", compact=True)
-            yield Input(placeholder="search image names (/)", id="search", compact=True)
+            yield Input(kept.get("search", ""), placeholder="search image names (/)", id="search", compact=True)
         yield Static(id="pred-metrics")
         with Horizontal(id="pred-body"):
             yield FrameTable(COLUMNS, id="pred-table", classes="pane")
@@ -130,13 +151,38 @@ class PredictionsScreen(Screen):
         yield KeyBar()
 
     def on_mount(self) -> None:
-        self.app.sub_title = f"predictions · {printable(self.source.title)}"
+        self.query_one(FrameTable).focus()
+        if self.source.run_dir is not None:  # a run's validations: a new one appears while the screen is open
+            self.set_interval(NEW_EPOCH_CHECK_S, self._look_for_new_epochs)
         if not self.source.files:
             self.query_one("#pred-metrics", Static).update(
                 Text("No predictions yet: a run writes them after each validation.", style="yellow"))
             return
         self._load(self.query_one("#epoch", Select).value)
-        self.query_one(FrameTable).focus()
+
+    def on_screen_resume(self) -> None:
+        self.app.sub_title = f"predictions · {printable(self.source.title)}"
+
+    def _look_for_new_epochs(self) -> None:
+        """A validation written since the screen opened joins the epoch list; shown at once if the newest was."""
+        files = prediction_files(self.source.run_dir)
+        if list(files) == self._epochs:
+            return
+        select = self.query_one("#epoch", Select)
+        current = select.value
+        was_newest = not self._epochs or current == self._epochs[-1]
+        self.source.files.clear()
+        self.source.files.update(files)
+        self._epochs = list(files)
+        with self.prevent(Select.Changed):
+            select.set_options([(f"epoch {e}" if e else "evaluation", e) for e in reversed(self._epochs)])
+            if not was_newest and current in files:
+                select.value = current
+        if self.history is not None:
+            self.history = ScoreHistory(self.source.run_dir)
+            self._history_loaded = False
+        if was_newest and self._epochs:
+            select.value = self._epochs[-1]  # Select.Changed loads it
 
     # ------------------------------------------------------------ loading and recomputing
 
@@ -176,6 +222,8 @@ class PredictionsScreen(Screen):
         filter_name = self.query_one("#filter", Select).value
         sort = self.query_one("#sort", Select).value
         search = self.query_one("#search", Input).value.strip()
+        self._keep(filter=filter_name, sort=sort, threshold=self.query_one("#threshold", Input).value,
+                   search=self.query_one("#search", Input).value)
         self._compute(self.table_data, threshold, filter_name, sort, search)
 
     @work(thread=True, exclusive=True, group="predictions-view")
@@ -183,12 +231,16 @@ class PredictionsScreen(Screen):
         view = table.view(threshold, filter_name, sort, search)
         counts = table.counts(threshold)
         confusion = table.confusion(threshold)
-        self.post_message(self.Computed(view, counts, confusion, threshold))
+        self.post_message(self.Computed(view, counts, confusion, threshold, (filter_name, sort, search)))
 
     @on(Computed)
     def _show(self, message: Computed) -> None:
         view, counts, confusion, threshold = message.view, message.counts, message.confusion, message.threshold
+        # the same rows at another threshold keep the cursor on its image; a new filter, sort or search starts at the top
         keep = self.query_one(FrameTable).index_at(self.query_one(FrameTable).cursor_row)
+        if message.order != self._last_order:
+            keep = None
+        self._last_order = message.order
         self._view = view
         self.query_one(FrameTable).set_frame(view, keep_index=keep)
         select = self.query_one("#filter", Select)
