@@ -178,3 +178,44 @@ async def test_the_header_names_the_screen_below_again_when_one_above_closes(run
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, CheckpointsScreen), 30, "the checkpoints again")
         await wait_until(pilot, lambda: app.sub_title.startswith("checkpoints"), 30, "the checkpoints title again")
+
+
+# ---------------------------------------------------------------- 6. keys that surprise
+
+
+async def test_r_on_a_finished_run_asks_before_starting_its_engine(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ffdv_tui.screens.confirm import ConfirmScreen
+
+    launched = []
+    monkeypatch.setattr("ffdv_tui.screens.main.launch_run", lambda paths, **kwargs: launched.append(paths.root.name))
+    (runs / "finished" / "checkpoints" / "epoch-003.state.pt").write_bytes(b"")
+    app = make_app(runs, images="none")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
+        await pick_run(pilot, app, "finished")
+        await pilot.press("r")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 30, "the question")
+        assert "finished" in static_text(app.screen.query_one("#question", Static))
+        await pilot.press("n")
+        await wait_until(pilot, lambda: app.screen is app.main, 30, "the workbench")
+        assert launched == []
+        await pilot.press("r")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 30, "the question")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: launched == ["finished"], 30, "the engine started")
+
+
+async def test_no_key_of_the_checkpoints_screen_pauses_a_run_one_escape_later(runs: Path) -> None:
+    """p pauses the selected run on the workbench without asking: no other screen uses it (s and r ask there)."""
+    from ffdv_tui.screens.main import MainScreen
+
+    app = make_app(runs, images="none")
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_checkpoints(pilot, app)
+        keys = {binding.key for binding in screen.BINDINGS}
+        assert "p" not in keys and "l" in keys
+        run_changing = {b.key for b in MainScreen.BINDINGS if b.action in ("pause_resume", "checkpoint")}
+        assert not run_changing & keys
+        await pilot.press("l")
+        await wait_until(pilot, lambda: any("No evaluation matrix" in str(n.message) for n in app._notifications),
+                         30, "the past matrices' answer")

@@ -88,7 +88,7 @@ class CheckpointsScreen(Screen):
         Binding("o", "open_predictions", "Open predictions"),
         Binding("space", "choose", "Mark for a matrix"),
         Binding("x", "matrix", "Evaluation matrix"),
-        Binding("p", "past_matrices", "Past matrices"),
+        Binding("l", "past_matrices", "List past matrices"),  # not p: p pauses a run on the workbench
     ]
 
     class Listed(Message):
@@ -276,7 +276,7 @@ class CheckpointsScreen(Screen):
                                      severity="error", markup=False)
             else:
                 app.call_from_thread(app.notify, f"evaluation matrix ready: {printable(done.folder)} "
-                                     "(checkpoints screen, p)", timeout=10, markup=False)
+                                     "(checkpoints screen, l)", timeout=10, markup=False)
 
     @on(MatrixDone)
     def _matrix_done(self, message: MatrixDone) -> None:
@@ -287,7 +287,7 @@ class CheckpointsScreen(Screen):
         if self.app.screen is self:
             self.app.push_screen(MatrixScreen(message.folder, self.images))
         else:
-            self.notify(f"evaluation matrix ready: {printable(message.folder)} (checkpoints screen, p)", timeout=10,
+            self.notify(f"evaluation matrix ready: {printable(message.folder)} (checkpoints screen, l)", timeout=10,
                         markup=False)
 
     def action_past_matrices(self) -> None:

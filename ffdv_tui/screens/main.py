@@ -269,8 +269,16 @@ class MainScreen(Screen):
         if not any(run.paths.checkpoints.glob("*.state.pt")):
             self.notify(f"{name} has no checkpoint to resume from.", severity="warning", markup=False)
             return
-        self.notify(f"{name}: resuming from its newest checkpoint…", markup=False)
-        self._relaunch(run)
+
+        def confirmed(yes: bool | None) -> None:  # r means something else on other screens: starting an engine asks
+            if yes:
+                self.notify(f"{name}: resuming from its newest checkpoint…", markup=False)
+                self._relaunch(run)
+
+        done = " It finished: resuming trains it again only if its config asks for more epochs." \
+            if run.status == RunStatus.FINISHED else ""
+        self.app.push_screen(ConfirmScreen(f"Resume {name} from its newest checkpoint? This starts its engine.{done}",
+                                           yes="Resume", no="Cancel"), confirmed)
 
     @work(thread=True, group="launch")
     def _relaunch(self, run: RunSnapshot) -> None:
