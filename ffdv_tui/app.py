@@ -21,7 +21,6 @@ from pathlib import Path
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.markup import escape
 from textual.message import Message
 from textual.reactive import Reactive
 from textual.screen import Screen
@@ -272,14 +271,11 @@ class FfdvApp(App[str]):
         self.push_screen(name)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """The palette: every key of the screen below it (from its bindings), then every run by name."""
-        for row in key_rows(screen):
-            if row.run is not None:
-                yield SystemCommand(escape(row.description), escape(row.help), row.run)
-        for run in ordered(self.runs):
-            name = printable(run.name, 200)
-            yield SystemCommand(escape(f"Show run {name}"), escape(run.status), lambda n=run.name: self.select_run(n))
-        yield from super().get_system_commands(screen)
+        """The palette: the map of the app (ffdv_tui.palette), then Textual's own commands that add something."""
+        from ffdv_tui.palette import TEXTUAL_DUPLICATES, palette_commands
+
+        yield from palette_commands(self, screen)
+        yield from (c for c in super().get_system_commands(screen) if c.title not in TEXTUAL_DUPLICATES)
 
     def action_quit_app(self) -> None:
         live = [printable(r.name, 200) for r in ordered(self.runs) if r.is_live]

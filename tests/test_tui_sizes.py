@@ -219,3 +219,25 @@ async def test_no_key_of_the_checkpoints_screen_pauses_a_run_one_escape_later(ru
         await pilot.press("l")
         await wait_until(pilot, lambda: any("No evaluation matrix" in str(n.message) for n in app._notifications),
                          30, "the past matrices' answer")
+
+
+# ---------------------------------------------------------------- 3. the palette is the map of the app
+
+
+async def test_the_palette_knows_every_screens_commands_with_their_keys_and_one_quit(runs: Path) -> None:
+    from ffdv_tui.screens.dataset import DatasetScreen
+
+    app = make_app(runs, images="none")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
+        commands = {c.title: c for c in app.get_system_commands(app.main)}
+        titles = list(commands)
+        assert [t for t in titles if "Quit" in t] == ["Quit"] and "key q" in commands["Quit"].help
+        for title, key, screen in (("Leakage audit (dataset)", "l", "dataset"),
+                                   ("Evaluation matrix (checkpoints)", "x", "checkpoints"),
+                                   ("Threshold (predictions)", "t", "predictions")):
+            assert title in commands, titles
+            assert f"key {key} on the {screen} screen" in commands[title].help
+        assert "key n" in commands["New run"].help
+        commands["Leakage audit (dataset)"].callback()
+        await wait_until(pilot, lambda: isinstance(app.screen, DatasetScreen), 30, "the dataset screen")

@@ -28,7 +28,7 @@ from ffdv_tui.screens.dialog import DialogScreen
 
 GAP = 2  # cells between the keys and what they do
 PALETTE_SKIPS = {"command_palette", "app.command_palette", "keys", "app.keys", "help_quit", "app.focus_next",
-                 "app.focus_previous", "screen.copy_text"}
+                 "app.focus_previous", "screen.copy_text", "quit", "app.quit"}  # one Quit: q, which asks first
 
 
 @dataclass(frozen=True)
