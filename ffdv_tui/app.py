@@ -77,6 +77,7 @@ class FfdvApp(App[str]):
     BINDINGS = [
         Binding("question_mark", "keys", "Keys", tooltip="Every key of this screen (this list)"),
         Binding("q", "quit_app", "Quit", tooltip="Quit; engines keep running"),
+        Binding("ctrl+q", "quit_app", "Quit", show=False, tooltip="Quit; engines keep running"),  # asks too
     ]
 
     class RunsChanged(Message):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import install_fixture_runs, install_fixture_weights
-from pilot_helpers import make_app, pick_run, static_text, wait_for_runs, wait_until
+from pilot_helpers import make_app, pick_run, screen_lines, static_text, wait_for_runs, wait_until
 from textual.widgets import Input, Select, Static
 
 from ffdv_tui.screens.checkpoints import CheckpointsScreen
@@ -232,7 +232,8 @@ async def test_the_palette_knows_every_screens_commands_with_their_keys_and_one_
         await wait_for_runs(pilot, app, FIXTURE_NAMES)
         commands = {c.title: c for c in app.get_system_commands(app.main)}
         titles = list(commands)
-        assert [t for t in titles if "Quit" in t] == ["Quit"] and "key q" in commands["Quit"].help
+        assert [t for t in titles if "Quit" in t] == ["Quit"]
+        assert "q" in commands["Quit"].help.split(" · ")[0].split()  # "key ^q / q": both ask first
         for title, key, screen in (("Leakage audit (dataset)", "l", "dataset"),
                                    ("Evaluation matrix (checkpoints)", "x", "checkpoints"),
                                    ("Threshold (predictions)", "t", "predictions")):
@@ -241,3 +242,26 @@ async def test_the_palette_knows_every_screens_commands_with_their_keys_and_one_
         assert "key n" in commands["New run"].help
         commands["Leakage audit (dataset)"].callback()
         await wait_until(pilot, lambda: isinstance(app.screen, DatasetScreen), 30, "the dataset screen")
+
+
+# ---------------------------------------------------------------- 8. the keys screen
+
+
+async def test_the_keys_screen_says_how_to_close_first_and_groups_by_what_a_person_does(runs: Path) -> None:
+    from ffdv_tui.screens.help import HelpScreen, KeysList
+
+    app = make_app(runs, images="none")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), 30, "the keys screen")
+        assert "closes this list" in static_text(app.screen.query_one("#keys-close", Static))
+        first = [line.strip() for line in screen_lines(app) if line.strip(" █▀▄")]
+        assert "closes this list" in first[0]
+        text = "\n".join(line.plain for line in app.screen.query_one(KeysList).lines(76))
+        for noise in ("RunList", "FrameTable", "DataTable", "Scroll Left", "Copy selected text", "Focus Next"):
+            assert noise not in text
+        assert "On this screen" in text and "Moving in the run list" in text
+        assert text.count("Quit") == 1 + text.count("Quit;")  # one Quit row (q / ^q), besides its help
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is app.main, 30, "the workbench")

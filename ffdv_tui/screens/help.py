@@ -40,22 +40,41 @@ class KeyRow:
     run: Callable[[], object] | None = None  # what the palette runs; None for keys that only act on a focused widget
 
 
+# What a person does with the focused widget's keys, by the widget's class (else "In the focused <class>").
+WIDGET_GROUPS = {"RunList": "Moving in the run list", "FrameTable": "Moving in the table",
+                 "DataTable": "Moving in the table", "MetricsTable": "Moving in the table",
+                 "Input": "Editing a text field", "Select": "Choosing from a list", "LogTail": "Reading the log"}
+# Keys that only scroll sideways, copy a selection or move the focus: noise in a list of what to do.
+NOISE = {"scroll_left", "scroll_right", "page_left", "page_right", "scroll_home", "scroll_end", "screen.copy_text",
+         "copy_text", "app.focus_next", "app.focus_previous", "focus_next", "focus_previous"}
+
+
 def group_title(node: DOMNode, screen: Screen) -> str:
     if isinstance(node, App):
         return "Everywhere"
     if node is screen:
-        return "This screen"
-    return getattr(node, "BINDING_GROUP_TITLE", None) or type(node).__name__
+        return "On this screen"
+    title = getattr(node, "BINDING_GROUP_TITLE", None)
+    if title:
+        return title
+    for cls in type(node).__mro__:
+        if cls.__name__ in WIDGET_GROUPS:
+            return WIDGET_GROUPS[cls.__name__]
+    return f"In the focused {type(node).__name__}"
 
 
 def key_rows(screen: Screen) -> list[KeyRow]:
-    """The keys that work on ``screen`` now (focused widget first, then the screen, then the app)."""
+    """The keys that work on ``screen`` now: the screen's, then the app's, then the focused widget's (moving)."""
     app = screen.app
     rows = []
     bindings = list(screen.active_bindings.values())
+    order = {screen: 0, app: 1}
+    bindings.sort(key=lambda active: order.get(active.node, 2))  # stable: each node's keys keep their order
     for node, group in groupby(bindings, key=lambda active: active.node):
         by_action: dict[str, list[Binding]] = {}
         for active in group:
+            if active.binding.action in NOISE:
+                continue
             if active.binding.description or active.binding.tooltip:
                 by_action.setdefault(active.binding.action, []).append(active.binding)
         for action, same in by_action.items():
@@ -165,8 +184,10 @@ class HelpScreen(DialogScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog"):
+            yield Static(Text.assemble(("escape", "bold"), ", ", ("?", "bold"), " or ", ("q", "bold"),
+                                       " closes this list; ", ("ctrl+p", "bold"), " searches every command"),
+                         id="keys-close")
             yield KeysList([*self.rows, *dialog_rows()], id="keys")
-            yield Static(Text("escape or ? closes this", style="dim"))
 
     def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

@@ -8,6 +8,7 @@ and its settings.
 
 from __future__ import annotations
 
+from textual import events
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Input
@@ -18,8 +19,8 @@ class InputExits:
 
     TABLE = ""
     EXIT_BINDINGS = [
-        Binding("escape", "back", "Back", tooltip="Leave the text field; from the table, close this screen"),
-        Binding("down", "leave_input", "To the table", show=False, tooltip="From a text field to the table"),
+        Binding("escape", "back", "Back", tooltip="Leave the text field (so do Enter and ↓); from the table, close "
+                "this screen"),
     ]
 
     def _to_table(self: Screen) -> None:
@@ -31,8 +32,10 @@ class InputExits:
         else:
             self.app.pop_screen()
 
-    def action_leave_input(self: Screen) -> None:
-        if isinstance(self.focused, Input):
+    def on_key(self: Screen, event: events.Key) -> None:
+        """↓ in a field (which has no use for it) goes to the table; not a binding, which the table's own ↓ hides."""
+        if event.key == "down" and isinstance(self.focused, Input):
+            event.stop()
             self._to_table()
 
     def on_input_submitted(self: Screen, event: Input.Submitted) -> None:
