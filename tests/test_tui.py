@@ -45,7 +45,7 @@ async def test_a_long_run_name_ends_in_an_ellipsis_at_the_lists_width(runs: Path
     async with app.run_test(size=(100, 30)) as pilot:
         run_list = await wait_for_runs(pilot, app, {"crashed", "stopped", long_name})
         width = run_list.scrollable_content_region.width
-        lines = [line.strip("│ ") for line in rendered(run_list).splitlines()]  # inside the border
+        lines = [line.strip("│┃ ") for line in rendered(run_list).splitlines()]  # inside the border
         row = next(line for line in lines if "efficientnet" in line)
         assert row.endswith("…") and len(row) <= width and row.startswith("✓ efficientnet_b4-")
         assert "3/3 · auc 0.8206" in lines  # the second line: it fits, so it is whole
