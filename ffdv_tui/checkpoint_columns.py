@@ -3,7 +3,7 @@
 AUC, then each run's best metric (the one its "best" checkpoint was chosen by), come right
 after the names, so at 80 columns a person still sees the numbers that rank checkpoints.
 The ``problem`` column appears only when a checkpoint has one, and the first column marks
-the rows marked to compare (``A``, key m) or for a matrix (``●``, space).
+the rows marked to compare (``A``, key m) or picked for a matrix (``●``, space).
 """
 
 from __future__ import annotations

@@ -235,7 +235,7 @@ async def test_the_palette_knows_every_screens_commands_with_their_keys_and_one_
         assert [t for t in titles if "Quit" in t] == ["Quit"]
         assert "q" in commands["Quit"].help.split(" · ")[0].split()  # "key ^q / q": both ask first
         for title, key, screen in (("Leakage audit (dataset)", "l", "dataset"),
-                                   ("Evaluation matrix (checkpoints)", "x", "checkpoints"),
+                                   ("Matrix of the picked checkpoints (checkpoints)", "x", "checkpoints"),
                                    ("Threshold (predictions)", "t", "predictions")):
             assert title in commands, titles
             assert f"key {key} on the {screen} screen" in commands[title].help

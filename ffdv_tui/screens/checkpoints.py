@@ -85,10 +85,10 @@ class CheckpointsScreen(Screen):
         Binding("f", "fine_tune", "Fine-tune"),
         Binding("r", "resume", "Resume run"),
         Binding("m", "mark", "Mark to compare"),
-        Binding("o", "open_predictions", "Open predictions"),
-        Binding("space", "choose", "Mark for a matrix"),
-        Binding("x", "matrix", "Evaluation matrix"),
-        Binding("l", "past_matrices", "List past matrices"),  # not p: p pauses a run on the workbench
+        Binding("o", "open_predictions", "Predictions of the evaluation"),
+        Binding("space", "choose", "Pick for a matrix"),
+        Binding("x", "matrix", "Matrix of the picked checkpoints"),
+        Binding("l", "past_matrices", "Matrices made before"),  # not p: p pauses a run on the workbench
     ]
 
     class Listed(Message):
@@ -229,7 +229,7 @@ class CheckpointsScreen(Screen):
             return
         if self.chosen.pop(entry.key, None) is None:
             self.chosen[entry.key] = entry
-        self.notify(f"{len(self.chosen)} checkpoint{'' if len(self.chosen) == 1 else 's'} marked for a matrix", timeout=3)
+        self.notify(f"{len(self.chosen)} checkpoint{'' if len(self.chosen) == 1 else 's'} picked for a matrix", timeout=3)
         self._show(self.query_one(FrameTable).index_at(self.query_one(FrameTable).cursor_row))
 
     # ------------------------------------------------------------ evaluation matrix

@@ -77,8 +77,8 @@ class PredictionsScreen(InputExits, Screen):
         *InputExits.EXIT_BINDINGS,
         Binding("slash", "focus('#search')", "Search"),
         Binding("t", "focus('#threshold')", "Threshold"),
-        Binding("e", "eer", "At EER"),
-        Binding("f", "next_filter", "Next filter"),
+        Binding("e", "eer", "EER threshold"),
+        Binding("f", "next_filter", "Filter (the next)"),
     ]
 
     class Loaded(Message):
