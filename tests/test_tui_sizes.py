@@ -265,3 +265,24 @@ async def test_the_keys_screen_says_how_to_close_first_and_groups_by_what_a_pers
         assert text.count("Quit") == 1 + text.count("Quit;")  # one Quit row (q / ^q), besides its help
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is app.main, 30, "the workbench")
+
+
+# ---------------------------------------------------------------- 9. the leakage view's keys
+
+
+async def test_cancel_scan_is_offered_only_while_a_scan_runs(runs: Path) -> None:
+    from ffdv_tui.screens.dataset import DatasetScreen
+    from ffdv_tui.widgets.key_bar import KeyBar
+
+    app = make_app(runs, images="none")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(app.screen, DatasetScreen), 30, "the dataset screen")
+        screen = app.screen
+        await wait_until(pilot, lambda: "scan done" in static_text(screen.query_one("#scan-status", Static)), 60,
+                         "the scan to finish")
+        bar = screen.query_one(KeyBar)
+        await wait_until(pilot, lambda: "cancel_scan" not in {k.action for k in bar.keys}, 30, "x gone from the bar")
+        screen._show_progress()  # what r (rescan) and l (audit) do first
+        await wait_until(pilot, lambda: "cancel_scan" in {k.action for k in bar.keys}, 30, "x in the bar")

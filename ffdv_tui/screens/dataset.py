@@ -214,6 +214,14 @@ class DatasetScreen(InputExits, Screen):
         bar = self.query_one("#scan-progress", ProgressBar)
         bar.display = True
         bar.update(total=None, progress=0)
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """x (cancel) is in the key bar only while a scan or an audit runs (its progress bar is shown)."""
+        if action == "cancel_scan":
+            bars = self.query("#scan-progress")
+            return bool(bars) and bars.first().display
+        return True
 
     def action_rescan(self) -> None:
         """Read the label files once: the image table and the scan both use what was read."""
@@ -270,6 +278,7 @@ class DatasetScreen(InputExits, Screen):
         if report.error:
             summary.update(plain_text(report.error, "red", multiline=True))
             bar.display = False
+            self.refresh_bindings()
             status.update("")
             return
         parts = [plain_text(f"{report.root} · {report.layout} layout", "bold"), split_table(report)]
@@ -285,6 +294,8 @@ class DatasetScreen(InputExits, Screen):
             bar.display = False
         else:
             state = "scanning… (x cancels)"
+        if not bar.display:
+            self.refresh_bindings()
         status.update(Text(f" {state} · {report.scanned:,} of {report.images:,} images · {len(issues):,} problems "
                            f"in {report.seconds:.0f}s", style="dim"))
         table = self.query_one("#ds-issues", FrameTable)
@@ -328,6 +339,7 @@ class DatasetScreen(InputExits, Screen):
         from engine.data.leakage import WARN_SHARE
 
         self.query_one("#scan-progress", ProgressBar).display = False
+        self.refresh_bindings()
         status = self.query_one("#scan-status", Static)
         report = message.report
         if report is None:
