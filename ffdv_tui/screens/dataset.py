@@ -41,7 +41,7 @@ from ffdv_tui.widgets.path_suggester import PathSuggester
 QUICK_ROWS = 1000
 LABELS = {0: "real", 1: "fake", -1: "–"}
 IMAGE_COLUMNS = [
-    Column("img_name", "image", 44),
+    Column("img_name", "image", 44, min_width=12),
     Column("target", "label", 6, lambda v: LABELS.get(int(v), "?")),
 ]
 ISSUE_COLUMNS = [
@@ -179,7 +179,7 @@ class DatasetScreen(InputExits, Screen):
                                  allow_blank=False, compact=True)
                     yield Select([(v, k) for k, v in CLASS_FILTERS.items()], value="all", id="ds-class",
                                  allow_blank=False, compact=True)
-                    yield Input(placeholder="search names (/)", id="ds-search", compact=True)
+                    yield Input(placeholder="search (/)", id="ds-search", compact=True)
                 yield FrameTable(IMAGE_COLUMNS, id="ds-images", classes="pane")
             yield ImagePreview(self.images_mode, id="ds-preview", classes="pane")
             yield ImagePreview(self.images_mode, id="ds-pair-preview", classes="pane")

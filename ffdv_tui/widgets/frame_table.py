@@ -156,8 +156,10 @@ class FrameTable(ScrollView, can_focus=True):
         start = 0
         for column_width in self._widths:
             end = start + column_width
-            if start < right < end and start >= scroll_x:
-                strip = strip.crop(0, start).extend_cell_length(start, style)
+            if start < right < end:
+                # the first column in view is cut where the view ends; a later one is left out (blank)
+                keep = right - 1 if start <= scroll_x else start
+                strip = strip.crop(0, keep).extend_cell_length(keep, style)
                 strip = Strip([*strip, Segment("…", style)])
                 break
             start = end + 1
