@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
+from copy import deepcopy
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -103,7 +104,8 @@ class FfdvApp(App[str]):
         self.gpus = 0
         self._keys_screens: list[str] = []  # names of the installed keys screens, oldest first
         self._freeze_once_read = False  # freeze the heap again when the watcher has read every run folder
-        self.kept_settings: dict[tuple[str, str], dict] = {}  # a screen's filter, sort, threshold per run (screen, run)
+        self.kept_settings: dict[tuple[str, str], dict] = {}  # a screen's filter, sort, threshold per (screen, run)
+        self.last_started: Config | None = None  # the new-run form's values of the last run started here
 
     def get_default_screen(self) -> Screen:
         return self.main
@@ -215,6 +217,12 @@ class FfdvApp(App[str]):
     # ------------------------------------------------------------ new run
 
     def form_defaults(self) -> Config:
+        """The last run started here (its model, size, epochs...: people change one thing at a time), else the defaults."""
+        if self.last_started is not None:
+            config = deepcopy(self.last_started)
+            config.run.name = ""
+            config.model.pretrained = ""
+            return config
         config = load_config()
         config.data.root = str(self.data_dir) if self.data_dir else ""
         return config
@@ -234,6 +242,7 @@ class FfdvApp(App[str]):
     def start_run(self, config: Config, gpus: int = 1) -> str:
         """Create the run folder and launch its engine (called from the form's worker thread)."""
         config.dist.nproc_per_node = gpus
+        self.last_started = deepcopy(config)  # as the form had it ("auto" still auto): the next form's values
         config = resolve(config)
         paths = create_run_dir(self.runs_dir, config.run.name or None, default_stem=config.model.name)
         config.run.name = paths.root.name

@@ -215,7 +215,7 @@ async def set_field(pilot, form: NewRunScreen, name: str, value: str) -> None:
 
 
 BAD_VALUES = [
-    ("model", "resnet10", "not a timm model: resnet10t"),
+    ("model", "resnet10", "not a timm model; did you mean resnet10t"),
     ("img_size", "8", "between 16 and 4096"),
     ("img_size", "big", "whole number"),
     ("epochs", "0", "at least 1"),

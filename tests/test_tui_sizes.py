@@ -286,3 +286,57 @@ async def test_cancel_scan_is_offered_only_while_a_scan_runs(runs: Path) -> None
         await wait_until(pilot, lambda: "cancel_scan" not in {k.action for k in bar.keys}, 30, "x gone from the bar")
         screen._show_progress()  # what r (rescan) and l (audit) do first
         await wait_until(pilot, lambda: "cancel_scan" in {k.action for k in bar.keys}, 30, "x in the bar")
+
+
+# ---------------------------------------------------------------- 10. the small things
+
+
+def test_the_progress_readout_gives_up_the_lr_before_the_memory_is_cut() -> None:
+    from dataclasses import replace
+
+    from ffdv_tui.widgets.run_progress import readout
+
+    snapshot = replace(_snapshot(), images_per_sec=123.0, lr=7.21e-4, duration=95.0,
+                       heartbeat={"memory_used": 1.1e9, "memory_total": 23.5e9, "utilization": 87.0})
+    wide = readout(snapshot, 200)
+    assert "lr 7.21e-04" in wide and "mem 1.0 GB / 21.9 GB" in wide
+    narrow = readout(snapshot, 50)
+    assert "lr" not in narrow and "mem 1.0 GB" in narrow and len(narrow) <= 50
+
+
+def _snapshot():
+    from engine.contract.runstate import RunState
+    from engine.contract.runstore import RunPaths
+    from engine.contract.status import RunStatus
+    from ffdv_tui.run_snapshot import RunSnapshot
+
+    return RunSnapshot.of("r", RunPaths(Path("r")), RunState(), RunStatus.RUNNING, None, [])
+
+
+def test_plurals_and_hints_read_right() -> None:
+    from engine.contract.fmt import fmt_count
+    from ffdv_tui.screens.new_run import _placeholder, _unknown_model
+
+    assert fmt_count(1, "epoch") == "1 epoch" and fmt_count(3, "checkpoint") == "3 checkpoints"
+    assert _unknown_model("test_res", {"test_resnet"}) == "not a timm model; did you mean test_resnet?"
+    field = type("F", (), {"name": "pretrained"})()
+    assert len(_placeholder(field)) <= 24  # whole in the form's field at 80 columns
+
+
+async def test_the_new_run_form_remembers_the_last_run_started(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ffdv_tui.screens.new_run import NewRunScreen
+
+    monkeypatch.setattr("ffdv_tui.app.launch_run", lambda paths, **kwargs: None)
+    app = make_app(runs, images="none")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
+        config = app.form_defaults()
+        assert config.data.img_size != 96
+        config.data.img_size, config.train.epochs, config.run.name = 96, 3, "first"
+        app.start_run(config)  # what the form's Start does (without an engine)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, NewRunScreen), 30, "the form")
+        form = app.screen
+        assert form.query_one("#img_size", Input).value == "96"
+        assert form.query_one("#epochs", Input).value == "3"
+        assert form.query_one("#name", Input).value == ""  # a new name each time

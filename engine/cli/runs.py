@@ -9,6 +9,7 @@ from pathlib import Path
 
 from engine.cli.common import find_run
 from engine.contract.errors import FfdvError
+from engine.contract.fmt import fmt_count
 from engine.contract.status import RunOutcome, RunStatus
 from engine.contract.text import plain_text, printable
 
@@ -196,5 +197,5 @@ def _describe_answer(event) -> str:
     if event.kind == "checkpoint_saved":
         return f"checkpoint saved: {printable(event.path)}"
     if event.kind == "run_finished":
-        return f"run {printable(event.status)} after {event.epochs_completed} epochs"
+        return f"run {printable(event.status)} after {fmt_count(event.epochs_completed, 'epoch')}"
     return event.kind

@@ -21,7 +21,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Header, ProgressBar, Static
 
-from engine.contract.fmt import fmt_bytes, fmt_metric
+from engine.contract.fmt import fmt_bytes, fmt_count, fmt_metric
 from engine.contract.jobs import EvaluationResult, MatrixResult, SubmissionResult
 from engine.contract.matrixstore import list_matrices, matrix_args
 from engine.contract.protocol import METRIC_LABELS
@@ -229,7 +229,7 @@ class CheckpointsScreen(Screen):
             return
         if self.chosen.pop(entry.key, None) is None:
             self.chosen[entry.key] = entry
-        self.notify(f"{len(self.chosen)} checkpoint{'' if len(self.chosen) == 1 else 's'} picked for a matrix", timeout=3)
+        self.notify(f"{fmt_count(len(self.chosen), 'checkpoint')} picked for a matrix", timeout=3)
         self._show(self.query_one(FrameTable).index_at(self.query_one(FrameTable).cursor_row))
 
     # ------------------------------------------------------------ evaluation matrix
@@ -256,7 +256,7 @@ class CheckpointsScreen(Screen):
     def _start_matrix(self, entries: list[CheckpointEntry], request: MatrixRequest) -> None:
         args = matrix_args([str(e.path) for e in entries], request.datasets, request.perturbations, request.ensembles,
                            request.tta)
-        self._job_started(self.JobStarted(f"evaluation matrix of {len(entries)} checkpoints… "
+        self._job_started(self.JobStarted(f"evaluation matrix of {fmt_count(len(entries), 'checkpoint')}… "
                                           "(it goes on if you leave this screen)"))
         self.app.run_worker(lambda: self._matrix_job(args), thread=True, group="matrix", exit_on_error=False)
 

@@ -378,7 +378,7 @@ class NewRunScreen(DialogScreen[str | None]):
 
 
 def _placeholder(field: Field) -> str:
-    return {"pretrained": "empty: from scratch; a file; or hub", "name": "empty: a timestamped name",
+    return {"pretrained": "empty = from scratch", "name": "empty: a timestamped name",
             "lr": "auto or a number", "data": "dataset folder"}.get(field.name, "")
 
 
@@ -386,7 +386,7 @@ def _unknown_model(name: str, names: set[str]) -> str:
     import difflib
 
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-    return f"not a timm model{': ' + ', '.join(close) + '?' if close else ''}"
+    return f"not a timm model{'; did you mean ' + ', '.join(close) + '?' if close else ''}"
 
 
 def _check_gpus(count: int, available: int) -> str | None:
