@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import install_fixture_runs, install_fixture_weights
 from pilot_helpers import make_app, pick_run, screen_lines, static_text, wait_for_runs, wait_until
+from test_leakage import photos  # noqa: F401 (a fixture)
 from textual.widgets import Input, Select, Static
 
 from ffdv_tui.screens.checkpoints import CheckpointsScreen
@@ -340,3 +341,32 @@ async def test_the_new_run_form_remembers_the_last_run_started(runs: Path, monke
         assert form.query_one("#img_size", Input).value == "96"
         assert form.query_one("#epochs", Input).value == "3"
         assert form.query_one("#name", Input).value == ""  # a new name each time
+
+
+# ---------------------------------------------------------------- 9. the leakage view
+
+
+async def test_the_leakage_pairs_have_labels_and_the_unhashable_images_are_listed(tmp_path: Path, photos,  # noqa: F811
+                                                                                   monkeypatch) -> None:
+    from test_leakage import PLANTED, write_dataset
+    from test_tui_screens import open_dataset, scan_finished
+
+    monkeypatch.setenv("FFDV_CACHE", str(tmp_path / "cache"))
+    data = write_dataset(tmp_path / "data", photos)
+    (data / "valset" / "other10.jpg").write_bytes(b"not a picture")  # cannot be hashed
+    (tmp_path / "runs").mkdir()
+    app = make_app(tmp_path / "runs", data=data, images="none")
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_dataset(pilot, app)
+        await wait_until(pilot, lambda: scan_finished(screen), 30, "the health scan")
+        pairs = screen.query_one("#ds-pairs", FrameTable)
+        await pilot.press("l")
+        await wait_until(pilot, lambda: pairs.row_count == len(PLANTED) + 1, 60, "the pairs and the unhashable image")
+        rows = [{key: str(pairs.value_at(r, key)) for key in ("name", "label", "other_split", "other_label")}
+                for r in range(pairs.row_count)]
+        planted = [row for row in rows if row["other_split"] == "train"]
+        assert len(planted) == len(PLANTED)
+        assert all(row["label"] in ("real", "fake") and row["other_label"] in ("real", "fake") for row in planted)
+        unhashable = [row for row in rows if row["other_split"] == "unhashable"]
+        assert [row["name"] for row in unhashable] == ["other10.jpg"]
+        assert "1 image not hashed" in str(pairs.border_title)
