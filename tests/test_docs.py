@@ -184,6 +184,51 @@ def test_the_configuration_page_lists_every_setting_with_its_default() -> None:
     assert documented == defaults
 
 
+SCREENS = {  # the first column of the workbench page's keys table: the screen it names
+    "predictions (`v`)": "ffdv_tui.screens.predictions:PredictionsScreen",
+    "dataset (`d`)": "ffdv_tui.screens.dataset:DatasetScreen",
+    "checkpoints (`k`)": "ffdv_tui.screens.checkpoints:CheckpointsScreen",
+    "matrix": "ffdv_tui.screens.matrix:MatrixScreen",
+    "new-run form": "ffdv_tui.screens.new_run:NewRunScreen",
+    "evaluate / submission form": "ffdv_tui.screens.job:JobScreen",
+    "evaluation matrix form": "ffdv_tui.screens.matrix_form:MatrixFormScreen",
+    "past matrices": "ffdv_tui.screens.matrix_list:MatrixListScreen",
+    "questions (stop, quit)": "ffdv_tui.screens.confirm:ConfirmScreen",
+    "keys (`?`)": "ffdv_tui.screens.help:HelpScreen",
+}
+
+
+def workbench_keys() -> dict[str, set[str]]:
+    """The keys of each screen in the table at the end of docs/workbench.md."""
+    text = (REPO / "docs" / "workbench.md").read_text(encoding="utf-8")
+    table = text[text.index("| screen | key | action |"):].split("\n\n")[0]
+    keys: dict[str, set[str]] = {}
+    for line in table.splitlines()[2:]:
+        screen, key = (cell.strip() for cell in line.strip("|").split("|")[:2])
+        keys.setdefault(screen, set()).update(re.findall(r"`([^`]+)`", key))
+    return keys
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_the_workbench_page_lists_every_key_of_each_screen(screen: str) -> None:
+    """Like the README's table for the main screen (tests/test_keys.py): the page says what BINDINGS say."""
+    import importlib
+
+    from test_keys import own_bindings
+
+    module, name = SCREENS[screen].split(":")
+    cls = getattr(importlib.import_module(module), name)
+    display = {"question_mark": "?", "slash": "/"}
+    bound = {display.get(k.strip(), k.strip()) for b in own_bindings(cls) for k in b.key.split(",")}
+    documented = workbench_keys().get(screen, set())
+    assert documented == bound, (f"docs/workbench.md lists {sorted(documented - bound)} for {screen} that no binding has, "
+                                 f"and misses {sorted(bound - documented)}")
+
+
+def test_the_workbench_keys_table_names_only_known_screens() -> None:
+    assert set(workbench_keys()) <= set(SCREENS), set(workbench_keys()) - set(SCREENS)
+
+
 @pytest.mark.parametrize(("token", "listed"), [
     ("engine/contract/config.py", True), ("tests/test_keys.py", True), ("bench/bench_engine.py", True),
     ("bench/", True), ("ARCHITECTURE.md", True), ("app.tcss", True), ("tests/test_tmux*.py", True),
