@@ -184,6 +184,21 @@ def test_the_configuration_page_lists_every_setting_with_its_default() -> None:
     assert documented == defaults
 
 
+def test_the_cli_page_lists_every_ffdv_command() -> None:
+    """A new command of engine/cli/ gets a row in docs/cli.md's table (hidden ones, such as `supervise`, aside)."""
+    import argparse
+
+    from engine.cli import build_parser
+
+    parser, _ = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    commands = {choice.dest for choice in sub._choices_actions if choice.help != argparse.SUPPRESS}
+    text = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    table = text[text.index("| command | what it does |"):].split("\n\n")[0]
+    listed = {name for line in table.splitlines()[2:] for name in re.findall(r"`([a-z-]+)`", line.split("|")[1])}
+    assert commands <= listed, f"docs/cli.md's table misses {sorted(commands - listed)}"
+
+
 SCREENS = {  # the first column of the workbench page's keys table: the screen it names
     "predictions (`v`)": "ffdv_tui.screens.predictions:PredictionsScreen",
     "dataset (`d`)": "ffdv_tui.screens.dataset:DatasetScreen",
