@@ -6,8 +6,10 @@ reader who follows it; these tests find such names when the code moves, not when
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import asdict
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -45,14 +47,15 @@ def top_folders() -> set[str]:
     return {p.name for p in REPO.iterdir() if p.is_dir()} - ignored_folders()
 
 
-def tracked_names() -> set[str]:
+@cache
+def tracked_names() -> frozenset[str]:
     """Every file name in the repository outside the ignored folders, for bare names such as `app.tcss`."""
     skip = ignored_folders()
     names = set()
-    for path in REPO.rglob("*"):
-        if path.is_file() and not skip & set(path.relative_to(REPO).parts):
-            names.add(path.name)
-    return names
+    for _folder, subfolders, files in os.walk(REPO):
+        subfolders[:] = [name for name in subfolders if name not in skip and not name.endswith(".egg-info")]
+        names.update(files)
+    return frozenset(names)
 
 
 def is_repository_path(token: str, folders: set[str]) -> bool:
