@@ -62,7 +62,7 @@ def is_repository_path(token: str, folders: set[str]) -> bool:
     """Whether a word in backticks names a file or folder of the repository (and so must exist).
 
     It does when it starts with one of the repository's top-level folders (`engine/contract/config.py`,
-    `tests/test_keys.py`, `bench/`) or is a bare source file name (`pyproject.toml`, `app.tcss`).
+    `tests/test_keys.py`, `bench/`) or is a bare source file name (`ARCHITECTURE.md`, `app.tcss`).
     Patterns (`runs/<name>/`, `DATA/...`, `epoch-NNN.csv`), URLs and options are not paths.
     """
     token = token.rstrip(".,:;)")
@@ -73,7 +73,7 @@ def is_repository_path(token: str, folders: set[str]) -> bool:
     return token.endswith(SOURCE_SUFFIXES)
 
 
-def path_exists(token: str, names: set[str]) -> bool:
+def path_exists(token: str, names: frozenset[str]) -> bool:
     token = token.rstrip(".,:;)")
     if "/" not in token:
         return (REPO / token).exists() or token in names
