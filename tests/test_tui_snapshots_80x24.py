@@ -29,8 +29,9 @@ SIZE = (80, 24)
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FfdvApp:
     runs = install_fixture_runs(tmp_path / "runs")
     install_fixture_weights(runs, SAVED)
-    monkeypatch.chdir(tmp_path)  # the checkpoints' paths read runs/<run>/checkpoints/...
-    return FfdvApp(runs_dir=Path("runs"), data_dir=REPO / "sample_data", images="none",
+    (tmp_path / "sample_data").symlink_to(REPO / "sample_data")
+    monkeypatch.chdir(tmp_path)  # relative paths on screen (runs/<run>/checkpoints/..., sample_data), wherever tmp is
+    return FfdvApp(runs_dir=Path("runs"), data_dir=Path("sample_data"), images="none",
                    model_names=lambda: MODEL_NAMES)
 
 

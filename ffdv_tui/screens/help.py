@@ -87,6 +87,19 @@ def key_rows(screen: Screen) -> list[KeyRow]:
 
             rows.append(KeyRow(group_title(node, screen), keys, first.description or action, first.tooltip or "",
                                run if palette else None))
+    hidden = _hidden_now(screen, {active.binding.action for active in bindings})
+    after = max((i + 1 for i, row in enumerate(rows) if row.group == "On this screen"), default=0)
+    return rows[:after] + hidden + rows[after:]  # with the screen's other keys, under one heading
+
+
+def _hidden_now(screen: Screen, active: set[str]) -> list[KeyRow]:
+    """The screen's keys that its check_action hides at the moment (x cancels a scan only while one runs):
+    listed all the same, so the keys screen says every key there is."""
+    rows = []
+    for binding in type(screen).BINDINGS:
+        if isinstance(binding, Binding) and binding.action not in active and binding.description:
+            keys = " / ".join(screen.app.get_key_display(Binding(k.strip(), binding.action)) for k in binding.key.split(","))
+            rows.append(KeyRow("On this screen", keys, binding.description, "only while it applies"))
     return rows
 
 
