@@ -26,9 +26,7 @@ from textual.message import Message
 from textual.reactive import Reactive
 from textual.screen import Screen
 
-from engine.contract.config import Config, load_config, resolve, save_config
-from engine.contract.launch import launch_run
-from engine.contract.runstore import create_run_dir
+from engine.contract.config import Config, load_config
 from engine.contract.text import printable
 from ffdv_tui.model_names import model_names
 from ffdv_tui.run_snapshot import RunSnapshot
@@ -232,14 +230,10 @@ class FfdvApp(App[str]):
 
     def start_run(self, config: Config, gpus: int = 1) -> str:
         """Create the run folder and launch its engine (called from the form's worker thread)."""
+        from engine.contract.runstart import start_run  # reads label files with pandas: not for the first frame
+
         config.dist.nproc_per_node = gpus
-        config = resolve(config)
-        paths = create_run_dir(self.runs_dir, config.run.name or None, default_stem=config.model.name)
-        config.run.name = paths.root.name
-        config.run.runs = str(self.runs_dir)
-        save_config(paths, config)
-        launch_run(paths, dist=config.dist)
-        return paths.root.name
+        return start_run(config, self.runs_dir).name
 
     def action_new_run(self) -> None:
         self._push_new_run(self.form_defaults())

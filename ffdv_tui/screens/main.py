@@ -19,8 +19,6 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
-from engine.contract.config import load_config
-from engine.contract.launch import launch_run
 from engine.contract.runstore import append_command, new_command_id
 from engine.contract.status import LIVE_STATUSES, RunStatus
 from engine.contract.text import printable
@@ -266,18 +264,20 @@ class MainScreen(Screen):
             else:
                 self.notify(f"{name} is {run.status}.", severity="warning", markup=False)
             return
-        if not any(run.paths.checkpoints.glob("*.state.pt")):
-            self.notify(f"{name} has no checkpoint to resume from.", severity="warning", markup=False)
-            return
-        self.notify(f"{name}: resuming from its newest checkpoint…", markup=False)
+        self.notify(f"{name}: resuming…", markup=False)
         self._relaunch(run)
 
     @work(thread=True, group="launch")
     def _relaunch(self, run: RunSnapshot) -> None:
+        from engine.contract.runstart import nothing_to_resume, resume_run  # reads label files with pandas
+
         try:
-            launch_run(run.paths, resume=True, dist=load_config(run.paths.config).dist)
+            launched = resume_run(run.paths)
         except Exception as exc:
             self.post_message(self.Relaunched(run.name, str(exc)))
+            return
+        if not launched.from_checkpoint:
+            self.app.call_from_thread(self.notify, nothing_to_resume(launched.paths), severity="warning", markup=False)
 
     @on(Relaunched)
     def _relaunch_failed(self, message: Relaunched) -> None:
