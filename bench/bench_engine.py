@@ -297,7 +297,7 @@ def main() -> int:
     torch.manual_seed(0)
     config = load_config()
     config.data.workers = args.workers
-    workers = resolve_workers(config)
+    workers = resolve_workers(config.data.workers)
     data = make_bench_data(REPO / ".bench" / f"data-{args.train_images}", args.train_images, args.val_images,
                            tuple(args.sides))
     print(f"machine: {machine()}")

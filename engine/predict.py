@@ -1,9 +1,7 @@
 """Using a checkpoint: evaluate it on a labelled split, or write a competition submission.
 
-A submission has the header ``img_name,y_pred``, one row per image in the order of
-the split's label/list file (sorted names without one), ``y_pred`` the probability
-of fake in [0, 1]. It is checked after writing (rows, order, range) and only then
-renamed into place and announced.
+A submission (its rules: engine.contract.submission) is checked after writing (rows,
+order, range) and only then renamed into place and announced.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import timm
 import torch
 
@@ -25,6 +22,7 @@ from engine.contract.errors import CheckpointError, FfdvError, ModelError
 from engine.contract.protocol import clean_number
 from engine.contract.runstore import atomic_path, atomic_write_json
 from engine.contract.sidecar import Sidecar, SidecarError, read_sidecar, sidecar_path
+from engine.contract.submission import check_submission, submission_frame
 from engine.data.dataset import Split
 from engine.device import DeviceSetup, setup_device
 from engine.inference import Scores, predictions_frame, score_batches
@@ -32,8 +30,6 @@ from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, ImageSpe
 from engine.metrics import detection_metrics
 from engine.models import build_network, check_model_name, read_state_dict
 from engine.stems import STEM_KEY, backbone_of, stem_of_state
-
-UNDECODABLE_SCORE = 0.5  # an image that cannot be read still needs a row; 0.5 claims nothing
 
 
 @dataclass
@@ -201,30 +197,9 @@ def write_evaluation(out: Path, report: dict[str, Any], split: Split, scores: Sc
     return predictions
 
 
-def submission_frame(split: Split, scores: Scores) -> pd.DataFrame:
-    """Every image of the split in its order; unreadable ones get 0.5 (reported by the caller)."""
-    y_pred = np.full(len(split), UNDECODABLE_SCORE, dtype=np.float64)
-    y_pred[scores.index] = scores.score
-    return pd.DataFrame({"img_name": split.names, "y_pred": np.round(y_pred, 6)})
-
-
-def check_submission(path: Path, split: Split) -> None:
-    """Read the file back: header, one row per image in order, values in [0, 1]."""
-    frame = pd.read_csv(path, dtype={"img_name": str}, keep_default_na=False)
-    problems = []
-    if list(frame.columns) != ["img_name", "y_pred"]:
-        problems.append(f"header is {','.join(frame.columns)!r}, not 'img_name,y_pred'")
-    elif frame["img_name"].tolist() != list(split.names):
-        problems.append("the rows are not the split's images in its order")
-    elif not pd.to_numeric(frame["y_pred"], errors="coerce").between(0.0, 1.0).all():  # NaN and text are not between
-        problems.append("y_pred has values outside [0, 1]")
-    if problems:
-        raise FfdvError(f"{path}: the submission failed its check: {'; '.join(problems)}")
-
-
 def write_submission(out: Path, split: Split, scores: Scores) -> Path:
     out = Path(out)
     with atomic_path(out) as tmp:
-        submission_frame(split, scores).to_csv(tmp, index=False, float_format="%.6f")
-        check_submission(tmp, split)
+        submission_frame(split.names, scores.index, scores.score).to_csv(tmp, index=False, float_format="%.6f")
+        check_submission(tmp, split.names)
     return out

@@ -228,7 +228,7 @@ class Trainer:
             epochs=cfg.train.epochs, steps_per_epoch=p.steps_per_epoch, num_train=len(p.train_split),
             num_val=len(p.val_split), start_epoch=self.epoch, world_size=self.world_size,
             host=socket.gethostname(), pid=os.getpid(), versions=versions(),
-            extra={"lr": p.lr, "workers": resolve_workers(cfg), "resumed_from": self.resumed_from or ""},
+            extra={"lr": p.lr, "workers": resolve_workers(cfg.data.workers), "resumed_from": self.resumed_from or ""},
         ))
         leaks = leakage_warning(Dataset(Path(cfg.data.root), "", {"train": p.train_split, "val": p.val_split}))
         if leaks:  # the last leakage audit of this dataset flagged its validation split

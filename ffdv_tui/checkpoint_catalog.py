@@ -159,18 +159,3 @@ def run_engine_job(args: list[str], on_progress: Callable[[int, int], None] | No
         raise JobError(error or last[0])
     return result
 
-
-def check_submission_file(path: Path) -> str:
-    """Read a submission back, as a competition would: a sentence on what is there (or raise JobError)."""
-    try:
-        frame = pd.read_csv(path, dtype={"img_name": str}, keep_default_na=False)
-    except (OSError, ValueError) as exc:
-        raise JobError(f"{path}: cannot read the submission back ({exc})") from None
-    if list(frame.columns) != ["img_name", "y_pred"]:
-        raise JobError(f"{path}: header is {','.join(frame.columns)}, not img_name,y_pred")
-    if not frame["y_pred"].between(0, 1).all():
-        raise JobError(f"{path}: y_pred has values outside [0, 1]")
-    if frame["img_name"].duplicated().any():
-        raise JobError(f"{path}: an image is listed twice")
-    return f"{len(frame):,} rows, header img_name,y_pred, y_pred in [{frame['y_pred'].min():.3f}, " \
-           f"{frame['y_pred'].max():.3f}]"

@@ -26,13 +26,13 @@ from engine.contract.fmt import fmt_bytes, fmt_metric
 from engine.contract.jobs import EvaluationResult, MatrixResult, SubmissionResult
 from engine.contract.matrixstore import list_matrices, matrix_args
 from engine.contract.protocol import METRIC_LABELS
+from engine.contract.submission import SubmissionError, check_submission, default_submission
 from engine.contract.text import plain_text, printable
-from engine.data.dataset import looks_like_dataset_root
+from engine.data.dataset import looks_like_dataset_root, split_folder
 from ffdv_tui.checkpoint_catalog import (
     CheckpointEntry,
     JobError,
     catalog_frame,
-    check_submission_file,
     list_checkpoints,
     run_engine_job,
 )
@@ -40,7 +40,7 @@ from ffdv_tui.screens.job import JobRequest, JobScreen
 from ffdv_tui.screens.matrix import MatrixScreen
 from ffdv_tui.screens.matrix_form import MatrixFormScreen, MatrixRequest
 from ffdv_tui.screens.matrix_list import MatrixListScreen
-from ffdv_tui.screens.predictions import PredictionSource, PredictionsScreen, validation_folder
+from ffdv_tui.screens.predictions import PredictionSource, PredictionsScreen
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.key_bar import KeyBar
 
@@ -253,7 +253,7 @@ class CheckpointsScreen(Screen):
             return
         datasets = []
         for entry in entries:  # the runs' own validation splits
-            folder = validation_folder(entry.data_root) if entry.data_root else None
+            folder = split_folder(entry.data_root, "val") if entry.data_root else None
             if folder is not None and str(folder) not in datasets:
                 datasets.append(str(folder))
         title = f"Evaluation matrix of {', '.join(printable(e.key) for e in entries)}"
@@ -328,7 +328,7 @@ class CheckpointsScreen(Screen):
     def action_submission(self) -> None:
         entry = self._usable()
         if entry is not None:
-            out = entry.path.parent.parent / "submissions" / f"{entry.path.stem}-test.csv"
+            out = default_submission(entry.path, "test")
             self.app.push_screen(JobScreen(f"Predict a split with {printable(entry.key)} and write the submission",
                                            entry.data_root or "", "test", str(out)),
                                  lambda request: request and self._run_predict(entry, request))
@@ -370,8 +370,8 @@ class CheckpointsScreen(Screen):
             result = run_engine_job(self._job_args("predict", entry, request), self._progress)
             if not isinstance(result, SubmissionResult):
                 raise JobError(f"the engine answered {result.kind}, not a submission")
-            checked = check_submission_file(Path(result.submission))
-        except JobError as exc:
+            checked = check_submission(result.submission)
+        except (JobError, SubmissionError) as exc:
             self.post_message(self.JobDone(plain_text(f"prediction failed: {exc}", "red")))
             return
         unreadable = f"\n{result.unreadable} unreadable images got 0.5" if result.unreadable else ""

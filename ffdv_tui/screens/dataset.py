@@ -31,6 +31,7 @@ from textual.widgets import Header, Input, Label, ProgressBar, Select, Static
 from textual.worker import get_current_worker
 
 from engine.contract.text import plain_text, printable
+from engine.data.dataset import FFDI_SPLITS, ffdi_label_file
 from engine.data.scan import ScanReport, scan_dataset
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
@@ -80,8 +81,7 @@ def issues_frame(report: ScanReport) -> pd.DataFrame:
 
 def quick_split(root: Path, split: str) -> pd.DataFrame | None:
     """The first rows of an FFDI split's label file, read in milliseconds (the whole file follows)."""
-    folder = {"train": "trainset", "val": "valset", "test": "testset"}[split]
-    label = root / f"{folder}_label.txt"
+    label = ffdi_label_file(root, split)
     if not label.is_file():
         return None
     try:
@@ -387,8 +387,7 @@ class DatasetScreen(Screen):
         if folder is not None:
             self.split_folder = folder
         elif self.root is not None:
-            self.split_folder = self.root / {"train": "trainset", "val": "valset", "test": "testset"}[
-                str(self.query_one("#ds-split", Select).value)]
+            self.split_folder = self.root / FFDI_SPLITS[str(self.query_one("#ds-split", Select).value)]  # a quick read
         self._filter(partial)
 
     @on(Select.Changed, "#ds-class")

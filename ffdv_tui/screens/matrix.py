@@ -34,6 +34,7 @@ from engine.contract.matrixstore import (
     row_predictions,
     submission_args,
 )
+from engine.contract.submission import submission_in
 from engine.contract.text import plain_text, printable
 from ffdv_tui.checkpoint_catalog import JobError, run_engine_job
 from ffdv_tui.screens.job import JobRequest, JobScreen
@@ -228,8 +229,7 @@ class MatrixScreen(Screen):
             return
         folder = dataset_folder(self.summary, self.dataset or "")
         data = str(folder.parent) if folder is not None else ""
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in model)
-        out = self.summary.folder / "submissions" / f"{safe}-test.csv"
+        out = submission_in(self.summary.folder, f"{model}-test")
         self.app.push_screen(JobScreen(printable(f"Write a submission from {model}"), data, "test", str(out)),
                              lambda request: request and self._predict(model, request))
 

@@ -22,6 +22,7 @@ from textual.widgets import Button, Header, Input, Label, Select, Static
 
 from engine.contract.fmt import fmt_metric
 from engine.contract.text import plain_text, printable
+from engine.data.dataset import split_folder
 from ffdv_tui.predictions import (
     FILTERS,
     SORTS,
@@ -57,16 +58,7 @@ class PredictionSource:
 
 
 def run_source(run_dir: Path, data_root: str) -> PredictionSource:
-    return PredictionSource(run_dir.name, prediction_files(run_dir), validation_folder(data_root), run_dir)
-
-
-def validation_folder(data_root: str) -> Path | None:
-    """The val split's image folder of a dataset (FFDI valset/, or val/ of image folders)."""
-    root = Path(data_root)
-    for name in ("valset", "val", "valid", "validation"):
-        if (root / name).is_dir():
-            return root / name
-    return None
+    return PredictionSource(run_dir.name, prediction_files(run_dir), split_folder(data_root, "val"), run_dir)
 
 
 class PredictionsScreen(Screen):
