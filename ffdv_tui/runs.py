@@ -20,7 +20,7 @@ from typing import Any
 from engine.contract.launch import Exit, engine_exit, log_tail, run_status
 from engine.contract.protocol import Event, event_to_dict
 from engine.contract.runstate import RunFollower
-from engine.contract.runstore import RunPaths
+from engine.contract.runstore import RunPaths, run_folders
 from engine.contract.status import RunStatus
 from ffdv_tui.run_snapshot import RunSnapshot
 
@@ -146,15 +146,9 @@ class RunsModel:
         return RunsUpdate(MappingProxyType(dict(self.snapshots)), frozenset(changed), tuple(answers), not self.behind)
 
     def _scan(self) -> set[str]:
-        if not self.runs_dir.is_dir():
-            return set()
         found = set()
-        try:
-            folders = list(self.runs_dir.iterdir())
-        except OSError:
-            return set()
-        for folder in folders:
-            if folder.name not in self.runs and (folder / "config.toml").is_file():
+        for folder in run_folders(self.runs_dir):
+            if folder.name not in self.runs:
                 paths = RunPaths(folder)
                 self.runs[folder.name] = RunEntry(folder.name, paths, RunFollower(folder), mtime=_mtime(paths.events))
                 found.add(folder.name)

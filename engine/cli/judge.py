@@ -47,9 +47,10 @@ def add_commands(sub) -> dict:
 def _score(args: argparse.Namespace, default_split: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from engine.checkpoint_loading import inference_setup, load_checkpoint
     from engine.contract.config import resolve_workers
     from engine.data.dataset import resolve_split
-    from engine.predict import inference_setup, load_checkpoint, score_split
+    from engine.predict import score_split
 
     setup = inference_setup(args.device)
     split = resolve_split(args.data, args.split, args.labels, default_split=default_split)

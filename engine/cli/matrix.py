@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.checkpoint_loading import inference_setup
 from engine.contract.config import resolve_workers
 from engine.contract.errors import FfdvError
 from engine.contract.fmt import fmt_duration
@@ -35,7 +36,6 @@ from engine.matrix import (
     score_pass,
     soup_member,
 )
-from engine.predict import inference_setup
 
 PREDICT_ENSEMBLES = ("mean", "rank", "soup")
 

@@ -102,12 +102,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _join(config, detach: bool) -> int:
     """Machine N > 0 of a several-machine run: the run folder is machine 0's, on a shared file system."""
-    from engine.contract.runstore import RunPaths
+    from engine.contract.runstore import RunPaths, is_run_folder
 
     if not config.run.name:
         raise FfdvError("--node-rank > 0 joins a run started on machine 0: pass its --name (and the same --runs)")
     root = Path(config.run.runs) / config.run.name
-    if not (root / "config.toml").is_file():
+    if not is_run_folder(root):
         raise FfdvError(f"{root}: no run folder here; machine 0 creates it, and --runs must be on a shared file "
                         "system that every machine sees")
     return _start(RunPaths(root, node=config.dist.node_rank), config, detach=detach)
