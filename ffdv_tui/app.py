@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -78,12 +78,11 @@ class FfdvApp(App[str]):
         Binding("q", "quit_app", "Quit", tooltip="Quit; engines keep running"),
     ]
 
+    @dataclass
     class RunsChanged(Message):
         """What the watcher thread saw in one poll: frozen snapshots, never touched again."""
 
-        def __init__(self, update: RunsUpdate) -> None:
-            super().__init__()
-            self.update = update
+        update: RunsUpdate
 
     def __init__(self, runs_dir: Path | str = "runs", data_dir: Path | str | None = None, images: str = "halfcell",
                  watch: bool = True, model_names: Callable[[], list[str]] = model_names,

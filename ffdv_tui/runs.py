@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 from engine.contract.launch import Exit, engine_exit, log_tail, run_status
-from engine.contract.protocol import Event, event_to_dict
+from engine.contract.protocol import Event
 from engine.contract.runstate import RunFollower
 from engine.contract.runstore import RunPaths, run_folders
 from engine.contract.status import RunStatus
@@ -57,7 +56,7 @@ class Answer:
 
     run: str
     command_id: str
-    event: Mapping[str, Any]
+    event: Event
 
 
 @dataclass(frozen=True)
@@ -181,11 +180,11 @@ class RunsModel:
         for event in events:
             command_id = event.extra.get("command")
             if isinstance(command_id, str) and command_id in self.pending_commands:
-                found.append(Answer(self.pending_commands.pop(command_id), command_id, event_to_dict(event)))
+                found.append(Answer(self.pending_commands.pop(command_id), command_id, event))
             elif event.kind == "run_finished":
                 for cid, run in list(self.pending_commands.items()):
                     if run == name:  # a stop is answered by the end of the run
-                        found.append(Answer(self.pending_commands.pop(cid), cid, event_to_dict(event)))
+                        found.append(Answer(self.pending_commands.pop(cid), cid, event))
         return found
 
     # ------------------------------------------------------------ hints from the app (plain assignments)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Group
@@ -118,20 +119,18 @@ class CheckpointsScreen(JobRunnerScreen):
         Binding("p", "past_matrices", "Past matrices"),
     ]
 
+    @dataclass
     class Listed(Message):
         """The catalog was read (again)."""
 
-        def __init__(self, entries: list[CheckpointEntry]) -> None:
-            super().__init__()
-            self.entries = entries
+        entries: list[CheckpointEntry]
 
+    @dataclass
     class MatrixDone(Message):
         """The matrix job ended: its folder, or why it failed."""
 
-        def __init__(self, folder: Path | None, error: str | None = None) -> None:
-            super().__init__()
-            self.folder = folder
-            self.error = error
+        folder: Path | None
+        error: str | None = None
 
     def __init__(self, runs_dir: Path, model_names: Callable[[], list[str]] | None = None,
                  images: str = "halfcell") -> None:

@@ -9,6 +9,7 @@ to wrong" shows what the perturbation broke.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -71,13 +72,12 @@ class MatrixScreen(JobRunnerScreen):
     JOB_NOTE = "#matrix-note"
     JOB_BAR = None
 
+    @dataclass
     class RowOpened(Message):
         """A row's per-image scores were found (``source``), or why not (``error``)."""
 
-        def __init__(self, source: PredictionSource | None, error: str | None = None) -> None:
-            super().__init__()
-            self.source = source
-            self.error = error
+        source: PredictionSource | None
+        error: str | None = None
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),

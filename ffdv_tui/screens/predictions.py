@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -70,23 +71,21 @@ class PredictionsScreen(Screen):
         Binding("f", "next_filter", "Next filter"),
     ]
 
+    @dataclass
     class Loaded(Message):
         """An epoch's predictions were read (``table``), or could not be (``error``)."""
 
-        def __init__(self, table: PredictionTable | None, error: str | None = None) -> None:
-            super().__init__()
-            self.table = table
-            self.error = error
+        table: PredictionTable | None
+        error: str | None = None
 
+    @dataclass
     class Computed(Message):
         """The rows, counts and confusion matrix at one threshold, filter, sort and search."""
 
-        def __init__(self, view, counts: dict[str, int], confusion, threshold: float) -> None:
-            super().__init__()
-            self.view = view
-            self.counts = counts
-            self.confusion = confusion
-            self.threshold = threshold
+        view: Any
+        counts: dict[str, int]
+        confusion: Any
+        threshold: float
 
     class HistoryLoaded(Message):
         """Every epoch's score of every image is known (the preview's sparkline)."""
