@@ -19,9 +19,6 @@ from engine.contract.runstate import load_run
 from engine.contract.runstore import RunPaths, create_run_dir
 from engine.data.dataset import training_splits
 
-# What a resume may change: how long it goes on, and where its processes run.
-RESUME_OVERRIDES = ("train.epochs", "dist.")
-
 
 @dataclass(frozen=True)
 class Launched:
@@ -69,7 +66,8 @@ def resume_run(paths: RunPaths, overrides: dict[str, Any] | None = None) -> Laun
     """Launch a stopped or crashed run's engine again, from its newest checkpoint when it has one."""
     if engine_alive(paths):
         raise FfdvError(f"{paths.root}: the run is still running; watch it with `ffdv watch {paths.root}`")
-    keep = {k: v for k, v in (overrides or {}).items() if k == RESUME_OVERRIDES[0] or k.startswith(RESUME_OVERRIDES[1])}
+    # a resume may change how long the run goes on and where its processes run; nothing else
+    keep = {k: v for k, v in (overrides or {}).items() if k == "train.epochs" or k.startswith("dist.")}
     config = load_config(paths.config, keep)
     training_splits(config.data.root)
     save_config(paths, config)

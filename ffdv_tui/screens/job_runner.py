@@ -24,11 +24,15 @@ from engine.contract.text import plain_text
 
 
 class JobRunnerScreen(Screen):
+    """A screen that runs engine jobs one at a time and shows each in its note (and bar)."""
+
     JOB_NOTE = "#job-result"  # the Static that shows what a job is doing, then its outcome
     JOB_BAR: str | None = "#job-progress"  # the ProgressBar, hidden between jobs; None: the screen has none
 
     @dataclass
     class JobStarted(Message):
+        """A job began: what it does, for the note."""
+
         what: str
 
     @dataclass

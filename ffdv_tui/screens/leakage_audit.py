@@ -32,6 +32,8 @@ PAIR_COLUMNS = [
 
 
 class LeakageAuditScreen(Screen):
+    """The audit's worker, its messages and how its report and pairs are shown."""
+
     @dataclass
     class AuditProgress(Message):
         """Where the leakage audit is: what it does (hashing a split, comparing two), done of total."""
