@@ -6,6 +6,7 @@ checkpoint sidecars) and waits for the exact change an action causes.
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import pytest
@@ -188,8 +189,11 @@ async def test_r_on_a_finished_run_asks_before_starting_its_engine(runs: Path, m
     from ffdv_tui.screens.confirm import ConfirmScreen
 
     launched = []
-    monkeypatch.setattr("ffdv_tui.screens.main.launch_run", lambda paths, **kwargs: launched.append(paths.root.name))
-    (runs / "finished" / "checkpoints" / "epoch-003.state.pt").write_bytes(b"")
+    def resume_run(paths, **kwargs):  # what the engine's start would say, without an engine
+        launched.append(paths.root.name)
+        return types.SimpleNamespace(from_checkpoint=True, paths=paths)
+
+    monkeypatch.setattr("engine.contract.runstart.resume_run", resume_run)
     app = make_app(runs, images="none")
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for_runs(pilot, app, FIXTURE_NAMES)
@@ -295,10 +299,11 @@ async def test_cancel_scan_is_offered_only_while_a_scan_runs(runs: Path) -> None
 def test_the_progress_readout_gives_up_the_lr_before_the_memory_is_cut() -> None:
     from dataclasses import replace
 
+    from engine.contract.protocol import Heartbeat
     from ffdv_tui.widgets.run_progress import readout
 
-    snapshot = replace(_snapshot(), images_per_sec=123.0, lr=7.21e-4, duration=95.0,
-                       heartbeat={"memory_used": 1.1e9, "memory_total": 23.5e9, "utilization": 87.0})
+    beat = Heartbeat(memory_used=int(1.1e9), memory_total=int(23.5e9), utilization=87.0)
+    snapshot = replace(_snapshot(), images_per_sec=123.0, lr=7.21e-4, duration=95.0, heartbeat=beat)
     wide = readout(snapshot, 200)
     assert "lr 7.21e-04" in wide and "mem 1.0 GB / 21.9 GB" in wide
     narrow = readout(snapshot, 50)
@@ -327,7 +332,7 @@ def test_plurals_and_hints_read_right() -> None:
 async def test_the_new_run_form_remembers_the_last_run_started(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ffdv_tui.screens.new_run import NewRunScreen
 
-    monkeypatch.setattr("ffdv_tui.app.launch_run", lambda paths, **kwargs: None)
+    monkeypatch.setattr("engine.contract.runstart.launch_run", lambda paths, **kwargs: None)
     app = make_app(runs, images="none")
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for_runs(pilot, app, FIXTURE_NAMES)

@@ -32,7 +32,6 @@ from engine.contract.protocol import (
     Step,
     UnknownEvent,
     Validated,
-    event_to_dict,
 )
 from engine.contract.runstore import EventReader, RunPaths, collector_paused
 from engine.contract.status import LIVE_STATUSES, RunStatus
@@ -104,19 +103,19 @@ class RunState:
     images_per_sec: float | None = None
     loss: Curve = field(default_factory=Curve)
     epoch_losses: dict[int, float] = field(default_factory=dict)  # epoch (1-based) -> mean train loss
-    validations: dict[int, dict[str, Any]] = field(default_factory=dict)  # epoch -> {"epoch", "metrics", ...}
+    validations: dict[int, Validated] = field(default_factory=dict)  # epoch -> its newest validation
     best_metric: str = "auc"
     best_epoch: int | None = None
-    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[CheckpointSaved] = field(default_factory=list)
     predictions: dict[int, str] = field(default_factory=dict)  # epoch -> path inside the run folder
     warnings: list[str] = field(default_factory=list)
     leaky_validation: str = ""  # the run's "leaky_validation" warning: the last leakage audit flagged its validation split
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    heartbeat: dict[str, Any] | None = None
+    errors: list[RunError] = field(default_factory=list)
+    heartbeat: Heartbeat | None = None
     started_at: float | None = None
     session_started: float | None = None  # the running engine's run_started time
     earlier_sessions_s: float = 0.0  # how long the engines that ended ran (a resumed run had several)
-    finished: dict[str, Any] | None = None
+    finished: RunFinished | None = None
     last_time: float | None = None
     last_seq: int = 0
     newer_protocol: int | None = None  # a log written by a newer engine: shown, read as far as understood
@@ -202,8 +201,7 @@ class RunState:
 
     def _validated(self, e: Validated) -> None:
         self.validations.pop(e.epoch, None)  # a resumed run validates an epoch again: the newer one counts
-        self.validations[e.epoch] = {"epoch": e.epoch, "metrics": e.metrics, "num_images": e.num_images,
-                                     "weights": e.weights}
+        self.validations[e.epoch] = e
         if e.is_best:
             self.best_epoch = e.epoch
 
@@ -211,8 +209,7 @@ class RunState:
         self.predictions[e.epoch] = e.path
 
     def _checkpoint_saved(self, e: CheckpointSaved) -> None:
-        self.checkpoints.append({"epoch": e.epoch, "step": e.step, "path": e.path, "reason": e.reason,
-                                 "is_best": e.is_best, "metric_value": e.metric_value})
+        self.checkpoints.append(e)
 
     def _paused(self, e: Paused) -> None:
         """Where the engine says it stopped (steps are logged only every few): its step, and no speed while paused."""
@@ -232,16 +229,16 @@ class RunState:
             self.leaky_validation = e.message
 
     def _error(self, e: RunError) -> None:
-        self.errors = (self.errors + [{"message": e.message, "traceback": e.traceback, "rank": e.rank}])[-MAX_MESSAGES:]
+        self.errors = (self.errors + [e])[-MAX_MESSAGES:]
 
     def _heartbeat(self, e: Heartbeat) -> None:
-        self.heartbeat = event_to_dict(e)
+        self.heartbeat = e
 
     def _run_finished(self, e: RunFinished) -> None:
         if self.session_started is not None:  # the engine's own count, so "elapsed" matches its "completed in"
             self.earlier_sessions_s += e.duration_s if e.duration_s > 0 else max(0.0, e.time - self.session_started)
             self.session_started = None
-        self.finished = event_to_dict(e)
+        self.finished = e
         self.status = RunStatus.of_outcome(e.status)
         self.bad_images = e.bad_images
         self.epoch = e.epochs_completed
@@ -249,13 +246,13 @@ class RunState:
     # ------------------------------------------------------------ derived
 
     @property
-    def best(self) -> dict[str, Any] | None:
+    def best(self) -> Validated | None:
         return self.validations.get(self.best_epoch) if self.best_epoch is not None else None
 
     @property
     def best_value(self) -> float | None:
         best = self.best
-        value = best["metrics"].get(self.best_metric) if best else None
+        value = best.metrics.get(self.best_metric) if best else None
         return value if type(value) in (int, float) else None
 
     @property

@@ -14,7 +14,9 @@ highlighted pair is shown side by side.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,14 +28,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Header, Input, Label, ProgressBar, Select, Static
 from textual.worker import get_current_worker
 
-from engine.contract.fmt import fmt_count
 from engine.contract.text import plain_text, printable
+from engine.data.dataset import FFDI_SPLITS, ffdi_label_file
 from engine.data.scan import ScanReport, scan_dataset
 from ffdv_tui.screens.input_exits import InputExits
+from ffdv_tui.screens.leakage_audit import PAIR_COLUMNS, LeakageAuditScreen
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
 from ffdv_tui.widgets.key_bar import KeyBar
@@ -52,16 +54,6 @@ ISSUE_COLUMNS = [
     Column("message", "what is wrong", 200),
 ]
 CLASS_FILTERS = {"all": "all classes", "real": "real only", "fake": "fake only"}
-PAIR_COLUMNS = [
-    Column("split", "split", 5),
-    Column("name", "image", 26, min_width=12),
-    Column("label", "label", 5),
-    Column("other_split", "copy in", 10),
-    Column("other_name", "its near-copy (or why it has none)", 34, min_width=12),
-    Column("other_label", "label", 5),
-    Column("distance", "bits", 4, lambda v: "–" if v < 0 else str(int(v)), "right"),
-]
-UNHASHABLE = "unhashable"  # the "copy in" of an image that could not be hashed (its row says why)
 
 
 def split_table(report: ScanReport) -> Table:
@@ -85,8 +77,7 @@ def issues_frame(report: ScanReport) -> pd.DataFrame:
 
 def quick_split(root: Path, split: str) -> pd.DataFrame | None:
     """The first rows of an FFDI split's label file, read in milliseconds (the whole file follows)."""
-    folder = {"train": "trainset", "val": "valset", "test": "testset"}[split]
-    label = root / f"{folder}_label.txt"
+    label = ffdi_label_file(root, split)
     if not label.is_file():
         return None
     try:
@@ -99,7 +90,20 @@ def quick_split(root: Path, split: str) -> pd.DataFrame | None:
     return pd.DataFrame({"img_name": frame["img_name"], "target": np.asarray(targets, dtype=np.int64)})
 
 
-class DatasetScreen(InputExits, Screen):
+def scan_status(report: ScanReport) -> Text:
+    """The line under the summary: where the scan is, how many images and problems (colour modes are notes)."""
+    problems = sum(1 for i in report.issues if i.kind != "mode")
+    if report.done:
+        state = "scan done" if not problems and not report.label_problems else "scan done: problems below"
+    elif report.cancelled:
+        state = "scan cancelled (r rescans)"
+    else:
+        state = "scanning… (x cancels)"
+    return Text(f" {state} · {report.scanned:,} of {report.images:,} images · {problems:,} problems "
+                f"in {report.seconds:.0f}s", style="dim")
+
+
+class DatasetScreen(InputExits, LeakageAuditScreen):
     TABLE = "#ds-images"
     BINDINGS = [
         *InputExits.EXIT_BINDINGS,
@@ -109,49 +113,29 @@ class DatasetScreen(InputExits, Screen):
         Binding("slash", "focus('#ds-search')", "Search"),
     ]
 
+    @dataclass
     class SplitRead(Message):
         """Rows of the current split: the first ones (``partial``) or all of them."""
 
-        def __init__(self, frame: pd.DataFrame, folder: Path | None, partial: bool) -> None:
-            super().__init__()
-            self.frame = frame
-            self.folder = folder
-            self.partial = partial
+        frame: pd.DataFrame
+        folder: Path | None
+        partial: bool
 
+    @dataclass
     class LabelsRead(Message):
         """The label files were read: (Dataset, problems), or None with the reason."""
 
-        def __init__(self, found, error: str | None = None) -> None:
-            super().__init__()
-            self.found = found
-            self.error = error
+        found: Any
+        error: str | None = None
 
+    @dataclass
     class ScanProgress(Message):
         """Where the health scan is; a newer report replaces any still queued (the scan outruns the screen)."""
 
-        def __init__(self, report: ScanReport) -> None:
-            super().__init__()
-            self.report = report
+        report: ScanReport
 
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, DatasetScreen.ScanProgress)
-
-    class AuditProgress(Message):
-        """Where the leakage audit is: what it does (hashing a split, comparing two), done of total."""
-
-        def __init__(self, what: str, done: int, total: int) -> None:
-            super().__init__()
-            self.what, self.done, self.total = what, done, total
-
-        def can_replace(self, message: Message) -> bool:
-            return isinstance(message, DatasetScreen.AuditProgress)
-
-    class AuditDone(Message):
-        """The leakage audit's report (engine.data.leakage.LeakageReport), or why it could not run."""
-
-        def __init__(self, report, error: str | None = None) -> None:
-            super().__init__()
-            self.report, self.error = report, error
 
     def __init__(self, root: Path | None, images: str = "halfcell") -> None:
         super().__init__()
@@ -162,7 +146,6 @@ class DatasetScreen(InputExits, Screen):
         self._stop_scan = False
         self._found = None  # (Dataset, [SplitProblem]) once the label files are read
         self._pair_folders: dict[str, Path] = {}  # split -> image folder, of the audited dataset
-        self._audited = None  # the audited dataset (engine.data.dataset.Dataset): the pairs' labels
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -290,123 +273,16 @@ class DatasetScreen(InputExits, Screen):
         parts += [plain_text(problem, "red", multiline=True) for problem in report.label_problems]
         summary.update(Group(*parts))
         bar.update(total=max(report.images, 1), progress=report.scanned)
-        issues = [i for i in report.issues if i.kind != "mode"]
-        if report.done:
-            state = "scan done" if not issues and not report.label_problems else "scan done: problems below"
+        if report.done or report.cancelled:
             bar.display = False
-        elif report.cancelled:
-            state = "scan cancelled (r rescans)"
-            bar.display = False
-        else:
-            state = "scanning… (x cancels)"
         if not bar.display:
             self.refresh_bindings()
-        status.update(Text(f" {state} · {report.scanned:,} of {report.images:,} images · {len(issues):,} problems "
-                           f"in {report.seconds:.0f}s", style="dim"))
+        status.update(scan_status(report))
         table = self.query_one("#ds-issues", FrameTable)
         table.display = bool(report.issues)
         self.query_one("#issue-detail").display = bool(report.issues)
         if report.issues and (report.done or report.cancelled or table.row_count != len(report.issues)):
             table.set_frame(issues_frame(report), keep_index=table.index_at(table.cursor_row))
-
-    # ------------------------------------------------------------ the leakage audit
-
-    def action_leakage(self) -> None:
-        if self.root is None:
-            return
-        self._show_progress()
-        self._audit(self.root)
-
-    @work(thread=True, exclusive=True, group="dataset-leakage")
-    def _audit(self, root: Path) -> None:
-        from engine.data.dataset import find_dataset
-        from engine.data.leakage import audit
-
-        worker = get_current_worker()
-        try:
-            dataset = self._found[0] if self._found is not None else find_dataset(root, check_files=False)
-            self._pair_folders = {name: split.folder for name, split in dataset.splits.items()}
-            self._audited = dataset
-            report = audit(root, on_progress=lambda what, done, total: self.post_message(self.AuditProgress(what, done, total)),
-                           should_stop=lambda: self._stop_scan or worker.is_cancelled, dataset=dataset)
-        except Exception as exc:  # not a dataset, no training split: the engine's own words
-            self.post_message(self.AuditDone(None, str(exc)))
-            return
-        self.post_message(self.AuditDone(report))
-
-    @on(AuditProgress)
-    def _audit_progress(self, message: AuditProgress) -> None:
-        self.query_one("#scan-progress", ProgressBar).update(total=max(message.total, 1), progress=message.done)
-        self.query_one("#scan-status", Static).update(
-            plain_text(f" leakage audit: {message.what} {message.done:,} of {message.total:,} (x cancels)", "dim"))
-
-    @on(AuditDone)
-    def _audit_done(self, message: AuditDone) -> None:
-        from engine.data.leakage import WARN_SHARE
-
-        self.query_one("#scan-progress", ProgressBar).display = False
-        self.refresh_bindings()
-        status = self.query_one("#scan-status", Static)
-        report = message.report
-        if report is None:
-            status.update(plain_text(f" leakage audit: {message.error}", "red"))
-            return
-        if report.cancelled:
-            status.update(Text(" leakage audit cancelled (l runs it again)", style="dim"))
-            return
-        share = report.val_share
-        unhashable = f" · {len(report.unhashable):,} images could not be hashed" if report.unhashable else ""
-        style = "yellow" if share is not None and share > WARN_SHARE else "green"
-        status.update(plain_text(f" {report.headline()}{unhashable}", style))
-        table = self.query_one("#ds-pairs", FrameTable)
-        table.display = bool(report.pairs or report.unhashable)
-        label = self._labels_of(self._audited)
-        rows = [(p.split, p.name, label(p.split, p.name), p.other_split, p.other_name,
-                 label(p.other_split, p.other_name), p.distance) for p in report.pairs]
-        rows += [(u.split, u.name, label(u.split, u.name), UNHASHABLE, u.reason, "", -1) for u in report.unhashable]
-        frame = pd.DataFrame(rows, columns=[c.key for c in PAIR_COLUMNS])
-        table.set_frame(frame)
-        unhashable = f", {fmt_count(len(report.unhashable), 'image')} not hashed" if report.unhashable else ""
-        table.border_title = f"near-copies: {len(report.pairs):,} pairs{unhashable} (tab here, ↑↓ for each)"
-
-    @staticmethod
-    def _labels_of(dataset):
-        """name -> real/fake per split, for the pairs' rows only (looked up, never a table of every image)."""
-        indexes: dict[str, dict[str, int]] = {}
-
-        def label(split: str, name: str) -> str:
-            found = dataset.splits.get(split) if dataset is not None else None
-            if found is None or found.targets is None:
-                return ""
-            if split not in indexes:
-                indexes[split] = {n: i for i, n in enumerate(found.names)}
-            row = indexes[split].get(name)
-            return "" if row is None else LABELS.get(int(found.targets[row]), "?")
-
-        return label
-
-    @on(FrameTable.RowHighlighted, "#ds-pairs")
-    def _pair(self, event: FrameTable.RowHighlighted) -> None:
-        """Both pictures of the highlighted pair, side by side."""
-        get = lambda key: str(event.table.value_at(event.row, key))
-        split, name, other_split, other_name = get("split"), get("name"), get("other_split"), get("other_name")
-        if other_split == UNHASHABLE and split in self._pair_folders:  # the image alone, and why
-            self.query_one("#ds-pair-preview", ImagePreview).display = False
-            self.query_one("#ds-preview", ImagePreview).show(
-                self._pair_folders[split] / name, plain_text(f"{split}: {name} · not hashed: {other_name}"), [])
-            return
-        if split not in self._pair_folders or other_split not in self._pair_folders:
-            return
-        distance = get("distance")
-        pair = self.query_one("#ds-pair-preview", ImagePreview)
-        pair.display = True
-        label, other_label = get("label"), get("other_label")
-        self.query_one("#ds-preview", ImagePreview).show(
-            self._pair_folders[split] / name, plain_text(f"{split}: {name} ({label or 'no label'})"), [])
-        pair.show(self._pair_folders[other_split] / other_name,
-                  plain_text(f"{other_split}: {other_name} ({other_label or 'no label'}) · {distance} bits apart"), [])
-
-    # ------------------------------------------------------------ the images
 
     @on(Select.Changed, "#ds-split")
     def _split_changed(self) -> None:
@@ -435,8 +311,7 @@ class DatasetScreen(InputExits, Screen):
         if folder is not None:
             self.split_folder = folder
         elif self.root is not None:
-            self.split_folder = self.root / {"train": "trainset", "val": "valset", "test": "testset"}[
-                str(self.query_one("#ds-split", Select).value)]
+            self.split_folder = self.root / FFDI_SPLITS[str(self.query_one("#ds-split", Select).value)]  # a quick read
         self._filter(partial)
 
     @on(Select.Changed, "#ds-class")

@@ -63,11 +63,11 @@ def readout(s: RunSnapshot, width: int) -> str:
     if isinstance(s.lr, (int, float)):
         parts["lr"] = f"lr {s.lr:.2e}"
     beat = s.heartbeat
-    if isinstance(beat.get("memory_used"), (int, float)):
-        total = f" / {fmt_bytes(beat['memory_total'])}" if isinstance(beat.get("memory_total"), (int, float)) else ""
-        parts["mem"] = f"mem {fmt_bytes(beat['memory_used'])}{total}"
-    if isinstance(beat.get("utilization"), (int, float)):
-        parts["gpu"] = f"GPU {beat['utilization']:.0f}%"
+    if beat is not None and beat.memory_used is not None:
+        total = f" / {fmt_bytes(beat.memory_total)}" if beat.memory_total is not None else ""
+        parts["mem"] = f"mem {fmt_bytes(beat.memory_used)}{total}"
+    if beat is not None and beat.utilization is not None:
+        parts["gpu"] = f"GPU {beat.utilization:.0f}%"
     for shorten in ("lr", "mem", "gpu"):
         if width <= 0 or len(" · ".join(parts.values())) <= width:
             break
