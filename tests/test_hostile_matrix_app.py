@@ -77,6 +77,7 @@ def damage_time(value: float) -> Callable[[dict], None]:
 DAMAGED = {
     "time 1e300": (damage_time(1e300), None, '"time" is not a time'),
     "time NaN": (damage_time(math.nan), None, '"time" is not a time'),
+    "time 10**400": (damage_time(10**400), None, '"time" is not a time'),
     "checkpoints of names": (settings(checkpoints=["x"]), None, "settings.checkpoints[0] is not an object"),
     "no datasets": (settings(datasets=[]), None, "settings.datasets is not a non-empty list"),
     "other columns": (None, lambda f: f.rename(columns={"auc": "AUC", "drop_auc": "dropped"}), "no auc, drop_auc column"),

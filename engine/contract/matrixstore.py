@@ -108,7 +108,7 @@ def _entries(value: Any, path: Path, where: str, fields: tuple[str, ...]) -> lis
 
 def _time(value: Any, path: Path) -> float:
     number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-    if number is None or not math.isfinite(number) or not 0 <= number <= LATEST_TIME:
+    if number is None or not 0 <= number <= LATEST_TIME:  # NaN compares false; a huge int compares as it is
         raise _fail(path, f'"time" is not a time since 1970 in seconds ({printable(value, 40)})')
     return float(number)
 
@@ -119,7 +119,8 @@ def _summary_of(data: Any, folder: Path, path: Path) -> MatrixSummary:
     settings = data["settings"]
     checkpoints = _entries(settings.get("checkpoints"), path, "settings.checkpoints", ("key", "kind", "path"))
     datasets = _entries(settings.get("datasets"), path, "settings.datasets", ("key", "folder"))
-    sizes = {d["key"]: d["images"] for d in datasets if isinstance(d.get("images"), int) and d["images"] >= 0}
+    sizes = {d["key"]: d["images"] for d in datasets
+             if isinstance(d.get("images"), int) and not isinstance(d["images"], bool) and d["images"] >= 0}
     greedy = data.get("greedy_soup")
     if greedy is not None and not isinstance(greedy, dict):
         raise _fail(path, f'"greedy_soup" is not an object ({printable(greedy, 80)})')
