@@ -85,7 +85,7 @@ DAMAGED = {
     "AUC abc": (None, set_cell("auc", "abc"), "line 3: auc is 'abc'"),
     "AUC inf": (None, set_cell("auc", "inf"), "line 3: auc is 'inf'"),
     "AUC 7": (None, set_cell("auc", "7"), "line 3: auc is '7'"),
-    "a repeated cell": (None, lambda f: pd.concat([f, f.iloc[[0]]]), "repeats the cell"),
+    "a repeated cell": (None, lambda f: pd.concat([f, f.iloc[[0]]]), "line 14 repeats the cell of line 2"),
     "an unknown dataset": (None, set_cell("dataset", "other"), "dataset 'other' is not one of"),
 }
 
@@ -139,7 +139,8 @@ async def test_opening_a_damaged_matrix_shows_its_problem_and_the_app_stays_up(t
                          and app.screen.query_one(FrameTable).row_count == 1, 30, "the checkpoint")
         await pilot.press("p")
         await wait_until(pilot, lambda: isinstance(app.screen, MatrixListScreen), 30, "the past matrices")
-        assert "m: damaged:" in screen_text(app)
+        listed = " ".join(screen_text(app).split())
+        assert f"m: damaged: {'matrix.json' if json_change else 'matrix.csv'}: {words}" in listed, listed
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, MatrixScreen), 30, "the matrix screen")
         note = app.screen.query_one("#matrix-note", Static)
@@ -288,3 +289,12 @@ def test_the_checked_reader_takes_every_row_kind_the_engine_writes(tmp_path: Pat
     for row in matrix.summary.rows:
         scores = row_predictions(matrix.summary, row, "valset", "blur:1")
         assert scores.warnings == [] and len(pd.read_csv(scores.path)) == 12
+
+
+def test_the_form_boundary_names_a_dataset_path_that_cannot_exist() -> None:
+    from ffdv_tui.screens.matrix_form import missing_folder, spec_problem
+
+    assert missing_folder(["~nobody-here-at-all/val"]) == "~nobody-here-at-all/val"
+    assert missing_folder(["a\0b"]) == "a\0b"
+    assert missing_folder([str(REPO)]) is None
+    assert spec_problem("") is None and spec_problem("jpeg:60") is None

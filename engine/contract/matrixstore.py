@@ -8,6 +8,7 @@ command lines that start a matrix or write a row's submission.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -59,8 +60,8 @@ class MatrixSummary:
 
     @property
     def title(self) -> str:
-        if self.problem:
-            return f"{self.folder.name}: damaged: {self.problem}"
+        if self.problem:  # the file's name without the folder, so that a cut list line still shows what is wrong
+            return f"{self.folder.name}: damaged: {self.problem.replace(f'{self.folder}/', '')}"
         members = [c["key"] for c in self.checkpoints if c.get("kind") == "checkpoint"]
         return f"{', '.join(members)} on {', '.join(self.datasets)} ({len(self.perturbations)} perturbations)"
 
@@ -192,64 +193,86 @@ def _csv_text(path: Path) -> tuple[str, list[str]]:
     return text, []
 
 
-def _numbers(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    """A column of finite numbers (empty: undefined, NaN), each in its range; the first bad one names its line."""
-    text = frame[column].str.strip()
-    values = pd.to_numeric(text.where(text != ""), errors="coerce")
+def _range(column: str) -> tuple[float, float]:
     metric = column.removeprefix("drop_")
-    low, high = (0.0, math.inf) if column in COUNTS or column in UNBOUNDED else (0.0, 1.0)
     if column.startswith("drop_"):
-        low, high = (-math.inf, math.inf) if metric in UNBOUNDED else (-1.0, 1.0)
-    bad = (text != "") & (values.isna() | ~np.isfinite(values.fillna(0)) | (values < low) | (values > high))
-    if column in COUNTS:
-        bad |= (values.isna() & (column == "images")) | (values.fillna(0) % 1 != 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise _fail(path, f"line {i + 2}: {column} is {printable(frame[column].iloc[i], 40)!r}, not "
-                          f"{'a whole number' if column in COUNTS else 'a finite number'} from {low:g} to {high:g}")
-    return values.astype(np.float64)
+        return (-math.inf, math.inf) if metric in UNBOUNDED else (-1.0, 1.0)
+    return (0.0, math.inf) if column in COUNTS or column in UNBOUNDED else (0.0, 1.0)
 
 
-def _names(frame: pd.DataFrame, column: str, known: list[str], path: Path) -> None:
-    bad = ~frame[column].isin(known)
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise _fail(path, f"line {i + 2}: {column} {printable(frame[column].iloc[i], 80)!r} is not one of "
-                          f"matrix.json's ({printable(', '.join(known), 200)})")
+def _number(text: str, column: str, line: int, path: Path) -> float:
+    """A finite number in the column's range; empty is an undefined metric (NaN), never an image count."""
+    text = text.strip()
+    if not text and column != "images":
+        return math.nan
+    low, high = _range(column)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and low <= value <= high) or (column in COUNTS and value % 1):
+        kind = "a whole number" if column in COUNTS else "a finite number"
+        raise _fail(path, f"line {line}: {column} is {printable(text, 40)!r}, not {kind} from {low:g} to {high:g}")
+    return value
+
+
+def _records(text: str, path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header, and each row with its line number; a row with the wrong count of fields names its line."""
+    reader = csv.reader(io.StringIO(text))
+    rows = []
+    try:
+        header = next(reader, [])
+        for fields in reader:
+            if fields and len(fields) != len(header):
+                raise _fail(path, f"line {reader.line_num}: {len(fields)} fields, but the header has {len(header)}")
+            if fields:
+                rows.append((reader.line_num, fields))
+    except csv.Error as exc:
+        raise _fail(path, f"line {reader.line_num}: not a CSV table ({printable(exc, 200)})") from None
+    if len(set(header)) != len(header):
+        raise _fail(path, f"a column named twice ({printable(', '.join(header), 200)})")
+    return header, rows
+
+
+def _check_cell(record: dict[str, str], summary: MatrixSummary, line: int, seen: dict[tuple, int], path: Path) -> None:
+    """The row names a model, dataset and perturbation matrix.json lists, and a cell no earlier row had."""
+    for column, known in (("model", summary.rows), ("dataset", summary.datasets),
+                          ("perturbation", summary.perturbations)):
+        if record[column] not in known:
+            raise _fail(path, f"line {line}: {column} {printable(record[column], 80)!r} is not one of matrix.json's "
+                              f"({printable(', '.join(known), 200)})")
+    cell = (record["model"], record["dataset"], record["perturbation"])
+    if cell in seen:
+        raise _fail(path, f"line {line} repeats the cell of line {seen[cell]} ({printable(' / '.join(cell), 200)})")
+    seen[cell] = line
 
 
 def load_matrix(summary: MatrixSummary) -> tuple[pd.DataFrame, list[str]]:
     """matrix.csv checked against its matrix.json: known columns, names matrix.json lists, finite numbers in range.
 
-    A table with cells missing (a truncated file) is kept, with a warning that says how many.
+    A table with cells missing (a truncated file) is kept, with a warning that says how many. Read with the
+    csv module and checked cell by cell: a matrix has hundreds of cells, where pandas' overhead is the cost.
     """
     path = summary.folder / MATRIX_CSV
     text, warnings = _csv_text(path)
-    try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError) as exc:  # ParserError names the line
-        raise _fail(path, f"not a matrix table ({printable(exc, 200)})") from None
-    missing = [c for c in REQUIRED if c not in frame.columns]
+    header, rows = _records(text, path)
+    missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise _fail(path, f"no {', '.join(missing)} column (its columns: {printable(', '.join(frame.columns), 200)})")
+        raise _fail(path, f"no {', '.join(missing)} column (its columns: {printable(', '.join(header), 200)})")
     metrics = [*METRIC_LABELS, *(f"drop_{m}" for m in METRIC_LABELS)]
-    unknown = [c for c in frame.columns if c not in (*NAMES, *COUNTS, *metrics)]
+    unknown = [c for c in header if c not in (*NAMES, *COUNTS, *metrics)]
     if unknown:
         warnings.append(f"{MATRIX_CSV}: columns left out, not ones the engine writes: {printable(', '.join(unknown), 200)}")
-    frame = frame[[c for c in frame.columns if c not in unknown]].copy()
-    if frame.empty:
+    if not rows:
         raise _fail(path, "no rows")
-    _names(frame, "model", summary.rows, path)
-    _names(frame, "dataset", summary.datasets, path)
-    _names(frame, "perturbation", summary.perturbations, path)
-    for column in frame.columns:
-        if column not in NAMES:
-            frame[column] = _numbers(frame, column, path)
-    repeated = frame.duplicated(["model", "dataset", "perturbation"])
-    if repeated.any():
-        i = int(np.flatnonzero(repeated.to_numpy())[0])
-        raise _fail(path, f"line {i + 2} repeats the cell {printable(frame['model'].iloc[i], 80)!r} on "
-                          f"{printable(frame['dataset'].iloc[i], 80)!r} under {printable(frame['perturbation'].iloc[i], 80)!r}")
+    columns: dict[str, list] = {c: [] for c in header if c not in unknown}
+    seen: dict[tuple, int] = {}
+    for line, fields in rows:
+        record = dict(zip(header, fields))
+        _check_cell(record, summary, line, seen, path)
+        for column, values in columns.items():
+            values.append(record[column] if column in NAMES else _number(record[column], column, line, path))
+    frame = pd.DataFrame({c: v if c in NAMES else np.array(v, dtype=np.float64) for c, v in columns.items()})
     expected = len(summary.rows) * len(summary.datasets) * len(summary.perturbations)
     if len(frame) < expected:
         warnings.append(f"{MATRIX_CSV}: a partial table, {len(frame)} of {expected} cells (the file may be cut short); "
