@@ -298,3 +298,18 @@ def test_the_form_boundary_names_a_dataset_path_that_cannot_exist() -> None:
     assert missing_folder(["a\0b"]) == "a\0b"
     assert missing_folder([str(REPO)]) is None
     assert spec_problem("") is None and spec_problem("jpeg:60") is None
+
+
+def test_scores_that_are_not_probabilities_or_names_are_refused(tmp_path: Path) -> None:
+    _, folder = run_with_matrix(tmp_path)
+    scores = pd.read_parquet(folder / "scores.parquet")
+    summary = read_summary(folder)
+    scores.assign(a=scores["a"] * 3).to_parquet(folder / "scores.parquet", index=False)
+    with pytest.raises(MatrixStoreError, match="not probabilities from 0 to 1"):
+        row_predictions(summary, "a", "valset", "jpeg:50")
+    scores.assign(img_name=range(len(scores))).to_parquet(folder / "scores.parquet", index=False)
+    with pytest.raises(MatrixStoreError, match="img_name holds something other than names"):
+        row_predictions(summary, "a", "valset", "jpeg:50")
+    (folder / "scores.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(MatrixStoreError, match="cannot read 'a' from it"):
+        row_predictions(summary, "a", "valset", "jpeg:50")

@@ -321,7 +321,7 @@ def _scores(summary: MatrixSummary, row: str) -> pd.DataFrame:
         raise _fail(path, f"cannot read {printable(row, 80)!r} from it ({type(exc).__name__}: {printable(exc, 200)})"
                     ) from None
     for column in ("dataset", "perturbation", "img_name"):
-        if not all(isinstance(v, str) for v in frame[column]):
+        if pd.api.types.infer_dtype(frame[column], skipna=False) not in ("string", "empty"):
             raise _fail(path, f"{column} holds something other than names")
     score = pd.to_numeric(frame[row], errors="coerce")
     target = pd.to_numeric(frame["target"], errors="coerce")
