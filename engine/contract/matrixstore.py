@@ -4,6 +4,11 @@ The app lists a run's past matrices (``evaluations/*/matrix.json``), shows matri
 turns one row's per-image scores (scores.parquet) into a predictions file with the clean
 score beside it (for the "flips from right to wrong" filter), and builds the ``ffdv``
 command lines that start a matrix or write a row's submission.
+
+Every file is checked before the app shows a number from it (``open_matrix``, ``row_predictions``):
+a matrix edited or damaged by hand raises MatrixStoreError naming the file, the line and the fix,
+and one that is only incomplete (a truncated table, repeated score rows) comes with warnings, so
+the app lists and opens it without ever showing a wrong number as if it were right.
 """
 
 from __future__ import annotations
