@@ -63,6 +63,8 @@ def add_commands(sub) -> dict:
                        help="SyncBatchNorm over all processes")
     train.add_argument("--resume", metavar="RUN", help="continue a stopped or crashed run (folder or name)")
     train.add_argument("--detach", action="store_true", help="start the run and return at once")
+    train.add_argument("--queue", action="store_true",
+                       help="queue the run instead of starting it (`ffdv queue run` starts it in its turn)")
 
     run = sub.add_parser("run", help=argparse.SUPPRESS)  # python -m engine run RUN_DIR: the engine process
     run.add_argument("run_dir", type=Path)
@@ -88,6 +90,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = cli_overrides(args)
     if args.resume:
         paths = RunPaths(find_run(args.resume, overrides.get("run.runs", "runs")))
+        if args.queue:
+            raise FfdvError("--queue makes a new queued run; --resume continues a run now. Pass one of them.")
+        _claim_if_queued(paths)
         if engine_alive(paths):
             raise FfdvError(f"{paths.root}: the run is still running; watch it with `ffdv watch {paths.root}`")
         keep = {k: v for k, v in overrides.items() if k == "train.epochs" or k.startswith("dist.")}
@@ -103,6 +108,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_model_name(config.model.name)
     if config.dist.node_rank > 0:
         return _join(config, args.detach)
+    if args.queue:
+        from engine.cli.queue import queue_config
+
+        name = queue_config(config, Path(config.run.runs))
+        print(Path(config.run.runs) / name)
+        print(f"queued; `ffdv queue run --runs {config.run.runs}` starts it in its turn", file=sys.stderr)
+        return 0
     paths = create_run_dir(config.run.runs, config.run.name or None, default_stem=config.model.name)
     config.run.name = paths.root.name
     try:
@@ -111,6 +123,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         shutil.rmtree(paths.root, ignore_errors=True)  # a full or read-only disk leaves no empty run folder behind
         raise
     return _start(paths, config, resume=False, detach=args.detach)
+
+
+def _claim_if_queued(paths) -> None:
+    """``--resume`` on a queued run starts it now: it takes the run's one start from the queue."""
+    from engine.contract.queue import CANCELLED_BY, claim, queued_marker, read_claim
+
+    if not queued_marker(paths.root).exists():
+        return
+    if (read_claim(paths.root) or {}).get("by") == CANCELLED_BY:
+        raise FfdvError(f"{paths.root}: the run was cancelled from the queue; start it again as a new run with "
+                        f"`ffdv train --config {paths.config}`")
+    if not paths.engine.exists() and not claim(paths.root, "ffdv train --resume"):
+        raise FfdvError(f"{paths.root}: a queue runner is starting this run right now; watch it with "
+                        f"`ffdv watch {paths.root}`")
 
 
 def _join(config, detach: bool) -> int:
