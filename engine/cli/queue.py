@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import time
 from pathlib import Path
 
 from engine.contract.errors import FfdvError
-from engine.contract.status import RunStatus
 from engine.contract.text import plain_text, printable
 
 QUEUE_EPILOG = """examples:
@@ -108,53 +105,18 @@ def _run(args: argparse.Namespace, runs_root: Path) -> int:
         return 0
 
 
-def queue_rows(runs_root: Path) -> list[tuple[str, str, str, str, str]]:
-    """(place, run, status, model, when) for queue runs and live runs: finished, running, then queued in order."""
-    from engine.contract.launch import run_status
-    from engine.contract.queue import queued_in_order, queued_marker, read_order, run_folders
-    from engine.contract.runstate import load_run
-    from engine.contract.runstore import RunPaths
-
-    record = read_order(runs_root)
-    order = queued_in_order(runs_root, record)
-    done, live = [], []
-    for folder in run_folders(runs_root):
-        if folder.name in order:
-            continue
-        state = load_run(folder)
-        status = run_status(RunPaths(folder), state)
-        if not status.is_live and not queued_marker(folder).exists():
-            continue
-        model = str(state.model or state.config.get("model", {}).get("name", ""))
-        when = time.strftime("%m-%d %H:%M", time.localtime(state.started_at)) if state.started_at else "–"
-        (live if status.is_live else done).append((state.started_at or 0, folder.name, str(status), model, when))
-    rows = [("", name, status, model, when) for _, name, status, model, when in sorted(done) + sorted(live)]
-    for place, name in enumerate(order, 1):
-        status = "held" if name in record.held else str(RunStatus.QUEUED)
-        rows.append((str(place), name, status, _model_of(runs_root / name), "–"))
-    return rows
-
-
-def _model_of(folder: Path) -> str:
-    from engine.contract.config import load_config
-
-    try:
-        return load_config(folder / "config.toml").model.name
-    except FfdvError:
-        return "?"
-
-
 def list_queue(runs_root: Path) -> int:
     from rich.console import Console
     from rich.table import Table
 
     from engine.contract.queue import read_order
     from engine.contract.queue_runner import runner_alive
+    from engine.contract.queue_view import queue_rows
 
     problem = read_order(runs_root).problem
     if problem:
         print(f"warning: {printable(problem)}", file=sys.stderr)
-    rows = queue_rows(runs_root)
+    rows = [(row.place, row.name, row.status, row.model, row.started) for row in queue_rows(runs_root)]
     alive = runner_alive(runs_root)
     runner = f"queue runner: pid {alive.get('pid')}" if alive else "queue runner: none (start one: ffdv queue run)"
     if not rows:
@@ -197,18 +159,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def queue_config(config, runs_root: Path) -> str:
     """Make a queued run folder for a checked, resolved config; returns its name."""
-    from engine.contract.config import save_config
-    from engine.contract.queue import append_to_queue, mark_queued
-    from engine.contract.runstore import create_run_dir
+    from engine.contract.queue import create_queued_run
 
-    paths = create_run_dir(runs_root, config.run.name or None, default_stem=config.model.name)
-    config.run.name = paths.root.name
-    config.run.runs = str(runs_root)
-    try:
-        mark_queued(paths)
-        save_config(paths, config)
-    except BaseException:
-        shutil.rmtree(paths.root, ignore_errors=True)
-        raise
-    append_to_queue(runs_root, paths.root.name)
-    return paths.root.name
+    return create_queued_run(config, runs_root).root.name

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.contract.errors import FfdvError
-from engine.contract.runstore import RunPaths, atomic_write_json, check_run_name
+from engine.contract.runstore import RunPaths, atomic_write_json, check_run_name, create_run_dir
 from engine.contract.status import RunStatus
 
 QUEUED_FILE = "queued.json"
@@ -57,6 +58,23 @@ def read_json_dict(path: Path) -> dict[str, Any] | None:
 def mark_queued(paths: RunPaths) -> None:
     """Make a fresh run folder a queued run (before its config.toml is written, so it never looks crashed)."""
     atomic_write_json(queued_marker(paths.root), {"queued_at": time.time(), "host": socket.gethostname()})
+
+
+def create_queued_run(config, runs_root: Path) -> RunPaths:
+    """A queued run folder for a checked, resolved config (``ffdv train --queue``, a sweep, the form's Queue)."""
+    from engine.contract.config import save_config
+
+    paths = create_run_dir(runs_root, config.run.name or None, default_stem=config.model.name)
+    config.run.name = paths.root.name
+    config.run.runs = str(runs_root)
+    try:
+        mark_queued(paths)
+        save_config(paths, config)
+    except BaseException:
+        shutil.rmtree(paths.root, ignore_errors=True)  # a full disk leaves no half-made run behind
+        raise
+    append_to_queue(runs_root, paths.root.name)
+    return paths
 
 
 def claim(root: Path, by: str, **fields: Any) -> bool:
