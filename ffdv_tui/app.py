@@ -28,6 +28,7 @@ from textual.screen import Screen
 
 from engine.contract.config import Config, load_config, resolve, save_config
 from engine.contract.launch import launch_run
+from engine.contract.queue import create_queued_run, queued_marker
 from engine.contract.runstore import create_run_dir
 from engine.contract.text import printable
 from ffdv_tui.model_names import model_names
@@ -206,6 +207,11 @@ class FfdvApp(App[str]):
 
         self.push_screen(CheckpointsScreen(self.runs_dir, self.list_models, self.images))
 
+    def action_queue(self) -> None:
+        from ffdv_tui.screens.queue import QueueScreen
+
+        self.push_screen(QueueScreen(Path(self.runs_dir)))
+
     def resume_run_named(self, name: str) -> None:
         if name in self.runs:
             self.select_run(name)
@@ -230,10 +236,12 @@ class FfdvApp(App[str]):
         config.run.name = name
         self._push_new_run(config)
 
-    def start_run(self, config: Config, gpus: int = 1) -> str:
-        """Create the run folder and launch its engine (called from the form's worker thread)."""
+    def start_run(self, config: Config, gpus: int = 1, queued: bool = False) -> str:
+        """Create the run folder and launch its engine, or queue it (called from the form's worker thread)."""
         config.dist.nproc_per_node = gpus
         config = resolve(config)
+        if queued:
+            return create_queued_run(config, Path(self.runs_dir)).root.name
         paths = create_run_dir(self.runs_dir, config.run.name or None, default_stem=config.model.name)
         config.run.name = paths.root.name
         config.run.runs = str(self.runs_dir)
@@ -249,7 +257,8 @@ class FfdvApp(App[str]):
 
         def started(name: str | None) -> None:
             if name:
-                self.notify(f"{printable(name)}: engine started", markup=False)
+                what = "queued" if queued_marker(Path(self.runs_dir) / name).exists() else "engine started"
+                self.notify(f"{printable(name)}: {what}", markup=False)
                 while not isinstance(self.screen, MainScreen) and len(self.screen_stack) > 1:
                     self.pop_screen()
                 self.main.select_run(name, expected=True)

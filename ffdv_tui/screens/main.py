@@ -36,6 +36,7 @@ from ffdv_tui.widgets.run_progress import RunProgress
 from ffdv_tui.widgets.steady_header import SteadyHeader
 
 REPAINT_S = 0.25  # header and progress of the selected run
+RUNNER_CHECK_S = 2.0  # is a queue runner alive: a file and /proc read in a thread
 FULL_REPAINT_S = 1.0  # its curves, table and log: a whole frame's work, once a second is plenty
 
 
@@ -50,7 +51,16 @@ class MainScreen(Screen):
         Binding("d", "app.dataset", "Dataset", tooltip="Splits, balance, sizes, a health scan, the images"),
         Binding("k", "app.checkpoints", "Checkpoints",
                 tooltip="Every checkpoint: evaluate, submission, fine-tune, compare"),
+        Binding("u", "app.queue", "Queue",
+                tooltip="The run queue: hold, release, cancel, reorder queued runs; start a queue runner"),
     ]
+
+    class RunnerChecked(Message):
+        """Whether a queue runner serves the runs folder now."""
+
+        def __init__(self, alive: bool) -> None:
+            super().__init__()
+            self.alive = alive
 
     class Relaunched(Message):
         """A resumed run's engine could not be started."""
@@ -73,6 +83,7 @@ class MainScreen(Screen):
         self._complete = False  # the watcher has read every run folder once
         self._last_full = 0.0
         self._mounted = False  # the watcher's first update can come before the widgets exist
+        self.runner_alive = False
 
     def compose(self) -> ComposeResult:
         yield SteadyHeader()
@@ -93,6 +104,7 @@ class MainScreen(Screen):
         self.query_one("#metrics", MetricsTable).border_title = "validations"
         self.query_one("#log", LogTail).border_title = "engine.log"
         self.set_interval(REPAINT_S, self.repaint)
+        self.set_interval(RUNNER_CHECK_S, self._check_runner)
         self._mounted = True
         self.repaint()  # what the app read before the widgets existed goes into the first frame, not the next
 
@@ -144,6 +156,7 @@ class MainScreen(Screen):
         run_list = self.query_one(RunList)
         run_list.runs = tuple(runs)
         run_list.selected = self.selected
+        self._show_queue()
         if not runs and not self._complete:
             self.query_one("#empty", Static).update(Text(f"Reading the runs in {printable(self.runs_dir)}/ …"))
         elif not runs:
@@ -180,6 +193,27 @@ class MainScreen(Screen):
                 self.query_one(MetricPlot).run = run
                 self.query_one(MetricsTable).run = run
                 self.query_one(LogTail).run = run
+
+    # ------------------------------------------------------------ the queue
+
+    @work(thread=True, exclusive=True, group="runner-check")
+    def _check_runner(self) -> None:
+        from engine.contract.queue_runner import runner_alive
+
+        self.post_message(self.RunnerChecked(runner_alive(self.runs_dir) is not None))
+
+    @on(RunnerChecked)
+    def _runner_checked(self, message: RunnerChecked) -> None:
+        if message.alive != self.runner_alive:
+            self.runner_alive = message.alive
+            self._show_queue()
+
+    def _show_queue(self) -> None:
+        """Under the run list: how many runs wait and whether a queue runner serves them (nothing without a queue)."""
+        waiting = sum(1 for run in self.runs.values() if run.status == RunStatus.QUEUED)
+        parts = ([f"{waiting} queued"] if waiting else []) + (["runner on"] if self.runner_alive else
+                                                              ["no runner: u"] if waiting else [])
+        self.query_one(RunList).border_subtitle = " · ".join(parts)
 
     # ------------------------------------------------------------ choosing a run
 
