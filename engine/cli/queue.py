@@ -29,7 +29,7 @@ def add_commands(sub) -> dict:
     queue = sub.add_parser("queue", help="list the queue, manage it, or run it (ffdv queue run)",
                            description="List queued, running and finished queue runs in order; "
                                        "manage the queue; `ffdv queue run` starts queued runs as slots free up.",
-                           epilog=QUEUE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                           epilog=QUEUE_EPILOG)
     queue.add_argument("--runs", default="runs", metavar="DIR", help="folder that holds the run folders (default: runs)")
     actions = queue.add_subparsers(dest="queue_action", metavar="ACTION")
     for name, text in (("hold", "keep a queued run waiting until released"),
@@ -59,7 +59,7 @@ def add_commands(sub) -> dict:
     sweep = sub.add_parser("sweep", help="queue one run per combination of a sweep file's settings",
                            description="FILE is a run config TOML plus a [sweep] table: dotted setting names, each "
                                        "with a list of values. Every combination is checked before any is queued.",
-                           epilog=SWEEP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                           epilog=SWEEP_EPILOG)
     sweep.add_argument("file", metavar="FILE", type=Path, help="the sweep file (TOML)")
     sweep.add_argument("--runs", metavar="DIR", help="folder that holds the run folders (default: the file's "
                        "[run] runs, else runs)")
