@@ -76,3 +76,20 @@ async def test_the_queue_screen_moves_holds_and_cancels(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: [r.name for r in screen.rows if r.waiting] == ["b", "c"], 30, "a cancelled")
         assert "queue runner: none" in str(screen.query_one("#queue-runner").render())
     assert run_status(RunPaths(runs / "a"), load_run(runs / "a")) == RunStatus.CANCELLED
+
+
+def test_queue_screen_snapshot(snap_compare, tmp_path: Path) -> None:
+    from pilot_helpers import settle, wait_until_listed
+
+    runs = tmp_path / "runs"
+    queued_runs(runs, "lr0.001-resnet10t", "lr0.003-resnet10t", "lr0.01-resnet10t")
+    queue.hold(runs, "lr0.003-resnet10t")
+
+    async def run_before(pilot) -> None:
+        await wait_until_listed(pilot, pilot.app)
+        await pilot.press("u")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, QueueScreen) and len(pilot.app.screen.rows) == 3,
+                         30, "the queue screen")
+        await settle(pilot, 1.0)
+
+    assert snap_compare(make_app(runs), terminal_size=(100, 16), run_before=run_before)

@@ -40,8 +40,8 @@ def row_prompt(row: QueueRow) -> Text:
 def runner_line(runner: dict[str, Any] | None, waiting: int) -> Text:
     if runner:
         return Text(f"queue runner: running (pid {printable(runner.get('pid'))}) · {waiting} waiting", style="green")
-    return Text(f"queue runner: none · {waiting} waiting · g starts one in the background "
-                "(it keeps going when the app quits)", style="yellow" if waiting else "dim")
+    return Text(f"queue runner: none · {waiting} waiting · g starts one (it outlives the app)",
+                style="yellow" if waiting else "dim")
 
 
 class QueueScreen(Screen):
