@@ -10,6 +10,7 @@ from pilot_helpers import make_app, wait_for_runs, wait_until
 from engine.contract import queue
 from engine.contract.config import load_config
 from engine.contract.launch import run_status
+from engine.contract.runstart import queue_run
 from engine.contract.runstate import load_run
 from engine.contract.runstore import RunPaths
 from engine.contract.status import RunStatus
@@ -22,7 +23,7 @@ from ffdv_tui.widgets.run_list import RunList
 def queued_runs(runs: Path, *names: str) -> None:
     for name in names:
         config = load_config(overrides={"data.root": str(SAMPLE_DATA), "model.name": "resnet10t", "run.name": name})
-        queue.create_queued_run(config, runs)
+        queue_run(config, runs)
 
 
 async def test_queued_runs_are_listed_with_their_mark_and_counted_under_the_list(tmp_path: Path) -> None:

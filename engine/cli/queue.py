@@ -133,23 +133,26 @@ def list_queue(runs_root: Path) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from engine.contract.config import resolve
+    from engine.contract.runstart import check_run_inputs, queue_run
     from engine.contract.sweep import expand_sweep
-    from engine.data.dataset import training_splits
     from engine.models import check_model_name
 
     runs = expand_sweep(args.file)
     for model in dict.fromkeys(run.config.model.name for run in runs):
         check_model_name(model)
-    for root in dict.fromkeys(run.config.data.root for run in runs):
-        training_splits(root)
+    checked = set()
+    for run in runs:  # every run's inputs before any is queued: one bad dataset queues nothing
+        inputs = (run.config.data.root, run.config.data.pseudo_fakes)
+        if inputs not in checked:
+            check_run_inputs(run.config)
+            checked.add(inputs)
     runs_root = Path(args.runs or runs[0].config.run.runs)
     if args.dry_run:
         for run in runs:
             print(f"{run.name}  " + ", ".join(f"{k} = {v!r}" for k, v in run.values.items()))
         print(f"{len(runs)} runs; nothing queued (--dry-run)", file=sys.stderr)
         return 0
-    names = [queue_config(resolve(run.config), runs_root) for run in runs]
+    names = [queue_run(run.config, runs_root).root.name for run in runs]
     for name in names:
         print(name)
     print(f"{len(names)} runs queued in {runs_root}/; start them with `ffdv queue run --runs {runs_root}`",
@@ -157,8 +160,3 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def queue_config(config, runs_root: Path) -> str:
-    """Make a queued run folder for a checked, resolved config; returns its name."""
-    from engine.contract.queue import create_queued_run
-
-    return create_queued_run(config, runs_root).root.name

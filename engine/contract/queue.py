@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.contract.errors import FfdvError
-from engine.contract.runstore import RunPaths, atomic_write_json, check_run_name, create_run_dir
+from engine.contract.runstore import RunPaths, atomic_write_json, check_run_name, run_folders
 from engine.contract.status import RunStatus
 
 QUEUED_FILE = "queued.json"
@@ -60,23 +59,6 @@ def mark_queued(paths: RunPaths) -> None:
     atomic_write_json(queued_marker(paths.root), {"queued_at": time.time(), "host": socket.gethostname()})
 
 
-def create_queued_run(config, runs_root: Path) -> RunPaths:
-    """A queued run folder for a checked, resolved config (``ffdv train --queue``, a sweep, the form's Queue)."""
-    from engine.contract.config import save_config
-
-    paths = create_run_dir(runs_root, config.run.name or None, default_stem=config.model.name)
-    config.run.name = paths.root.name
-    config.run.runs = str(runs_root)
-    try:
-        mark_queued(paths)
-        save_config(paths, config)
-    except BaseException:
-        shutil.rmtree(paths.root, ignore_errors=True)  # a full disk leaves no half-made run behind
-        raise
-    append_to_queue(runs_root, paths.root.name)
-    return paths
-
-
 def claim(root: Path, by: str, **fields: Any) -> bool:
     """Take the run's one start (or its cancel): True for exactly one caller, ever."""
     try:
@@ -90,6 +72,18 @@ def claim(root: Path, by: str, **fields: Any) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def claim_to_start_now(paths: RunPaths) -> None:
+    """A queued run started by hand (``ffdv train --resume``): it takes the run's one start from the queue."""
+    if not queued_marker(paths.root).exists():
+        return
+    if (read_claim(paths.root) or {}).get("by") == CANCELLED_BY:
+        raise FfdvError(f"{paths.root}: the run was cancelled from the queue; start it again as a new run with "
+                        f"`ffdv train --config {paths.config}`")
+    if not paths.engine.exists() and not claim(paths.root, "ffdv train --resume"):
+        raise FfdvError(f"{paths.root}: a queue runner is starting this run right now; watch it with "
+                        f"`ffdv watch {paths.root}`")
 
 
 def read_claim(root: Path) -> dict[str, Any] | None:
@@ -189,14 +183,6 @@ def append_to_queue(runs_root: Path, name: str) -> None:
 
 
 # ---------------------------------------------------------------- the queue
-
-
-def run_folders(runs_root: Path) -> list[Path]:
-    root = Path(runs_root)
-    try:
-        return sorted(p for p in root.iterdir() if (p / "config.toml").is_file())
-    except OSError:
-        return []
 
 
 def queued_in_order(runs_root: Path, record: QueueOrder | None = None) -> list[str]:

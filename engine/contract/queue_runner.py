@@ -25,9 +25,9 @@ from typing import Any
 
 from engine.contract.errors import FfdvError
 from engine.contract.protocol import RunError, RunFinished
-from engine.contract.queue import claim, is_startable, next_to_start, read_claim, read_json_dict, run_folders
+from engine.contract.queue import claim, is_startable, next_to_start, read_claim, read_json_dict
 from engine.contract.runstate import RunFollower
-from engine.contract.runstore import EventWriter, RunPaths, atomic_write_json
+from engine.contract.runstore import EventWriter, RunPaths, atomic_write_json, run_folders
 from engine.contract.status import LIVE_STATUSES, RunOutcome, RunStatus
 
 RUNNER_LOCK = "queue-runner.lock"
@@ -121,10 +121,10 @@ def fail_run(paths: RunPaths, message: str) -> None:
 def check_startable_config(paths: RunPaths):
     """The run's config and dataset, checked as ``ffdv train`` does before a run starts (DataError, ConfigError)."""
     from engine.contract.config import load_config
-    from engine.data.dataset import training_splits
+    from engine.contract.runstart import check_run_inputs
 
     config = load_config(paths.config)
-    training_splits(config.data.root)
+    check_run_inputs(config)
     return config
 
 

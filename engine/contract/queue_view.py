@@ -11,9 +11,9 @@ from pathlib import Path
 
 from engine.contract.errors import FfdvError
 from engine.contract.launch import run_status
-from engine.contract.queue import queued_in_order, queued_marker, read_order, run_folders
+from engine.contract.queue import queued_in_order, queued_marker, read_order
 from engine.contract.runstate import load_run
-from engine.contract.runstore import RunPaths
+from engine.contract.runstore import RunPaths, run_folders
 from engine.contract.status import RunStatus
 
 HELD = "held"
