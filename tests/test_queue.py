@@ -130,7 +130,7 @@ def test_a_queued_run_whose_dataset_disappeared_fails_alone_with_the_reason(smal
     QueueRunner(runs, slots_per_gpu=1, say=lambda _text: None).step()
     assert launched == ["b"]
     assert status(runs, "a") == RunStatus.FAILED
-    assert str(doomed) in load_run(runs / "a").errors[-1]["message"]
+    assert str(doomed) in load_run(runs / "a").errors[-1].message
 
 
 def test_slots_per_gpu_and_cuda_visible_devices(small_data: Path, tmp_path: Path, monkeypatch) -> None:

@@ -75,7 +75,7 @@ def test_three_queued_runs_finish_one_after_another_and_a_failing_one_does_not_s
     assert proc.returncode == 0, out
     assert [status(runs, n) for n in ("first", "broken", "second", "third")] == [
         RunStatus.FINISHED, RunStatus.FAILED, RunStatus.FINISHED, RunStatus.FINISHED]
-    assert "no_such_model_anywhere" in load_run(runs / "broken").errors[-1]["message"]
+    assert "no_such_model_anywhere" in load_run(runs / "broken").errors[-1].message
     assert [starts(runs, n) for n in ("first", "second", "third")] == [1, 1, 1]
     order = ["first", "broken", "second", "third"]
     for before, after in itertools.pairwise(order):  # one at a time on a CPU machine, in the queue's order
