@@ -8,7 +8,7 @@ claim, no ``engine.json`` and no events, so a forged status or a tampered order 
 make the queue skip a run but never start one twice.
 
 The order and the holds live in ``RUNS/queue.json``, edited under ``RUNS/queue.lock`` and
-written atomically; a damaged record loses only the order (queued runs then go oldest first).
+written atomically; a damaged record loses only the order and the holds (queued runs then go oldest first).
 Torch-free: the app lists and edits the queue through this module.
 """
 
