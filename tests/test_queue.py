@@ -159,3 +159,25 @@ def stub_launch(monkeypatch, envs: list[str] | None = None) -> list[str]:
 
     monkeypatch.setattr("engine.contract.launch.launch_run", fake)
     return launched
+
+
+def test_resuming_a_queued_run_starts_it_now_and_takes_it_off_the_queue(small_data: Path, tmp_path: Path,
+                                                                         monkeypatch) -> None:
+    from engine.contract.runstart import resume_run
+
+    runs = tmp_path / "runs"
+    queue_runs(runs, small_data, "a", "b")
+    launched: list[str] = []
+
+    def fake(paths: RunPaths, resume: bool = False, dist=None, env=None) -> int:
+        launched.append(paths.root.name)
+        return 0
+
+    monkeypatch.setattr("engine.contract.runstart.launch_run", fake)
+    resume_run(RunPaths(runs / "a"))
+    assert launched == ["a"] and queue.read_claim(runs / "a")["by"] == "ffdv train --resume"
+    assert queue.next_to_start(runs) == ["b"]
+    queue.cancel(runs, "b")
+    with pytest.raises(FfdvError, match="cancelled from the queue"):
+        resume_run(RunPaths(runs / "b"))
+    assert launched == ["a"]
