@@ -212,7 +212,9 @@ class MainScreen(Screen):
         waiting = sum(1 for run in self.runs.values() if run.status == RunStatus.QUEUED)
         parts = ([f"{waiting} queued"] if waiting else []) + (["runner on"] if self.runner_alive else
                                                               ["no runner: u"] if waiting else [])
-        self.query_one(RunList).border_subtitle = " · ".join(parts)
+        text, run_list = " · ".join(parts), self.query_one(RunList)
+        if (run_list.border_subtitle or "") != text:  # assigning it redraws the list, even with the same text
+            run_list.border_subtitle = text
 
     # ------------------------------------------------------------ choosing a run
 
