@@ -15,6 +15,7 @@ from typing import Any
 from engine.contract.launch import Exit
 from engine.contract.runstate import RunState
 from engine.contract.runstore import RunPaths
+from engine.contract.runsummary import LOWER_IS_BETTER, NOT_SETTINGS, flatten
 from engine.contract.status import LIVE_STATUSES, RunStatus
 
 WARNINGS_SHOWN = 2
@@ -70,6 +71,7 @@ class RunSnapshot:
     last_error: str | None = None
     newer_protocol: int | None = None
     problem: str | None = None  # the run folder is damaged: why
+    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # flat: {"optim.lr": 0.001}
 
     @property
     def is_live(self) -> bool:
@@ -98,5 +100,32 @@ class RunSnapshot:
             warnings=tuple(str(w) for w in state.warnings[-WARNINGS_SHOWN:]),
             leaky_validation=str(state.leaky_validation),
             last_error=str(_field(state.errors[-1], "message", "")) if state.errors else None,
-            newer_protocol=state.newer_protocol, problem=problem,
+            newer_protocol=state.newer_protocol, problem=problem, settings=_settings(config),
         )
+
+    @property
+    def model(self) -> str:
+        return str(self.settings.get("model.name", ""))
+
+    def best(self, metric: str) -> float | None:
+        """The best value of ``metric`` over the run's validations (not the last; lower is better for loss, EER)."""
+        values = [v.metrics.get(metric) for v in self.validations]
+        values = [v for v in values if type(v) in (int, float) and v == v]
+        if not values:
+            return None
+        return min(values) if metric in LOWER_IS_BETTER else max(values)
+
+
+_SETTINGS_CACHE: dict[int, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
+
+
+def _settings(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The run's settings, flat; made once per config (a live run's snapshots share its unchanged config)."""
+    cached = _SETTINGS_CACHE.get(id(config))
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    flat = MappingProxyType({k: v for k, v in flatten(config).items() if not k.startswith(NOT_SETTINGS)})
+    if len(_SETTINGS_CACHE) > 4096:
+        _SETTINGS_CACHE.clear()
+    _SETTINGS_CACHE[id(config)] = (config, flat)
+    return flat
