@@ -22,6 +22,7 @@ from engine.contract.protocol import Event, event_to_dict
 from engine.contract.runstate import RunFollower
 from engine.contract.runstore import RunPaths
 from engine.contract.status import RunStatus
+from engine.contract.timm_run import TimmFollower, is_timm_run
 from ffdv_tui.run_snapshot import RunSnapshot
 
 BACKGROUND_POLL_S = 1.0
@@ -157,6 +158,11 @@ class RunsModel:
             if folder.name not in self.runs and (folder / "config.toml").is_file():
                 paths = RunPaths(folder)
                 self.runs[folder.name] = RunEntry(folder.name, paths, RunFollower(folder), mtime=_mtime(paths.events))
+                found.add(folder.name)
+            elif folder.name not in self.runs and is_timm_run(folder):  # read-only: curves from its summary.csv
+                follower = TimmFollower(folder)
+                self.runs[folder.name] = RunEntry(folder.name, follower.paths, follower,  # type: ignore[arg-type]
+                                                  mtime=_mtime(folder / "summary.csv"))
                 found.add(folder.name)
         gone = {name for name, entry in self.runs.items() if not entry.paths.root.exists()}
         for name in gone:

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import install_fixture_runs
 from pilot_helpers import make_app, pick_run, rendered, wait_until, wait_until_listed
 from sklearn.metrics import roc_curve
@@ -139,3 +140,29 @@ async def test_compare_needs_two_runs(tmp_path: Path):
         await wait_until(pilot, lambda: any("Mark two runs" in str(n.message) for n in app._notifications), 10,
                          "the hint")
         assert not isinstance(app.screen, CompareScreen)
+
+
+async def test_a_timm_output_folder_is_listed_and_compared(tmp_path: Path):
+    from test_compare import write_timm_folder
+
+    from engine.contract.status import RunStatus
+
+    runs = install_fixture_runs(tmp_path / "runs")
+    write_timm_folder(runs / "timm-resnet")
+    app = make_app(runs, images="none")
+    async with app.run_test(size=(160, 50)) as pilot:
+        run_list = app.query_one(RunList)
+        await wait_until(pilot, lambda: "timm-resnet" in run_list.names, 30, "the timm folder listed")
+        timm = app.main.runs["timm-resnet"]
+        assert timm.status == RunStatus.FINISHED and timm.model == "resnet10t"
+        assert [v.epoch for v in timm.validations] == [1, 2, 3] and timm.best_metric == "accuracy"
+        assert timm.best_epoch == 2 and timm.best("accuracy") == pytest.approx(0.7)  # best, not last (0.65)
+        app.main.set_filter("model=resnet10t optimizer=sgd")
+        await wait_until(pilot, lambda: run_list.names == ["timm-resnet"], 10, "the filter on timm's settings")
+        app.main.set_filter("")
+        screen = await open_comparison(pilot, app, ["timm-resnet", "finished"])
+        _, rows = table_rows(screen)
+        assert rows["timm-resnet"]["best Acc"] == "0.7000 @2" and rows["timm-resnet"]["status"] == "finished"
+        assert [s.name for s in screen.query_one("#compare-train", SeriesPlot).series] == ["timm-resnet", "finished"] \
+            or len(screen.query_one("#compare-train", SeriesPlot).series) == 2
+        assert dict(screen.rocs.left_out) == {"timm-resnet": "no per-image predictions"}

@@ -111,3 +111,78 @@ def timm_settings(args: dict[str, Any]) -> dict[str, Any]:
             value = str(value)
         flat[SETTING_NAMES.get(str(key), f"timm.{key}")] = value
     return flat
+
+
+def timm_config(args: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """timm's arguments in the sections of a run's config (the settings the app filters and compares by)."""
+    config: dict[str, dict[str, Any]] = {}
+    for name, value in timm_settings(args).items():
+        section, key = name.split(".", 1)
+        config.setdefault(section, {})[key] = value
+    return config
+
+
+def timm_events(run: TimmRun) -> list:
+    """The run as the events the workbench's engine would have written: the one fold (RunState) reads it."""
+    from engine.contract.protocol import EpochEnded, RunFinished, RunStarted, Validated
+
+    config = timm_config(run.args)
+    config.setdefault("train", {})["best_metric"] = best = (
+        "auc" if any("auc" in m for m in run.metrics.values()) else "accuracy")
+    events: list = [RunStarted(seq=1, run_id=run.root.name, config=config, model=str(run.args.get("model", "")),
+                               device="timm train.py (read-only)", epochs=len(run.epochs), steps_per_epoch=0,
+                               num_train=0, num_val=0)]
+    best_value = None
+    for epoch in run.epochs:
+        if epoch in run.train_loss:
+            events.append(EpochEnded(seq=len(events) + 1, epoch=epoch - 1, train_loss=run.train_loss[epoch],
+                                     duration_s=0.0, images_per_sec=0.0))
+        metrics = run.metrics.get(epoch, {})
+        value = metrics.get(best)
+        is_best = value is not None and (best_value is None or value > best_value)
+        best_value = value if is_best else best_value
+        events.append(Validated(seq=len(events) + 1, epoch=epoch, metrics=dict(metrics), num_images=0,
+                                best_metric=best, is_best=is_best))
+    events.append(RunFinished(seq=len(events) + 1, status="completed", epochs_completed=len(run.epochs)))
+    return events
+
+
+class TimmFollower:
+    """A timm output folder followed like a run folder (``poll``, ``state``, ``problem``), read again whenever
+    its summary.csv changes (timm appends a row per epoch)."""
+
+    def __init__(self, folder: Path | str):
+        from engine.contract.runstate import RunState
+        from engine.contract.runstore import RunPaths
+
+        self.paths = RunPaths(Path(folder))
+        self.state = RunState(run_id=self.paths.root.name)
+        self.problem: str | None = None
+        self._seen: float | None = None
+
+    def poll(self) -> list:
+        from engine.contract.runstate import RunState
+
+        try:
+            mtime = (self.paths.root / SUMMARY).stat().st_mtime
+        except OSError as exc:
+            self.problem = f"{self.paths.root / SUMMARY}: {exc.strerror or exc}"
+            return []
+        if mtime == self._seen:
+            return []
+        self._seen = mtime
+        try:
+            events = timm_events(read_timm_run(self.paths.root))
+        except FfdvError as exc:
+            self.problem = str(exc)
+            return []
+        self.problem = None
+        self.state = RunState(run_id=self.paths.root.name)
+        self.state.apply(events)
+        try:  # timm writes args.yaml at the start and summary.csv after each epoch: the run's span
+            self.state.started_at = min((self.paths.root / ARGS).stat().st_mtime, mtime)
+        except OSError:
+            self.state.started_at = mtime
+        self.state.finished = dict(self.state.finished or {}, time=mtime)
+        self.state.last_time = mtime
+        return events
