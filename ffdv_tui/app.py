@@ -215,7 +215,7 @@ class FfdvApp(App[str]):
             self.notify("Mark two runs or more with space (a marks every run shown), then m compares them.",
                         severity="warning")
             return
-        self.push_screen(CompareScreen([r.paths.root for r in runs]))
+        self.push_screen(CompareScreen(runs))
 
     def resume_run_named(self, name: str) -> None:
         if name in self.runs:

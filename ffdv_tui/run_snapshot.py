@@ -15,8 +15,9 @@ from typing import Any
 from engine.contract.launch import Exit
 from engine.contract.runstate import RunState
 from engine.contract.runstore import RunPaths
-from engine.contract.runsummary import LOWER_IS_BETTER, NOT_SETTINGS, flatten
+from engine.contract.runsummary import LOWER_IS_BETTER, NOT_METRICS, NOT_SETTINGS, RunSummary, flatten, inside
 from engine.contract.status import LIVE_STATUSES, RunStatus
+from engine.contract.timm_run import is_timm_run
 
 WARNINGS_SHOWN = 2
 
@@ -72,6 +73,8 @@ class RunSnapshot:
     newer_protocol: int | None = None
     problem: str | None = None  # the run folder is damaged: why
     settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # flat: {"optim.lr": 0.001}
+    epoch_losses: Mapping[int, float] = field(default_factory=lambda: MappingProxyType({}))  # epoch -> mean train loss
+    predictions: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))  # epoch -> path in the folder
 
     @property
     def is_live(self) -> bool:
@@ -101,6 +104,22 @@ class RunSnapshot:
             leaky_validation=str(state.leaky_validation),
             last_error=str(_field(state.errors[-1], "message", "")) if state.errors else None,
             newer_protocol=state.newer_protocol, problem=problem, settings=_settings(config),
+            epoch_losses=_frozen(state.epoch_losses), predictions=_frozen(state.predictions),
+        )
+
+    def summary(self) -> RunSummary:
+        """The run as a comparison reads it (``engine.contract.runsummary``), from what the watcher already folded:
+        opening a comparison replays no event log."""
+        metrics = {v.epoch: {k: float(x) for k, x in v.metrics.items()
+                             if type(x) in (int, float) and x == x and k not in NOT_METRICS} for v in self.validations}
+        root = self.paths.root
+        timm = is_timm_run(root)
+        return RunSummary(
+            name=self.name, root=root, kind="timm" if timm else "ffdv", status=str(self.status), settings=self.settings,
+            epochs=tuple(sorted(metrics)), metrics=metrics, train_loss=self.epoch_losses,
+            images_per_epoch=self.num_train, steps_per_epoch=self.steps_per_epoch, images_per_sec=self.images_per_sec,
+            duration=self.duration, started_at=self.started_at, best_metric=self.best_metric, best_epoch=self.best_epoch,
+            predictions={e: root / p for e, p in self.predictions.items() if isinstance(p, str) and inside(root, p)},
         )
 
     @property

@@ -7,7 +7,6 @@ the tests hold it to scikit-learn's own output. scikit-learn is not a dependency
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,13 @@ class Roc:
     tpr: np.ndarray
     thresholds: np.ndarray
 
+    def sampled(self, points: int = 400, lowest: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+        """The curve at FPR 0 and ``points`` FPRs spaced evenly on a log axis from ``lowest`` to 1 (the best TPR
+        at each): what a plot of a 147k-image curve needs, in a few hundred points."""
+        xs = np.r_[0.0, np.logspace(np.log10(lowest), 0.0, points)]
+        index = np.searchsorted(self.fpr, xs, side="right") - 1
+        return xs, self.tpr[np.clip(index, 0, None)]
+
     def tpr_at(self, fpr: float) -> float:
         """The best TPR whose FPR does not exceed ``fpr`` (the competition's reading of the curve)."""
         allowed = self.tpr[self.fpr <= fpr]
@@ -35,14 +41,14 @@ class Roc:
 class Predictions:
     """One validation's per-image predictions: names, targets (1 = fake) and scores."""
 
-    names: tuple[str, ...]
+    names: np.ndarray  # of str
     targets: np.ndarray
     scores: np.ndarray
 
     @property
     def split_key(self) -> str:
         """Which images were judged (a digest of their sorted names): the same key, the same validation split."""
-        digest = hashlib.sha1("\n".join(sorted(self.names)).encode("utf-8", "replace"))
+        digest = hashlib.sha1("\n".join(np.sort(self.names.astype(str)).tolist()).encode("utf-8", "replace"))
         return digest.hexdigest()[:16]
 
 
@@ -68,27 +74,30 @@ def roc_curve(targets: np.ndarray, scores: np.ndarray, drop_intermediate: bool =
 
 
 def read_predictions(path: Path | str) -> Predictions:
-    """A run's ``predictions/epoch-NNN.csv`` (img_name, target, score, ...); a damaged one names its line."""
+    """A run's ``predictions/epoch-NNN.csv`` (img_name, target, score, ...); a damaged one names its line.
+
+    pandas' C reader: an FFDI validation (147k rows) in a fraction of a second, where the csv module took seconds.
+    """
+    import pandas as pd
+
     path = Path(path)
-    names: list[str] = []
-    targets: list[int] = []
-    scores: list[float] = []
     try:
-        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-            reader = csv.DictReader(handle)
-            missing = {"img_name", "target", "score"} - set(reader.fieldnames or ())
-            if missing:
-                raise FfdvError(f"{path}: line 1: the header lacks {', '.join(sorted(missing))}. "
-                                "Fix: a predictions file has img_name,target,score columns.")
-            for number, row in enumerate(reader, 2):
-                try:
-                    target, score = int(row["target"]), float(row["score"])
-                except (TypeError, ValueError):
-                    raise FfdvError(f"{path}: line {number}: target and score must be numbers. "
-                                    "Fix: rewrite the file, or delete it and evaluate the checkpoint again.") from None
-                names.append(row["img_name"] or "")
-                targets.append(target)
-                scores.append(score)
+        frame = pd.read_csv(path, dtype={"img_name": object}, keep_default_na=False, low_memory=False)
     except OSError as exc:
         raise FfdvError(f"{path}: cannot read the predictions ({exc.strerror or exc}).") from None
-    return Predictions(tuple(names), np.asarray(targets, dtype=np.int8), np.asarray(scores, dtype=np.float64))
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise FfdvError(f"{path}: not a predictions table ({reason}). "
+                        "Fix: delete it and evaluate the checkpoint again.") from None
+    missing = {"img_name", "target", "score"} - set(frame.columns)
+    if missing:
+        raise FfdvError(f"{path}: line 1: the header lacks {', '.join(sorted(missing))}. "
+                        "Fix: a predictions file has img_name,target,score columns.")
+    targets = pd.to_numeric(frame["target"], errors="coerce")
+    scores = pd.to_numeric(frame["score"], errors="coerce")
+    bad = (targets.isna() | scores.isna()).to_numpy().nonzero()[0]
+    if bad.size:
+        raise FfdvError(f"{path}: line {int(bad[0]) + 2}: target and score must be numbers. "
+                        "Fix: rewrite the file, or delete it and evaluate the checkpoint again.")
+    return Predictions(frame["img_name"].to_numpy(dtype=object), targets.to_numpy(dtype=np.int8),
+                       scores.to_numpy(dtype=np.float64))

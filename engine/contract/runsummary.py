@@ -104,7 +104,7 @@ def _numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if type(v) in (int, float) and v == v and k not in NOT_METRICS}
 
 
-def _inside(root: Path, relative: str) -> bool:
+def inside(root: Path, relative: str) -> bool:
     """A path from the event log stays inside its run folder (a forged ``../`` is not followed)."""
     try:
         return (root / relative).resolve().is_relative_to(root.resolve())
@@ -127,7 +127,7 @@ def summarize_ffdv(root: Path) -> RunSummary:
     settings = read_settings(paths.config) or {k: v for k, v in flatten(state.config).items()
                                                if not k.startswith(NOT_SETTINGS)}
     metrics = {epoch: _numbers(v.get("metrics", {})) for epoch, v in sorted(state.validations.items())}
-    predictions = {epoch: root / rel for epoch, rel in state.predictions.items() if _inside(root, rel)}
+    predictions = {epoch: root / rel for epoch, rel in state.predictions.items() if inside(root, rel)}
     for csv_path in paths.predictions.glob("epoch-*.csv") if not predictions else ():
         digits = csv_path.stem.removeprefix("epoch-")
         if digits.isdigit():

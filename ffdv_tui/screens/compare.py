@@ -2,15 +2,14 @@
 
 Each run keeps one colour everywhere on the screen (legend, table, every plot). The runs are
 read from their folders in a worker (``engine.contract.runsummary``, the same as ``ffdv
-compare``), so a comparison of live runs shows them as of the moment it opened. The table
+compare``, built from the snapshots the watcher already folded: no log is read again), so a comparison of
+live runs shows them as of the moment it opened. The table
 shows only the settings that differ; ``b`` pins the row's run as the baseline (the others
 become differences from it, and the ROC curves overlaid are those on its validation split);
 ``s`` sorts by the column under the cursor; ``x`` switches the curves between epochs and images seen.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
@@ -23,8 +22,9 @@ from textual.widgets import DataTable, Header, Static
 
 from engine.contract.compare import Comparison, RocSet, better_is_lower, compare, compare_table, roc_set
 from engine.contract.errors import FfdvError
-from engine.contract.runsummary import RunSummary, summarize
+from engine.contract.runsummary import RunSummary
 from engine.contract.text import printable
+from ffdv_tui.run_snapshot import RunSnapshot
 from ffdv_tui.widgets.compare_plots import RocPlot, Series, SeriesPlot
 from ffdv_tui.widgets.key_bar import KeyBar
 
@@ -80,9 +80,9 @@ class CompareScreen(Screen):
             super().__init__()
             self.error = error
 
-    def __init__(self, roots: list[Path]) -> None:
+    def __init__(self, runs: list[RunSnapshot]) -> None:
         super().__init__()
-        self.roots = list(roots)
+        self.runs = list(runs)  # frozen snapshots: the worker reads them
         self.comparison: Comparison | None = None
         self.rocs: RocSet | None = None
         self.colours: dict[str, tuple[int, int, int]] = {}
@@ -106,7 +106,7 @@ class CompareScreen(Screen):
         yield KeyBar()
 
     def on_mount(self) -> None:
-        self.app.sub_title = f"compare · {len(self.roots)} runs"
+        self.app.sub_title = f"compare · {len(self.runs)} runs"
         self.query_one("#compare-table", DataTable).border_title = "runs"
         self._load()
 
@@ -118,7 +118,7 @@ class CompareScreen(Screen):
     @work(thread=True, exclusive=True, group="compare-load")
     def _load(self) -> None:
         try:
-            comparison = compare([summarize(root) for root in self.roots])
+            comparison = compare([run.summary() for run in self.runs])
             self.post_message(self.Loaded(comparison, roc_set(comparison)))
         except (FfdvError, OSError) as exc:
             self.post_message(self.Failed(str(exc)))
@@ -181,7 +181,7 @@ class CompareScreen(Screen):
 
     def _show_rocs(self, rocs: RocSet) -> None:
         self.rocs = rocs
-        series = tuple(Series(name, tuple(roc.fpr.tolist()), tuple(roc.tpr.tolist()), self.colours[name])
+        series = tuple(Series(name, *(tuple(a.tolist()) for a in roc.sampled()), self.colours[name])
                        for name, roc in rocs.curves)
         self.query_one("#compare-roc", RocPlot).show(series, empty="no per-image predictions")
         notes = Text()
