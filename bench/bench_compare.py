@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -79,19 +80,19 @@ def make_runs(root: Path, count: int, epochs: int, images: int) -> list[Path]:
     return folders
 
 
-def headless(folders: list[Path]) -> float:
+def headless(folders: list[Path]) -> tuple[float, float]:
     from engine.contract.compare import compare, compare_table, roc_set
     from engine.contract.runsummary import summarize
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     comparison = compare([summarize(f) for f in folders])
     compare_table(comparison)
     rocs = roc_set(comparison)
     assert len(rocs.curves) == len(folders), rocs.left_out
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-async def in_app(runs: Path, count: int) -> float:
+async def in_app(runs: Path, count: int) -> tuple[float, float]:
     from pilot_helpers import make_app, wait_until
 
     from ffdv_tui.screens.compare import CompareScreen
@@ -101,12 +102,19 @@ async def in_app(runs: Path, count: int) -> float:
         await wait_until(pilot, lambda: app.main.listed and len(app.main.runs) == count, 300, "every run read")
         await pilot.press("a")
         await wait_until(pilot, lambda: len(app.main.marked) == count, 30, "all marked")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         await pilot.press("m")
         await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.loaded, 300, "loaded")
         await pilot.pause(0)  # the frame with everything drawn
         await pilot.wait_for_scheduled_animations()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
+
+
+def report(what: str, runs: list[tuple[float, float]]) -> None:
+    """Wall-clock time (what a busy machine stretches) and the process's CPU time (the work done, all threads)."""
+    wall, cpu = [w for w, _ in runs], [c for _, c in runs]
+    print(f"{what}: median {statistics.median(wall):.2f}s wall, {statistics.median(cpu):.2f}s CPU "
+          f"(each: {', '.join(f'{w:.2f}/{c:.2f}' for w, c in runs)})")
 
 
 def main() -> int:
@@ -122,10 +130,10 @@ def main() -> int:
         folders = make_runs(runs, args.runs, args.epochs, args.images)
         print(f"made {args.runs} runs of {args.epochs} epochs ({args.images:,} predictions each) "
               f"in {time.perf_counter() - started:.1f}s")
-        times = [headless(folders) for _ in range(args.repeat)]
-        print(f"headless (summaries, table, ROC): median {statistics.median(times):.2f}s of {times}")
-        times = [asyncio.run(in_app(runs, args.runs)) for _ in range(args.repeat)]
-        print(f"app, m to the comparison drawn: median {statistics.median(times):.2f}s of {[round(t, 2) for t in times]}")
+        print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        report("headless (summaries, table, ROC)", [headless(folders) for _ in range(args.repeat)])
+        report("app, m to the comparison drawn", [asyncio.run(in_app(runs, args.runs)) for _ in range(args.repeat)])
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
     return 0
 
 
