@@ -36,7 +36,7 @@ def _hparam(value):
 
 
 def write_run(writer_class, run: RunSummary, folder: Path) -> Path:
-    target = folder / run.name
+    target = folder / (run.name if run.name not in ("", ".", "..") and "/" not in run.name else "run")
     writer = writer_class(log_dir=str(target))
     try:
         if run.kind == "ffdv" and (run.root / "events.jsonl").is_file():

@@ -169,3 +169,22 @@ async def test_a_timm_output_folder_is_listed_and_compared(tmp_path: Path):
         assert [s.name for s in screen.query_one("#compare-train", SeriesPlot).series] == ["timm-resnet", "finished"] \
             or len(screen.query_one("#compare-train", SeriesPlot).series) == 2
         assert dict(screen.rocs.left_out) == {"timm-resnet": "no per-image predictions"}
+
+
+async def test_names_and_settings_are_data_never_markup(tmp_path: Path):
+    runs = install_fixture_runs(tmp_path / "runs")
+    evil = "[red]evil[b]x"
+    shutil.copytree(runs / "finished", runs / evil)
+    events = runs / evil / "events.jsonl"  # the settings the engine ran with, as its first event says
+    events.write_text(events.read_text().replace('"run":{"runs"', '"extra":{"[b]key[/b]":"[link=x]v[/link]\\u001b[2J"},'
+                                                                  '"run":{"runs"', 1))
+    app = make_app(runs, images="none")
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_until_listed(pilot, app)
+        screen = await open_comparison(pilot, app, [evil, "finished"])
+        columns, rows = table_rows(screen)
+        assert "extra.[b]key[/b]" in columns
+        row = next(r for name, r in rows.items() if name == evil)
+        assert row["run"] == evil
+        assert row["extra.[b]key[/b]"].startswith("[link=x]v[/link]") and "\x1b" not in row["extra.[b]key[/b]"]
+        assert evil in rendered(screen.query_one("#compare-legend"))

@@ -134,7 +134,7 @@ def summarize_ffdv(root: Path) -> RunSummary:
             predictions[int(digits)] = csv_path
     best = paths.checkpoints / "best.safetensors"
     return RunSummary(
-        name=root.name, root=root, kind="ffdv", status=str(run_status(paths, state)), settings=settings,
+        name=root.resolve().name, root=root, kind="ffdv", status=str(run_status(paths, state)), settings=settings,
         epochs=tuple(metrics), metrics=metrics, train_loss=dict(state.epoch_losses), images_per_epoch=state.num_train,
         steps_per_epoch=state.steps_per_epoch, images_per_sec=state.images_per_sec, duration=state.duration,
         started_at=state.started_at,
@@ -151,7 +151,7 @@ def summarize_timm(root: Path) -> RunSummary:
     except OSError:
         started = duration = None
     return RunSummary(
-        name=root.name, root=root, kind="timm", status="finished", settings=timm_settings(run.args),
+        name=root.resolve().name, root=root, kind="timm", status="finished", settings=timm_settings(run.args),
         epochs=run.epochs, metrics=run.metrics, train_loss=run.train_loss, started_at=started, duration=duration,
         best_metric="auc" if any("auc" in m for m in run.metrics.values()) else "accuracy",
         checkpoint=run.best_checkpoint,
