@@ -76,6 +76,11 @@ RECIPES: dict[str, tuple[dict, str]] = {
                     "only the residuals, not the content"),
     "native+srm": ({"data": {"crop": "native", "eval_grid": 3}},
                    "the default on native crops: SRM residuals at full resolution, 3 x 3 grid evaluation"),
+    "pseudo-fakes": ({"data": {"pseudo_fakes": 0.5}},
+                     "the default with self-blended pseudo-fakes: half of the real training images become fakes each "
+                     "epoch, blended with a changed copy of themselves under a soft mask (data.pseudo_fakes = 0.5)"),
+    "pseudo-fakes+strong": ({"data": {"pseudo_fakes": 0.5, "augment": "strong"}},
+                            "pseudo-fakes with forgery-aware augmentation (colour, blur, JPEG re-compression)"),
 }
 COLUMNS = ("recipe", "val_auc", "test_auc_unseen_sources", "test_auc_unseen_family", "minutes")
 

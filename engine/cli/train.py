@@ -24,6 +24,8 @@ TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
     ("--eval-reduce", "data.eval_reduce", str, "native crops: an image's score is the mean or max of its crops'"),
     ("--workers", "data.workers", int, "data loader processes (-1: one per core, at most 8)"),
     ("--on-bad-image", "data.on_bad_image", str, "unreadable image: skip (default) or fail"),
+    ("--pseudo-fakes", "data.pseudo_fakes", float, "share of real training images turned into self-blended fakes "
+     "each epoch, 0 to 1 (0: off)"),
     ("--model", "model.name", str, "any timm model name"),
     ("--pretrained", "model.pretrained", str, "weights file (.safetensors or state dict), or 'hub'"),
     ("--stem", "model.stem", str, "srm (default: fixed SRM high-pass residuals), rgb (the image) or rgb+srm (both)"),
@@ -83,6 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.contract.launch import engine_alive
     from engine.contract.runstore import RunPaths, create_run_dir
     from engine.data.dataset import training_splits
+    from engine.data.self_blend import check_pseudo_fakes
     from engine.models import check_model_name
 
     overrides = cli_overrides(args)
@@ -99,7 +102,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                   "from the beginning in the same folder.", file=sys.stderr)
         return _start(paths, config, resume=True, detach=args.detach)
     config = resolve(load_config(args.config, overrides))
-    training_splits(config.data.root)  # a broken label file stops us before a run folder exists
+    train, _ = training_splits(config.data.root)  # a broken label file stops us before a run folder exists
+    check_pseudo_fakes(config.data.pseudo_fakes, train)
     check_model_name(config.model.name)
     if config.dist.node_rank > 0:
         return _join(config, args.detach)
