@@ -157,6 +157,8 @@ class MainScreen(RunChoice, Screen):
         run_list = self.query_one(RunList)
         run_list.runs = tuple(runs)
         run_list.selected = self.selected
+        if self.filter_text:
+            self.show_list_title(len(runs))  # runs come and go while a filter is on: its count follows
         if not runs and not self._complete:
             self.query_one("#empty", Static).update(Text(f"Reading the runs in {printable(self.runs_dir)}/ …"))
         elif not runs:

@@ -44,14 +44,20 @@ class RunChoice:
             self.select_run(runs[0].name)
         else:
             run_list.selected = self.selected
+        self.show_list_title(len(runs))
+
+    def show_list_title(self, shown: int) -> None:
+        """The list's title: how many runs the filter shows, the order, the marks (set only when it changed)."""
         title = Text("runs")
         if self.filter_text:
-            title.append(f" {len(runs)}/{len(self.runs)} · {printable(self.filter_text, 40)}")
+            title.append(f" {shown}/{len(self.runs)} · {printable(self.filter_text, 40)}")
         if self.sort != SORTS[0]:
             title.append(f" · by {self.sort}")
         if self.marked:
             title.append(f" · {len(self.marked)} marked", style="magenta")
-        run_list.border_title = title
+        run_list = self.query_one(RunList)
+        if str(run_list.border_title) != title.plain:
+            run_list.border_title = title
 
     def set_filter(self, text: str) -> str | None:
         """Filter the list by ``text``; returns why it cannot be read (the list is then left as it was)."""
