@@ -143,3 +143,10 @@ def test_ffdv_compare_prints_the_table(runs: Path, capsys):
 def test_ffdv_compare_bad_input(runs: Path, capsys, argv, message):
     assert main([str(runs) if a == "RUNS" else a for a in argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_ffdv_runs_lists_a_timm_folder(runs: Path, capsys):
+    write_timm_folder(runs / "timm-resnet")
+    assert main(["runs", "--runs", str(runs)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if "timm-re" in line)  # cut to 80 columns
+    assert "finished" in line and "accuracy 0.7000" in line and "3/3" in line
