@@ -106,7 +106,7 @@ def build_parts(config: Config, paths: RunPaths, dist: DistContext) -> TrainingP
 
 def build_loaders(cfg: Config, train_split: Split, val_split: Split, spec: ImageSpec, device: DeviceSetup,
                   dist: DistContext) -> Loaders:
-    workers = resolve_workers(cfg)
+    workers = resolve_workers(cfg.data.workers)
     pin = device.is_cuda
     nice = device.loader_niceness
     transform, decode = train_transform(spec, cfg.data.augment)

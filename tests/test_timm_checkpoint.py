@@ -12,10 +12,10 @@ import pytest
 import timm
 import torch
 
+from engine.checkpoint_loading import inference_setup, load_checkpoint
 from engine.cli import main
 from engine.contract.errors import CheckpointError
 from engine.models import read_checkpoint
-from engine.predict import inference_setup, load_checkpoint
 
 
 def train_py_checkpoint(path: Path, args: argparse.Namespace | None = None, **extra) -> torch.nn.Module:

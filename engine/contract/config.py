@@ -350,9 +350,10 @@ def resolve(config: Config) -> Config:
     return config
 
 
-def resolve_workers(config: Config) -> int:
-    if config.data.workers >= 0:
-        return config.data.workers
+def resolve_workers(workers: int) -> int:
+    """Data loader processes from ``data.workers`` or ``--workers``: -1 is one per usable core, at most 8."""
+    if workers >= 0:
+        return workers
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 

@@ -126,7 +126,7 @@ def summarize_ffdv(root: Path) -> RunSummary:
     state = load_run(root)
     settings = read_settings(paths.config) or {k: v for k, v in flatten(state.config).items()
                                                if not k.startswith(NOT_SETTINGS)}
-    metrics = {epoch: _numbers(v.get("metrics", {})) for epoch, v in sorted(state.validations.items())}
+    metrics = {epoch: _numbers(v.metrics) for epoch, v in sorted(state.validations.items())}
     predictions = {epoch: root / rel for epoch, rel in state.predictions.items() if inside(root, rel)}
     for csv_path in paths.predictions.glob("epoch-*.csv") if not predictions else ():
         digits = csv_path.stem.removeprefix("epoch-")

@@ -55,6 +55,14 @@ def is_timm_run(folder: Path) -> bool:
     return (folder / SUMMARY).is_file() and (folder / ARGS).is_file() and not (folder / "config.toml").exists()
 
 
+def timm_folders(runs_root: Path | str) -> list[Path]:
+    """The timm output folders in a runs folder, by name; none when it is missing or cannot be read."""
+    try:
+        return sorted(folder for folder in Path(runs_root).iterdir() if is_timm_run(folder))
+    except OSError:
+        return []
+
+
 def _number(text: str | None) -> float | None:
     try:
         value = float(text) if text not in (None, "") else None
@@ -183,6 +191,7 @@ class TimmFollower:
             self.state.started_at = min((self.paths.root / ARGS).stat().st_mtime, mtime)
         except OSError:
             self.state.started_at = mtime
-        self.state.finished = dict(self.state.finished or {}, time=mtime)
+        if self.state.finished is not None:
+            self.state.finished.time = mtime
         self.state.last_time = mtime
         return events

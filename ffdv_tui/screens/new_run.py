@@ -175,28 +175,25 @@ class NewRunScreen(DialogScreen[str | None]):
         Binding("ctrl+s", "start", "Start", priority=True),
     ]
 
+    @dataclass
     class Checked(Message):
         """A field's check that ran in a worker is done (``error`` or ``note``)."""
 
-        def __init__(self, field: str, error: str | None, note: str | None, checked: str | None = None) -> None:
-            super().__init__()
-            self.field = field
-            self.error = error
-            self.note = note
-            self.checked = checked  # the text that was checked; a newer one makes this answer stale
+        field: str
+        error: str | None
+        note: str | None
+        checked: str | None = None  # the text that was checked; a newer one makes this answer stale
 
+    @dataclass
     class ModelsLoaded(Message):
-        def __init__(self, names: list[str]) -> None:
-            super().__init__()
-            self.names = names
+        names: list[str]
 
+    @dataclass
     class Started(Message):
         """The run's engine was started (``name``), or could not be (``error``)."""
 
-        def __init__(self, name: str | None, error: str | None = None) -> None:
-            super().__init__()
-            self.name = name
-            self.error = error
+        name: str | None
+        error: str | None = None
 
     def __init__(self, defaults: Config, runs_dir: Path, model_names: Callable[[], list[str]],
                  start_run: Callable[[Config, int], str], gpus_available: int) -> None:
