@@ -208,6 +208,16 @@ class FfdvApp(App[str]):
         from ffdv_tui.screens.queue import QueueScreen
 
         self.push_screen(QueueScreen(Path(self.runs_dir)))
+    def action_compare(self) -> None:
+        """The marked runs side by side (one marked run: with the selected one)."""
+        from ffdv_tui.screens.compare import CompareScreen
+
+        runs = self.main.compared_runs()
+        if len(runs) < 2:
+            self.notify("Mark two runs or more with space (a marks every run shown), then m compares them.",
+                        severity="warning")
+            return
+        self.push_screen(CompareScreen(runs))
 
     def resume_run_named(self, name: str) -> None:
         if name in self.runs:

@@ -208,6 +208,8 @@ SCREENS = {  # the first column of the workbench page's keys table: the screen i
     "checkpoints (`k`)": "ffdv_tui.screens.checkpoints:CheckpointsScreen",
     "matrix": "ffdv_tui.screens.matrix:MatrixScreen",
     "queue (`u`)": "ffdv_tui.screens.queue:QueueScreen",
+    "comparison (`m`)": "ffdv_tui.screens.compare:CompareScreen",
+    "runs filter (`/`)": "ffdv_tui.screens.filter:FilterScreen",
     "new-run form": "ffdv_tui.screens.new_run:NewRunScreen",
     "evaluate / submission form": "ffdv_tui.screens.job:JobScreen",
     "evaluation matrix form": "ffdv_tui.screens.matrix_form:MatrixFormScreen",
