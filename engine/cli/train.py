@@ -23,6 +23,8 @@ TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
     ("--eval-reduce", "data.eval_reduce", str, "native crops: an image's score is the mean or max of its crops'"),
     ("--workers", "data.workers", int, "data loader processes (-1: one per core, at most 8)"),
     ("--on-bad-image", "data.on_bad_image", str, "unreadable image: skip (default) or fail"),
+    ("--pseudo-fakes", "data.pseudo_fakes", float, "share of real training images turned into self-blended fakes "
+     "each epoch, 0 to 1 (0: off)"),
     ("--model", "model.name", str, "any timm model name"),
     ("--pretrained", "model.pretrained", str, "weights file (.safetensors or state dict), or 'hub'"),
     ("--stem", "model.stem", str, "srm (default: fixed SRM high-pass residuals), rgb (the image) or rgb+srm (both)"),

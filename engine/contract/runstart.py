@@ -18,6 +18,7 @@ from engine.contract.launch import engine_alive, launch_run
 from engine.contract.runstate import load_run
 from engine.contract.runstore import RunPaths, create_run_dir
 from engine.data.dataset import training_splits
+from engine.data.self_blend import check_pseudo_fakes
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ def nothing_to_resume(paths: RunPaths) -> str:
 def create_run(config: Config, runs_dir: Path | str | None = None) -> RunPaths:
     """The run folder with its resolved config.toml; the label files are checked before it exists."""
     config = resolve(config)
-    training_splits(config.data.root)  # a broken label file stops us before a run folder exists
+    train, _ = training_splits(config.data.root)  # a broken label file stops us before a run folder exists
+    check_pseudo_fakes(config.data.pseudo_fakes, train)
     if runs_dir is not None:
         config.run.runs = str(runs_dir)
     paths = create_run_dir(config.run.runs, config.run.name or None, default_stem=config.model.name)

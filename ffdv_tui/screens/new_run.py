@@ -53,6 +53,7 @@ FIELD_HELP = {
     "schedule": "cosine with warmup, step, or constant learning rate",
     "augment": "none; light: flip, random resized crop; strong: + colour jitter, blur, JPEG re-compression",
     "stem": "srm: the backbone sees fixed high-pass residuals (generalises best here); rgb: the image; rgb+srm: both",
+    "pseudo_fakes": "share of real images blended with a changed copy of themselves into fakes each epoch (0: off)",
     "amp": "auto: bf16 on CUDA, off elsewhere; bf16; fp16; off",
     "pretrained": "empty: from scratch; a .safetensors/.pth weights file; hub: timm's download (needs internet)",
     "gpus": "processes on this machine, one per GPU, through torchrun",
@@ -71,6 +72,7 @@ FIELDS = [
     Field("schedule", "Schedule", "optim.schedule", choices=SCHEDULES),
     Field("augment", "Augmentation", "data.augment", choices=AUGMENT_PRESETS),
     Field("stem", "Input filter", "model.stem", choices=STEMS),
+    Field("pseudo_fakes", "Pseudo-fakes", "data.pseudo_fakes", float),
     Field("amp", "Mixed precision", "train.amp", choices=AMP_MODES),
     Field("pretrained", "Pretrained file", "model.pretrained"),
     Field("gpus", "GPUs", None, int),
@@ -85,7 +87,7 @@ def default_values(config: Config) -> dict[str, str]:
         "epochs": str(config.train.epochs), "batch_size": str(config.train.batch_size),
         "lr": "auto" if not config.optim.lr else repr(config.optim.lr), "optimizer": config.optim.optimizer,
         "schedule": config.optim.schedule, "augment": config.data.augment, "stem": config.model.stem,
-        "amp": config.train.amp,
+        "pseudo_fakes": repr(config.data.pseudo_fakes), "amp": config.train.amp,
         "pretrained": config.model.pretrained, "gpus": str(config.dist.nproc_per_node), "name": config.run.name,
     }
 
