@@ -1,4 +1,4 @@
-"""``ffdv``: the engine without the app (train, evaluate, predict, scan, models).
+"""``ffdv``: the engine without the app (train, evaluate, predict, explain, scan, models).
 
 One module per command group; each adds its sub-parsers and names their handlers
 (``add_commands``). Every input problem a user can fix ends the command with a
@@ -11,13 +11,13 @@ import argparse
 import sys
 
 from engine import __version__
-from engine.cli import data, judge, models, runs, train
+from engine.cli import data, explain, judge, models, runs, train
 from engine.cli.common import ERROR_LIMIT, json_line
 from engine.contract.errors import FfdvError
 from engine.contract.jobs import JobFailed
 from engine.contract.text import printable
 
-COMMAND_GROUPS = (train, runs, judge, data, models)
+COMMAND_GROUPS = (train, runs, judge, explain, data, models)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

@@ -72,6 +72,19 @@ class MatrixResult(JobMessage):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExplainResult(JobMessage):
+    """Class-activation maps written: ``csv`` (img_name,target,score,map,overlay; files relative to ``out_dir``)."""
+
+    kind: ClassVar[str] = "explain"
+    out_dir: str
+    csv: str
+    method: str
+    layer: str
+    explained: int
+    unreadable: dict[str, str] = field(default_factory=dict)  # image name -> why it could not be decoded
+
+
+@dataclass(frozen=True, kw_only=True)
 class JobFailed(JobMessage):
     """The job ended with an input problem; ``message`` says which file and the fix."""
 
@@ -80,8 +93,8 @@ class JobFailed(JobMessage):
 
 
 JOB_TYPES: dict[str, type[JobMessage]] = {cls.kind: cls for cls in (JobProgress, EvaluationResult, SubmissionResult,
-                                                                      MatrixResult, JobFailed)}
-JobResult = EvaluationResult | SubmissionResult | MatrixResult
+                                                                      MatrixResult, ExplainResult, JobFailed)}
+JobResult = EvaluationResult | SubmissionResult | MatrixResult | ExplainResult
 _SKIP = frozenset({"extra", "problems"})
 _BASE_KEYS = {"v", "kind"}
 
