@@ -20,6 +20,7 @@ import pandas as pd
 
 from engine.contract.jobs import (
     EvaluationResult,
+    ExplainResult,
     JobFailed,
     JobProgress,
     JobResult,
@@ -146,7 +147,7 @@ def run_engine_job(args: list[str], on_progress: Callable[[int, int], None] | No
             message = decode_job_message(line)
             if isinstance(message, JobProgress) and on_progress is not None:
                 on_progress(message.done, message.total)
-            elif isinstance(message, (EvaluationResult, SubmissionResult, MatrixResult)):
+            elif isinstance(message, (EvaluationResult, SubmissionResult, MatrixResult, ExplainResult)):
                 result = message
             elif isinstance(message, JobFailed):
                 error = message.message

@@ -22,6 +22,7 @@ from textual.widgets import Button, Header, Input, Label, Select, Static
 
 from engine.contract.fmt import fmt_metric
 from engine.contract.text import plain_text, printable
+from ffdv_tui.explain_maps import checkpoint_for
 from ffdv_tui.predictions import (
     FILTERS,
     SORTS,
@@ -32,6 +33,7 @@ from ffdv_tui.predictions import (
     load_predictions,
     prediction_files,
 )
+from ffdv_tui.widgets.explained_preview import ExplainedPreview
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
 from ffdv_tui.widgets.key_bar import KeyBar
@@ -54,6 +56,7 @@ class PredictionSource:
     files: dict[int, Path]  # epoch (or 0 for an evaluation) -> CSV
     images: Path | None  # the folder the img_names are in
     run_dir: Path | None = None  # for the score history over epochs
+    checkpoint: Path | None = None  # what made an evaluation's predictions (a run's come from its checkpoints)
 
 
 def run_source(run_dir: Path, data_root: str) -> PredictionSource:
@@ -76,6 +79,8 @@ class PredictionsScreen(Screen):
         Binding("t", "focus('#threshold')", "Threshold"),
         Binding("e", "eer", "At EER"),
         Binding("f", "next_filter", "Next filter"),
+        Binding("m", "toggle_map", "Map", tooltip="Flip the preview between the image and where the model looks "
+                "for fake (Grad-CAM, computed by the engine once per checkpoint and image)"),
     ]
 
     class Loaded(Message):
@@ -126,7 +131,7 @@ class PredictionsScreen(Screen):
         yield Static(id="pred-metrics")
         with Horizontal(id="pred-body"):
             yield FrameTable(COLUMNS, id="pred-table", classes="pane")
-            yield ImagePreview(self.images_mode, id="preview", classes="pane")
+            yield ExplainedPreview(self.images_mode, self._checkpoint, id="preview", classes="pane")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -231,6 +236,13 @@ class PredictionsScreen(Screen):
             self.notify("The EER needs both real and fake images.", severity="warning")
             return
         self.query_one("#threshold", Input).value = f"{threshold:.4f}"
+
+    def _checkpoint(self) -> Path | None:
+        epoch = self.query_one("#epoch", Select).value
+        return checkpoint_for(self.source.run_dir, epoch if isinstance(epoch, int) else None, self.source.checkpoint)
+
+    def action_toggle_map(self) -> None:
+        self.query_one(ExplainedPreview).toggle_map()
 
     def action_next_filter(self) -> None:
         select = self.query_one("#filter", Select)

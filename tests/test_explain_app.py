@@ -1,0 +1,108 @@
+"""The predictions screen's map: m flips the preview between the image and its Grad-CAM, computed by an engine job,
+kept per checkpoint and image, recomputed when the checkpoint changes, and explained when there is no map."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from pilot_helpers import make_app, wait_until
+from safetensors.torch import save_file
+from test_tui_screens import open_predictions, runs  # noqa: F401  (the runs fixture)
+
+from engine.models import build_network
+from ffdv_tui.explain_maps import MapCache, MapKey, checkpoint_for, compute_maps, map_key
+from ffdv_tui.widgets.explained_preview import ExplainedPreview
+
+MAP_TIMEOUT = 240.0  # an engine job: python, torch and timm start, then one small map (seconds on a free machine)
+
+
+def write_weights(checkpoints: Path, name: str = "epoch-003", seed: int = 0) -> Path:
+    """Random resnet10t weights under a fixture sidecar (resnet10t, 128 px)."""
+    torch.manual_seed(seed)
+    net = build_network("resnet10t", pretrained=False)
+    path = checkpoints / f"{name}.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    return path
+
+
+def picture_of(preview: ExplainedPreview):
+    return preview.query_one("#picture").image
+
+
+@pytest.mark.slow
+async def test_m_flips_between_the_image_and_its_map(runs: Path):  # noqa: F811
+    weights = write_weights(runs / "finished" / "checkpoints")
+    app = make_app(runs)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await open_predictions(pilot, app)
+        preview = screen.query_one(ExplainedPreview)
+        await wait_until(pilot, lambda: picture_of(preview) is not None, 30, "the image")
+        image = picture_of(preview)
+        started = time.monotonic()
+        await pilot.press("m")
+        assert preview.showing_map and preview.map_status.startswith("computing the map of epoch-003")
+        await wait_until(pilot, lambda: preview.map_status.startswith("map:"), MAP_TIMEOUT, "the first map")
+        print(f"time to the first map: {time.monotonic() - started:.1f}s")
+        overlay = picture_of(preview)
+        assert overlay is not None and overlay is not image
+        await pilot.press("m")  # back to the image: from the thumbnail cache, at once
+        assert not preview.showing_map and picture_of(preview) is image and preview.map_status == ""
+        await pilot.press("m")  # and to the map again: from the map cache, at once, no job
+        assert preview.map_status.startswith("map:") and picture_of(preview) is overlay
+        await pilot.press("m")
+        later = time.time_ns() + 5_000_000_000
+        os.utime(weights, ns=(later, later))  # the checkpoint changed: its old map must not be shown
+        await pilot.press("m")
+        assert preview.map_status.startswith("computing") and picture_of(preview) is None
+        await wait_until(pilot, lambda: preview.map_status.startswith("map:"), MAP_TIMEOUT, "the recomputed map")
+        assert len([k for k in preview.maps._items if isinstance(k, MapKey)]) == 2
+
+
+async def test_without_a_checkpoint_the_map_says_why(runs: Path):  # noqa: F811
+    app = make_app(runs)  # the fixture runs keep sidecars only, no weights
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await open_predictions(pilot, app)
+        preview = screen.query_one(ExplainedPreview)
+        await pilot.press("m")
+        await wait_until(pilot, lambda: "no checkpoint" in preview.map_status, 10, "the reason")
+        assert preview.query_one("#map-status").display
+
+
+def test_the_checkpoint_of_a_validation(tmp_path: Path):
+    folder = tmp_path / "run" / "checkpoints"
+    folder.mkdir(parents=True)
+    assert checkpoint_for(folder.parent, 2) is None
+    (folder / "best.safetensors").write_bytes(b"x")
+    assert checkpoint_for(folder.parent, 2) == folder / "best.safetensors"
+    (folder / "epoch-002.safetensors").write_bytes(b"xy")
+    assert checkpoint_for(folder.parent, 2) == folder / "epoch-002.safetensors"
+    assert checkpoint_for(None, 0, tmp_path / "c.safetensors") == tmp_path / "c.safetensors"
+    image = tmp_path / "a.jpg"
+    first = map_key(folder / "epoch-002.safetensors", image)
+    (folder / "epoch-002.safetensors").write_bytes(b"xyz")
+    assert map_key(folder / "epoch-002.safetensors", image) != first
+    assert isinstance(map_key(folder / "gone.safetensors", image), str)
+
+
+@pytest.mark.slow
+def test_one_job_explains_good_images_and_names_a_bad_one(tmp_path: Path):
+    data = tmp_path / "valset"
+    data.mkdir()
+    Image.new("RGB", (90, 60), (120, 30, 200)).save(data / "good.png")
+    (data / "bad.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "valset_label.txt").write_text("img_name,target\ngood.png,1\nbad.jpg,0\n")
+    checkpoints = tmp_path / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    weights = write_weights(checkpoints, "epoch-001")
+    sidecar = Path(__file__).parent / "fixtures" / "runs" / "finished" / "checkpoints" / "epoch-003.json"
+    (checkpoints / "epoch-001.json").write_text(sidecar.read_text())
+    keys = [map_key(weights, data / "good.png"), map_key(weights, data / "bad.jpg")]
+    cache = MapCache()
+    items = compute_maps(weights, keys, cache.folder)
+    assert isinstance(items[keys[0]], Image.Image) and items[keys[0]].size == (90, 60)
+    assert isinstance(items[keys[1]], str) and items[keys[1]].startswith("bad.jpg: ")
