@@ -16,7 +16,7 @@ from test_tui_screens import open_predictions, runs  # noqa: F401  (the runs fix
 
 from engine.models import build_network
 from ffdv_tui.explain_maps import MapCache, MapKey, checkpoint_for, compute_maps, map_key
-from ffdv_tui.widgets.explained_preview import ExplainedPreview
+from ffdv_tui.widgets.explained_preview import ExplainedPreview, spectrum_picture
 
 MAP_TIMEOUT = 240.0  # an engine job: python, torch and timm start, then one small map (seconds on a free machine)
 
@@ -46,20 +46,20 @@ async def test_m_flips_between_the_image_and_its_map(runs: Path):  # noqa: F811
         started = time.monotonic()
         await pilot.press("m")
         assert preview.showing_map and preview.map_status.startswith("computing the map of epoch-003")
-        await wait_until(pilot, lambda: preview.map_status.startswith("map:"), MAP_TIMEOUT, "the first map")
+        await wait_until(pilot, lambda: preview.map_status.startswith("map ·"), MAP_TIMEOUT, "the first map")
         print(f"time to the first map: {time.monotonic() - started:.1f}s")
         overlay = picture_of(preview)
         assert overlay is not None and overlay is not image
         await pilot.press("m")  # back to the image: from the thumbnail cache, at once
         assert not preview.showing_map and picture_of(preview) is image and preview.map_status == ""
         await pilot.press("m")  # and to the map again: from the map cache, at once, no job
-        assert preview.map_status.startswith("map:") and picture_of(preview) is overlay
+        assert preview.map_status.startswith("map ·") and picture_of(preview) is overlay
         await pilot.press("m")
         later = time.time_ns() + 5_000_000_000
         os.utime(weights, ns=(later, later))  # the checkpoint changed: its old map must not be shown
         await pilot.press("m")
         assert preview.map_status.startswith("computing") and picture_of(preview) is None
-        await wait_until(pilot, lambda: preview.map_status.startswith("map:"), MAP_TIMEOUT, "the recomputed map")
+        await wait_until(pilot, lambda: preview.map_status.startswith("map ·"), MAP_TIMEOUT, "the recomputed map")
         assert len([k for k in preview.maps._items if isinstance(k, MapKey)]) == 2
 
 
@@ -106,3 +106,25 @@ def test_one_job_explains_good_images_and_names_a_bad_one(tmp_path: Path):
     items = compute_maps(weights, keys, cache.folder)
     assert isinstance(items[keys[0]], Image.Image) and items[keys[0]].size == (90, 60)
     assert isinstance(items[keys[1]], str) and items[keys[1]].startswith("bad.jpg: ")
+
+
+async def test_p_flips_between_the_image_and_its_spectrum(runs: Path):  # noqa: F811
+    app = make_app(runs)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await open_predictions(pilot, app)
+        preview = screen.query_one(ExplainedPreview)
+        await wait_until(pilot, lambda: picture_of(preview) is not None, 30, "the image")
+        image = picture_of(preview)
+        await pilot.press("p")
+        await wait_until(pilot, lambda: preview.map_status.startswith("spectrum ·"), 30, "the spectrum")
+        spectrum = picture_of(preview)
+        assert spectrum is not None and spectrum is not image and spectrum.size == (256, 256)
+        await pilot.press("p")
+        assert preview.view == "image" and picture_of(preview) is image and not preview.query_one("#map-status").display
+        await pilot.press("p")  # kept: at once
+        assert picture_of(preview) is spectrum
+
+
+def test_a_spectrum_of_an_undecodable_image_says_why(tmp_path: Path):
+    (tmp_path / "x.jpg").write_bytes(b"nope")
+    assert spectrum_picture(tmp_path / "x.jpg").startswith("x.jpg: ")

@@ -81,6 +81,8 @@ class PredictionsScreen(Screen):
         Binding("f", "next_filter", "Next filter"),
         Binding("m", "toggle_map", "Map", tooltip="Flip the preview between the image and where the model looks "
                 "for fake (Grad-CAM, computed by the engine once per checkpoint and image)"),
+        Binding("p", "toggle_spectrum", "Spectrum", tooltip="Flip the preview between the image and the "
+                "log-magnitude spectrum of its high-pass residual (up-sampling grids show as peaks)"),
     ]
 
     class Loaded(Message):
@@ -243,6 +245,9 @@ class PredictionsScreen(Screen):
 
     def action_toggle_map(self) -> None:
         self.query_one(ExplainedPreview).toggle_map()
+
+    def action_toggle_spectrum(self) -> None:
+        self.query_one(ExplainedPreview).toggle_spectrum()
 
     def action_next_filter(self) -> None:
         select = self.query_one("#filter", Select)
