@@ -24,6 +24,8 @@ TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
     ("--eval-reduce", "data.eval_reduce", str, "native crops: an image's score is the mean or max of its crops'"),
     ("--workers", "data.workers", int, "data loader processes (-1: one per core, at most 8)"),
     ("--on-bad-image", "data.on_bad_image", str, "unreadable image: skip (default) or fail"),
+    ("--sample-weights", "data.sample_weights", str, "CSV of img_name[,weight] (e.g. from `ffdv hard`): those training "
+     "images are drawn weight times per epoch (default 2)"),
     ("--model", "model.name", str, "any timm model name"),
     ("--pretrained", "model.pretrained", str, "weights file (.safetensors or state dict), or 'hub'"),
     ("--stem", "model.stem", str, "srm (default: fixed SRM high-pass residuals), rgb (the image) or rgb+srm (both)"),
