@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -128,3 +130,22 @@ async def test_p_flips_between_the_image_and_its_spectrum(runs: Path):  # noqa: 
 def test_a_spectrum_of_an_undecodable_image_says_why(tmp_path: Path):
     (tmp_path / "x.jpg").write_bytes(b"nope")
     assert spectrum_picture(tmp_path / "x.jpg").startswith("x.jpg: ")
+
+
+async def test_h_shows_the_score_histogram_of_each_class(runs: Path):  # noqa: F811
+    from ffdv_tui.screens.score_histogram import ScoreHistogramScreen
+    from ffdv_tui.widgets.score_histogram import ScoreHistogram
+
+    frame = pd.read_csv(runs / "finished" / "predictions" / "epoch-003.csv")
+    app = make_app(runs)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await open_predictions(pilot, app)
+        await pilot.press("h")
+        await wait_until(pilot, lambda: isinstance(app.screen, ScoreHistogramScreen), 10, "the histogram")
+        counts = app.screen.query_one(ScoreHistogram).counts
+        for value, name in ((0, "real"), (1, "fake")):
+            expected = np.histogram(frame.loc[frame["target"] == value, "score"], np.linspace(0, 1, 21))[0]
+            assert counts[name].tolist() == expected.tolist()
+        assert sum(c.sum() for c in counts.values()) == len(frame)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is screen, 10, "the predictions again")

@@ -83,6 +83,7 @@ class PredictionsScreen(Screen):
                 "for fake (Grad-CAM, computed by the engine once per checkpoint and image)"),
         Binding("p", "toggle_spectrum", "Spectrum", tooltip="Flip the preview between the image and the "
                 "log-magnitude spectrum of its high-pass residual (up-sampling grids show as peaks)"),
+        Binding("h", "histogram", "Histogram", tooltip="The scores of real and fake images, with the threshold"),
     ]
 
     class Loaded(Message):
@@ -248,6 +249,12 @@ class PredictionsScreen(Screen):
 
     def action_toggle_spectrum(self) -> None:
         self.query_one(ExplainedPreview).toggle_spectrum()
+
+    def action_histogram(self) -> None:
+        if self.table_data is not None and self.threshold is not None:
+            from ffdv_tui.screens.score_histogram import ScoreHistogramScreen
+
+            self.app.push_screen(ScoreHistogramScreen(self.table_data.score, self.table_data.target, self.threshold))
 
     def action_next_filter(self) -> None:
         select = self.query_one("#filter", Select)
