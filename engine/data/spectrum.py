@@ -94,14 +94,18 @@ def sample_positions(split: Split, per_class: int, seed: int = 0) -> dict[str, l
 
 
 def class_spectra(split: Split, per_class: int, size: int = SPECTRUM_SIZE, seed: int = 0,
-                  on_progress: Callable[[int, int], None] | None = None) -> ClassSpectra:
-    """Mean residual power spectra of a sample of each class; ``on_progress(done, total)`` after each image."""
+                  on_progress: Callable[[int, int], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> ClassSpectra:
+    """Mean residual power spectra of a sample of each class; ``on_progress(done, total)`` after each image;
+    ``should_stop()`` ends it early (what was summed so far is kept)."""
     chosen = sample_positions(split, per_class, seed)
     total, done = sum(len(v) for v in chosen.values()), 0
     result = ClassSpectra()
     for name, positions in chosen.items():
         acc, n = np.zeros((size, size)), 0
         for i in positions:
+            if should_stop is not None and should_stop():
+                break
             try:
                 acc += power_spectrum(gray_crop(open_rgb(Path(split.folder) / split.names[i]), size))
                 n += 1

@@ -100,6 +100,8 @@ class DatasetScreen(Screen):
         Binding("x", "cancel_scan", "Cancel scan"),
         Binding("r", "rescan", "Rescan"),
         Binding("l", "leakage", "Leakage audit"),
+        Binding("s", "spectra", "Spectra", tooltip="Mean residual spectra of the split's real and fake images, "
+                "their difference and radial power (a sample of 100 per class)"),
         Binding("slash", "focus('#ds-search')", "Search"),
     ]
 
@@ -290,6 +292,14 @@ class DatasetScreen(Screen):
             table.set_frame(issues_frame(report), keep_index=table.index_at(table.cursor_row))
 
     # ------------------------------------------------------------ the leakage audit
+
+    def action_spectra(self) -> None:
+        if self.root is None:
+            return
+        from ffdv_tui.screens.spectrum import SpectrumScreen
+
+        self.app.push_screen(SpectrumScreen(self.root, str(self.query_one("#ds-split", Select).value),
+                                           self.images_mode))
 
     def action_leakage(self) -> None:
         if self.root is None:
