@@ -149,3 +149,33 @@ async def test_h_shows_the_score_histogram_of_each_class(runs: Path):  # noqa: F
         assert sum(c.sum() for c in counts.values()) == len(frame)
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is screen, 10, "the predictions again")
+
+
+async def test_g_opens_the_gallery_and_enter_brings_an_image_back_with_its_map(runs: Path):  # noqa: F811
+    from ffdv_tui.screens.gallery import GalleryScreen
+    from ffdv_tui.widgets.frame_table import FrameTable
+    from ffdv_tui.widgets.gallery_tile import GalleryTile
+
+    app = make_app(runs)
+    async with app.run_test(size=(140, 45)) as pilot:
+        screen = await open_predictions(pilot, app)
+        view = screen._view
+        await pilot.press("g")
+        await wait_until(pilot, lambda: isinstance(app.screen, GalleryScreen) and len(app.screen.query(GalleryTile)),
+                         10, "the gallery")
+        gallery = app.screen
+        tiles = list(gallery.query(GalleryTile))
+        assert len(tiles) == gallery.per_page == 5 * 3  # 140 columns / 26, 45 rows / 12
+        assert [t.image_name for t in tiles] == view["img_name"].astype(str).tolist()[:15]
+        await wait_until(pilot, lambda: tiles[0].query_one(".tile-picture").image is not None, 30, "a thumbnail")
+        await pilot.press("pagedown")
+        await wait_until(pilot, lambda: gallery.page == 1 and gallery.query(GalleryTile).first().image_name
+                         == str(view["img_name"].iloc[15]), 10, "the second page")
+        await pilot.press("right", "down")
+        assert gallery.highlight == 1 + 5
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen is screen, 10, "the predictions again")
+        table = screen.query_one(FrameTable)
+        await wait_until(pilot, lambda: table.index_at(table.cursor_row) == view.index[15 + 6], 10, "the image chosen")
+        preview = screen.query_one(ExplainedPreview)
+        await wait_until(pilot, lambda: preview.showing_map and "no checkpoint" in preview.map_status, 10, "its map")

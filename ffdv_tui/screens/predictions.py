@@ -84,6 +84,8 @@ class PredictionsScreen(Screen):
         Binding("p", "toggle_spectrum", "Spectrum", tooltip="Flip the preview between the image and the "
                 "log-magnitude spectrum of its high-pass residual (up-sampling grids show as peaks)"),
         Binding("h", "histogram", "Histogram", tooltip="The scores of real and fake images, with the threshold"),
+        Binding("g", "gallery", "Gallery", tooltip="The filtered images as a grid of thumbnails; Enter opens one "
+                "here with its map"),
     ]
 
     class Loaded(Message):
@@ -255,6 +257,22 @@ class PredictionsScreen(Screen):
             from ffdv_tui.screens.score_histogram import ScoreHistogramScreen
 
             self.app.push_screen(ScoreHistogramScreen(self.table_data.score, self.table_data.target, self.threshold))
+
+    def action_gallery(self) -> None:
+        if self._view is None or not len(self._view):
+            return
+        from ffdv_tui.screens.gallery import GalleryScreen
+
+        preview = self.query_one(ExplainedPreview)
+        self.app.push_screen(GalleryScreen(self._view, self.source.images, self.images_mode, preview.cache),
+                             self._picked)
+
+    def _picked(self, index) -> None:
+        """Back from the gallery: the chosen image highlighted, its map on."""
+        if index is None or self._view is None:
+            return
+        self.query_one(ExplainedPreview).view = "map"  # drawn when the row's highlight reaches the preview
+        self.query_one(FrameTable).set_frame(self._view, keep_index=index)
 
     def action_next_filter(self) -> None:
         select = self.query_one("#filter", Select)
