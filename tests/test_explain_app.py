@@ -179,3 +179,40 @@ async def test_g_opens_the_gallery_and_enter_brings_an_image_back_with_its_map(r
         await wait_until(pilot, lambda: table.index_at(table.cursor_row) == view.index[15 + 6], 10, "the image chosen")
         preview = screen.query_one(ExplainedPreview)
         await wait_until(pilot, lambda: preview.showing_map and "no checkpoint" in preview.map_status, 10, "its map")
+
+
+async def test_w_filters_hard_examples_and_exports_them(runs: Path):  # noqa: F811
+    from pilot_helpers import static_text
+    from test_tui_screens import shown
+
+    from engine.data.hard_examples import flip_flops, score_table, wrong_since
+    from ffdv_tui.screens.hard_examples import HardExamplesScreen
+    from ffdv_tui.widgets.frame_table import FrameTable
+
+    scores, targets = score_table(runs / "finished")
+    app = make_app(runs)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await open_predictions(pilot, app)
+        table = screen.query_one(FrameTable)
+        await pilot.press("w")
+        await wait_until(pilot, lambda: isinstance(app.screen, HardExamplesScreen), 10, "the dialog")
+        dialog = app.screen
+        await pilot.click("#hard-show")  # since the first epoch (the default)
+        expected = set(wrong_since(scores, targets, 1))
+        await wait_until(pilot, lambda: app.screen is screen and set(shown(screen)) == expected
+                         and table.row_count == len(expected), 10, "only the images wrong since epoch 1")
+        assert "wrong since epoch 1" in static_text(screen.query_one("#pred-metrics"))
+        await pilot.press("w")  # again: every image
+        await wait_until(pilot, lambda: table.row_count == 128, 10, "every image")
+        await pilot.press("w")
+        await wait_until(pilot, lambda: isinstance(app.screen, HardExamplesScreen), 10, "the dialog")
+        dialog = app.screen
+        dialog.query_one("#hard-since").value = ""
+        dialog.query_one("#hard-flips").value = "two"
+        await pilot.click("#hard-export")
+        await wait_until(pilot, lambda: "write it as M/N" in static_text(dialog.query_one("#hard-why")), 10, "why")
+        dialog.query_one("#hard-flips").value = "1/3"
+        await pilot.click("#hard-export")
+        out = runs / "finished" / "hard-examples.csv"
+        await wait_until(pilot, lambda: out.exists(), 10, "the CSV")
+        assert set(pd.read_csv(out, dtype={"img_name": str})["img_name"]) == set(flip_flops(scores, 1, 3))

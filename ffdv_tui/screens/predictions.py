@@ -84,6 +84,8 @@ class PredictionsScreen(Screen):
         Binding("p", "toggle_spectrum", "Spectrum", tooltip="Flip the preview between the image and the "
                 "log-magnitude spectrum of its high-pass residual (up-sampling grids show as peaks)"),
         Binding("h", "histogram", "Histogram", tooltip="The scores of real and fake images, with the threshold"),
+        Binding("w", "hard_examples", "Hard examples", tooltip="Only the images wrong since epoch k or flip-flopping "
+                "(m of the last n validations); export them as CSV. Again: all images"),
         Binding("g", "gallery", "Gallery", tooltip="The filtered images as a grid of thumbnails; Enter opens one "
                 "here with its map"),
     ]
@@ -117,6 +119,7 @@ class PredictionsScreen(Screen):
         self.history = ScoreHistory(source.run_dir) if source.run_dir else None
         self._history_loaded = False
         self._view = None
+        self.hard = None  # a HardChoice: only those images are shown
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -186,11 +189,14 @@ class PredictionsScreen(Screen):
         filter_name = self.query_one("#filter", Select).value
         sort = self.query_one("#sort", Select).value
         search = self.query_one("#search", Input).value.strip()
-        self._compute(self.table_data, threshold, filter_name, sort, search)
+        self._compute(self.table_data, threshold, filter_name, sort, search, self.hard)
 
     @work(thread=True, exclusive=True, group="predictions-view")
-    def _compute(self, table: PredictionTable, threshold: float, filter_name: str, sort: str, search: str) -> None:
+    def _compute(self, table: PredictionTable, threshold: float, filter_name: str, sort: str, search: str,
+                 hard=None) -> None:
         view = table.view(threshold, filter_name, sort, search)
+        if hard is not None:
+            view = view[view["img_name"].astype(str).isin(hard.names)]
         counts = table.counts(threshold)
         confusion = table.confusion(threshold)
         self.post_message(self.Computed(view, counts, confusion, threshold))
@@ -210,7 +216,8 @@ class PredictionsScreen(Screen):
             select.value = current
         c = confusion
         metrics = Text.assemble(
-            (f"{len(view):,} shown", "bold"), f" of {len(self.table_data.frame):,} · at threshold {threshold:.3f}: ",
+            (f"{len(view):,} shown", "bold"), (f" ({self.hard.label}, w: all)" if self.hard else "", "yellow"),
+            f" of {len(self.table_data.frame):,} · at threshold {threshold:.3f}: ",
             f"acc {fmt_metric(c.accuracy)} · prec {fmt_metric(c.precision)} · recall {fmt_metric(c.recall)} · "
             f"F1 {fmt_metric(c.f1)} · ", ("TN", "bold"), f" {c.tn:,} ", ("FP", "bold red"), f" {c.fp:,} ",
             ("FN", "bold red"), f" {c.fn:,} ", ("TP", "bold"), f" {c.tp:,}",
@@ -257,6 +264,24 @@ class PredictionsScreen(Screen):
             from ffdv_tui.screens.score_histogram import ScoreHistogramScreen
 
             self.app.push_screen(ScoreHistogramScreen(self.table_data.score, self.table_data.target, self.threshold))
+
+    def action_hard_examples(self) -> None:
+        if self.hard is not None:  # w again: back to every image
+            self.hard = None
+            self._recompute()
+            return
+        if self.source.run_dir is None or not self.source.files:
+            self.notify("Hard examples come from a run's validations; this is an evaluation.", severity="warning")
+            return
+        from ffdv_tui.screens.hard_examples import HardExamplesScreen
+
+        self.app.push_screen(HardExamplesScreen(self.source.run_dir, self.threshold or 0.5, min(self.source.files)),
+                             self._hard_chosen)
+
+    def _hard_chosen(self, choice) -> None:
+        if choice is not None:
+            self.hard = choice
+            self._recompute()
 
     def action_gallery(self) -> None:
         if self._view is None or not len(self._view):

@@ -28,6 +28,9 @@ class ScoreHistogram(PlotextPlot):
         plt.title(f"fake score by true class · threshold {threshold:.3f}")
         plt.multiple_bar([f"{c:.2f}" for c in centres], [counts["real"].tolist(), counts["fake"].tolist()],
                          labels=["real", "fake"], color=["cyan", "orange"])
-        plt.vertical_line(threshold * len(centres) + 0.5, color="red")
+        bins = len(centres)  # bar i (from 1) covers scores ((i - 1) / bins, i / bins]: score s lies at s * bins + 0.5
+        ticks = [0.0, 0.25, 0.5, 0.75, 1.0]  # fixed: plotext's own choice moves with the figure's size
+        plt.xticks([t * bins + 0.5 for t in ticks], [f"{t:g}" for t in ticks])
+        plt.vertical_line(threshold * bins + 0.5, color="red")
         plt.xlabel("fake score")
         self.refresh()
