@@ -216,3 +216,26 @@ async def test_w_filters_hard_examples_and_exports_them(runs: Path):  # noqa: F8
         out = runs / "finished" / "hard-examples.csv"
         await wait_until(pilot, lambda: out.exists(), 10, "the CSV")
         assert set(pd.read_csv(out, dtype={"img_name": str})["img_name"]) == set(flip_flops(scores, 1, 3))
+
+
+async def test_a_matrix_rows_scores_know_their_checkpoint_for_the_map(tmp_path: Path):
+    from test_tui_matrix import fake_matrix
+    from textual.widgets import DataTable
+
+    from ffdv_tui.app import FfdvApp
+    from ffdv_tui.screens.matrix import MatrixScreen
+    from ffdv_tui.screens.predictions import PredictionsScreen
+
+    folder = fake_matrix(tmp_path / "m", tmp_path)
+    (tmp_path / "runs").mkdir()
+    app = FfdvApp(runs_dir=tmp_path / "runs", data_dir=None, images="none", model_names=lambda: [])
+    async with app.run_test(size=(160, 50)) as pilot:
+        app.push_screen(MatrixScreen(folder, "none"))
+        await wait_until(pilot, lambda: app.screen.query(DataTable) and app.screen.query_one(DataTable).row_count == 3,
+                         10, "three rows")
+        await pilot.press("o")
+        await wait_until(pilot, lambda: isinstance(app.screen, PredictionsScreen), 10, "the predictions screen")
+        assert app.screen.source.checkpoint == Path("/runs/a/checkpoints/best.safetensors")
+        await pilot.press("m")  # that checkpoint does not exist here: the map says so, naming it
+        preview = app.screen.query_one(ExplainedPreview)
+        await wait_until(pilot, lambda: "/runs/a/checkpoints/best.safetensors" in preview.map_status, 10, "the reason")
