@@ -62,3 +62,19 @@ def test_the_command_on_a_recorded_run(tmp_path: Path, capsys):
     assert main(["hard", str(runs / "finished"), "--flip-flops", "two"]) == 2
     assert "write it as M/N" in capsys.readouterr().err
     assert main(["hard", str(tmp_path)]) == 2
+
+
+def test_models_disagree_over_a_matrix(tmp_path: Path):
+    from test_tui_matrix import fake_matrix
+
+    from engine.contract.matrixstore import SCORES
+
+    folder = fake_matrix(tmp_path / "m", tmp_path)
+    scores = pd.read_parquet(folder / SCORES)
+    clean = scores[scores["perturbation"] == "none"].set_index("img_name")
+    expected = set(clean.index[(clean["a"] > 0.5) != (clean["b"] > 0.5)])
+    out = tmp_path / "disagree.csv"
+    assert main(["hard", str(folder), "--disagree", "--out", str(out)]) == 0
+    frame = pd.read_csv(out, dtype={"img_name": str})
+    assert set(frame["img_name"]) == expected and len(expected) > 0
+    assert main(["hard", str(folder), "--disagree", "--perturbation", "nope"]) == 2

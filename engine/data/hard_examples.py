@@ -79,3 +79,33 @@ def write_hard_examples(frame: pd.DataFrame, out: Path) -> Path:
     with atomic_path(out) as tmp:
         frame[COLUMNS].to_csv(tmp, index=False)
     return out
+
+
+def models_disagree(matrix_dir: Path | str, dataset: str | None = None, perturbation: str | None = None,
+                    threshold: float = 0.5) -> pd.DataFrame:
+    """Images of a finished matrix on which its checkpoints (not its ensembles) do not all make the same call:
+    img_name,target,score (the checkpoints' mean),reason, the most split first."""
+    from engine.contract.matrixstore import CLEAN, SCORES, MatrixStoreError, read_summary
+
+    perturbation = perturbation or CLEAN
+
+    try:
+        summary = read_summary(matrix_dir)
+    except MatrixStoreError as exc:
+        raise DataError(str(exc)) from None
+    members = [c["key"] for c in summary.checkpoints if c.get("kind") == "checkpoint"]
+    dataset = dataset or (summary.datasets[0] if summary.datasets else "")
+    if len(members) < 2:
+        raise DataError(f"{summary.folder}: models disagree needs a matrix of two or more checkpoints "
+                        f"(it has {len(members)}).")
+    if dataset not in summary.datasets or perturbation not in summary.perturbations:
+        raise DataError(f"{summary.folder}: no {dataset!r} under {perturbation!r} (it has {', '.join(summary.datasets)}"
+                        f" under {', '.join(summary.perturbations)}). Fix: pass --dataset and --perturbation from them.")
+    frame = pd.read_parquet(summary.folder / SCORES, columns=["dataset", "perturbation", "img_name", "target", *members])
+    frame = frame[(frame["dataset"] == dataset) & (frame["perturbation"] == perturbation)].set_index("img_name")
+    fakes = (frame[members] > threshold).sum(axis=1)
+    split = frame.index[(fakes > 0) & (fakes < len(members))]
+    out = hard_frame(frame[members].mean(axis=1).to_frame(), frame["target"].astype(int), split,
+                     f"models disagree on {dataset} under {perturbation}")
+    balance = (fakes.reindex(out["img_name"]) - len(members) / 2).abs().to_numpy()
+    return out.iloc[balance.argsort(kind="stable")]
