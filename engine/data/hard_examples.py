@@ -101,7 +101,12 @@ def models_disagree(matrix_dir: Path | str, dataset: str | None = None, perturba
     if dataset not in summary.datasets or perturbation not in summary.perturbations:
         raise DataError(f"{summary.folder}: no {dataset!r} under {perturbation!r} (it has {', '.join(summary.datasets)}"
                         f" under {', '.join(summary.perturbations)}). Fix: pass --dataset and --perturbation from them.")
-    frame = pd.read_parquet(summary.folder / SCORES, columns=["dataset", "perturbation", "img_name", "target", *members])
+    try:
+        frame = pd.read_parquet(summary.folder / SCORES,
+                                columns=["dataset", "perturbation", "img_name", "target", *members])
+    except (OSError, ValueError, KeyError, ImportError) as exc:
+        raise DataError(f"{summary.folder / SCORES}: cannot read the checkpoints' scores ({exc}). "
+                        "Fix: run the matrix again (ffdv evaluate keeps its finished cells).") from None
     frame = frame[(frame["dataset"] == dataset) & (frame["perturbation"] == perturbation)].set_index("img_name")
     fakes = (frame[members] > threshold).sum(axis=1)
     split = frame.index[(fakes > 0) & (fakes < len(members))]
