@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from ffdv_tui.checkpoint_catalog import JobError, run_engine_job
+from engine.contract.jobs import JobError, run_engine_job
 
 THUMBNAIL = 384
 CACHE_SIZE = 256
