@@ -49,9 +49,9 @@ def _scores(loaded, split, setup, args):
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from engine.cam import ExplainError, find_target_layer
+    from engine.checkpoint_loading import inference_setup, load_checkpoint
     from engine.data.dataset import resolve_split
     from engine.explain import default_out_dir, explain_split, select_images, write_csv, write_explanation
-    from engine.predict import inference_setup, load_checkpoint
 
     if args.limit < 1:
         raise ExplainError(f"--limit {args.limit}: must be at least 1")
