@@ -212,9 +212,12 @@ async def test_w_filters_hard_examples_and_exports_them(runs: Path):  # noqa: F8
         await pilot.click("#hard-export")
         await wait_until(pilot, lambda: "write it as M/N" in static_text(dialog.query_one("#hard-why")), 10, "why")
         dialog.query_one("#hard-flips").value = "1/3"
+        export = dialog.query_one("#hard-export")
+        await wait_until(pilot, lambda: not export.has_class("-active"), 10, "the button's press to end")  # else ignored
         await pilot.click("#hard-export")
         out = runs / "finished" / "hard-examples.csv"
-        await wait_until(pilot, lambda: out.exists(), 10, "the CSV")
+        await wait_until(pilot, lambda: out.exists(), 10,
+                         f"the CSV ({static_text(dialog.query_one('#hard-why'))!r})")
         assert set(pd.read_csv(out, dtype={"img_name": str})["img_name"]) == set(flip_flops(scores, 1, 3))
 
 
