@@ -43,7 +43,7 @@ def assert_listed(app: FfdvApp, text: str, bindings: list[Binding], where: str) 
                 f"{where}: {key.strip()} ({binding.description}) is not on the keys screen:\n{text}"
 
 
-@pytest.mark.parametrize("key", [None, "v", "d", "k"], ids=["main", "predictions", "dataset", "checkpoints"])
+@pytest.mark.parametrize("key", [None, "v", "d", "k", "u"], ids=["main", "predictions", "dataset", "checkpoints", "queue"])
 async def test_the_keys_screen_lists_every_key_of_the_screen_it_opens_over(tmp_path: Path, key: str | None) -> None:
     runs = install_fixture_runs(tmp_path / "runs")
     app = make_app(runs, images="none")
@@ -87,7 +87,7 @@ def readme_keys() -> set[str]:
 def test_the_readme_keys_table_is_the_main_screens_bindings() -> None:
     list_keys = {"↑", "↓"}  # the run list's own movement
     documented = readme_keys()
-    display = {"question_mark": "?"}
+    display = {"question_mark": "?", "slash": "/"}
     bound = {display.get(k.strip(), k.strip()) for b in own_bindings(MainScreen) + own_bindings(FfdvApp)
              for k in b.key.split(",")} | {FfdvApp.COMMAND_PALETTE_BINDING}
     assert documented - list_keys == bound, (

@@ -61,6 +61,7 @@ class DataConfig:
     workers: int = -1  # -1: one per CPU core, at most 8
     on_bad_image: str = "skip"
     max_image_mpix: float = 100.0  # images above this many megapixels (after JPEG draft reduction) are refused; 0: no limit
+    sample_weights: str = ""  # a CSV of img_name[,weight]: those training images are drawn weight times per epoch (2)
     pseudo_fakes: float = 0.0  # share of real training images blended with a changed copy of themselves into fakes
 
 

@@ -108,6 +108,8 @@ class DatasetScreen(LeakageAuditScreen):
         Binding("x", "cancel_scan", "Cancel scan"),
         Binding("r", "rescan", "Rescan"),
         Binding("l", "leakage", "Leakage audit"),
+        Binding("s", "spectra", "Spectra", tooltip="Mean residual spectra of the split's real and fake images, "
+                "their difference and radial power (a sample of 100 per class)"),
         Binding("slash", "focus('#ds-search')", "Search"),
     ]
 
@@ -198,6 +200,14 @@ class DatasetScreen(LeakageAuditScreen):
         bar = self.query_one("#scan-progress", ProgressBar)
         bar.display = True
         bar.update(total=None, progress=0)
+
+    def action_spectra(self) -> None:
+        if self.root is None:
+            return
+        from ffdv_tui.screens.spectrum import SpectrumScreen
+
+        self.app.push_screen(SpectrumScreen(self.root, str(self.query_one("#ds-split", Select).value),
+                                           self.images_mode))
 
     def action_rescan(self) -> None:
         """Read the label files once: the image table and the scan both use what was read."""

@@ -24,9 +24,11 @@ from engine.contract.protocol import CheckpointSaved, RunError, RunFinished, Run
 from engine.contract.runstore import append_command, new_command_id
 from engine.contract.status import LIVE_STATUSES, RunStatus
 from engine.contract.text import printable
+from ffdv_tui.run_filter import SORTS
 from ffdv_tui.run_snapshot import RunSnapshot
 from ffdv_tui.runs import Answer, RunsUpdate, ordered
 from ffdv_tui.screens.confirm import ConfirmScreen
+from ffdv_tui.screens.run_choice import RunChoice
 from ffdv_tui.widgets.curves import LossPlot, MetricPlot
 from ffdv_tui.widgets.key_bar import KeyBar
 from ffdv_tui.widgets.log_tail import LogTail
@@ -36,10 +38,11 @@ from ffdv_tui.widgets.run_progress import RunProgress
 from ffdv_tui.widgets.steady_header import SteadyHeader
 
 REPAINT_S = 0.25  # header and progress of the selected run
+RUNNER_CHECK_S = 2.0  # is a queue runner alive: a file and /proc read in a thread
 FULL_REPAINT_S = 1.0  # its curves, table and log: a whole frame's work, once a second is plenty
 
 
-class MainScreen(Screen):
+class MainScreen(RunChoice, Screen):
     BINDINGS = [
         Binding("n", "app.new_run", "New run", tooltip="Start a training run (the form)"),
         Binding("p", "pause_resume", "Pause/Resume", tooltip="Pause the selected run, or resume it"),
@@ -50,7 +53,24 @@ class MainScreen(Screen):
         Binding("d", "app.dataset", "Dataset", tooltip="Splits, balance, sizes, a health scan, the images"),
         Binding("k", "app.checkpoints", "Checkpoints",
                 tooltip="Every checkpoint: evaluate, submission, fine-tune, compare"),
+        Binding("u", "app.queue", "Queue",
+                tooltip="The run queue: hold, release, cancel, reorder queued runs; start a queue runner"),
+        # Comparing runs (docs/compare.md); left out of the key bar, listed by ? and the palette.
+        Binding("space", "mark", "Mark", tooltip="Mark the selected run for a comparison (again: unmark)", show=False),
+        Binding("a", "mark_shown", "Mark shown", tooltip="Mark every run the filter shows (again: unmark them)",
+                show=False),
+        Binding("m", "app.compare", "Compare", tooltip="Compare the marked runs: curves, table, ROC", show=False),
+        Binding("slash", "filter", "Filter", tooltip="Filter the runs: a name, a status, auc>0.8, model=resnet*",
+                show=False),
+        Binding("o", "sort", "Sort", tooltip="Sort the runs: newest, best AUC, name (in turn)", show=False),
     ]
+
+    class RunnerChecked(Message):
+        """Whether a queue runner serves the runs folder now."""
+
+        def __init__(self, alive: bool) -> None:
+            super().__init__()
+            self.alive = alive
 
     @dataclass
     class Relaunched(Message):
@@ -72,6 +92,10 @@ class MainScreen(Screen):
         self._complete = False  # the watcher has read every run folder once
         self._last_full = 0.0
         self._mounted = False  # the watcher's first update can come before the widgets exist
+        self.runner_alive = False
+        self.marked: set[str] = set()  # runs marked for a comparison
+        self.filter_text = ""  # the runs list's filter (ffdv_tui.run_filter)
+        self.sort = SORTS[0]
 
     def compose(self) -> ComposeResult:
         yield SteadyHeader()
@@ -92,6 +116,7 @@ class MainScreen(Screen):
         self.query_one("#metrics", MetricsTable).border_title = "validations"
         self.query_one("#log", LogTail).border_title = "engine.log"
         self.set_interval(REPAINT_S, self.repaint)
+        self.set_interval(RUNNER_CHECK_S, self._check_runner)
         self._mounted = True
         self.repaint()  # what the app read before the widgets existed goes into the first frame, not the next
 
@@ -129,7 +154,7 @@ class MainScreen(Screen):
         if not self._dirty and self._listed:
             return
         dirty, self._dirty = self._dirty, set()
-        runs = ordered(self.runs)
+        runs = self.shown(ordered(self.runs))
         if self.selected is None and runs:
             self.selected = runs[0].name
             self.app.follow_closely(self.selected)
@@ -143,6 +168,9 @@ class MainScreen(Screen):
         run_list = self.query_one(RunList)
         run_list.runs = tuple(runs)
         run_list.selected = self.selected
+        self._show_queue()
+        if self.filter_text:
+            self.show_list_title(len(runs))  # runs come and go while a filter is on: its count follows
         if not runs and not self._complete:
             self.query_one("#empty", Static).update(Text(f"Reading the runs in {printable(self.runs_dir)}/ …"))
         elif not runs:
@@ -179,6 +207,29 @@ class MainScreen(Screen):
                 self.query_one(MetricPlot).run = run
                 self.query_one(MetricsTable).run = run
                 self.query_one(LogTail).run = run
+
+    # ------------------------------------------------------------ the queue
+
+    @work(thread=True, exclusive=True, group="runner-check")
+    def _check_runner(self) -> None:
+        from engine.contract.queue_runner import runner_alive
+
+        self.post_message(self.RunnerChecked(runner_alive(self.runs_dir) is not None))
+
+    @on(RunnerChecked)
+    def _runner_checked(self, message: RunnerChecked) -> None:
+        if message.alive != self.runner_alive:
+            self.runner_alive = message.alive
+            self._show_queue()
+
+    def _show_queue(self) -> None:
+        """Under the run list: how many runs wait and whether a queue runner serves them (nothing without a queue)."""
+        waiting = sum(1 for run in self.runs.values() if run.status == RunStatus.QUEUED)
+        parts = ([f"{waiting} queued"] if waiting else []) + (["runner on"] if self.runner_alive else
+                                                              ["no runner: u"] if waiting else [])
+        text, run_list = " · ".join(parts), self.query_one(RunList)
+        if (run_list.border_subtitle or "") != text:  # assigning it redraws the list, even with the same text
+            run_list.border_subtitle = text
 
     # ------------------------------------------------------------ choosing a run
 
