@@ -14,8 +14,9 @@ from pathlib import Path
 
 from engine.contract.config import Config, resolve_workers
 from engine.contract.errors import FfdvError
-from engine.contract.fmt import fmt_duration
+from engine.contract.fmt import fmt_duration, fmt_metric
 from engine.contract.jobs import JobMessage, JobProgress, MatrixResult, SubmissionResult
+from engine.contract.matrixfolder import own_matrix_folder
 from engine.contract.perturbspec import Perturbation, parse_suite
 from engine.contract.text import plain_text, printable
 from engine.data.dataset import resolve_split
@@ -66,6 +67,7 @@ def build_plan(args: argparse.Namespace, setup) -> Plan:
 
 
 def cmd_matrix(args: argparse.Namespace, json_line: Callable[[JobMessage], None]) -> int:
+    import pandas as pd
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
     from rich.progress import Progress as Bar
@@ -77,37 +79,42 @@ def cmd_matrix(args: argparse.Namespace, json_line: Callable[[JobMessage], None]
     out = Path(args.out) if args.out else default_out(plan, args.name or default_name(plan))
     started = time.monotonic()
     console = Console(stderr=args.progress == "json")
-    if args.progress == "json":
-        def show(p: Progress) -> None:
-            json_line(JobProgress(done=p.done, total=p.total, stage=p.stage,
-                                  eta_s=None if p.eta_s is None else round(p.eta_s, 1)))
-
-        json_line(JobProgress(done=0, total=0, stage="loading"))
-        runner = MatrixRunner(plan, setup, out, show)
-        runner.run()
-    else:
-        console.print(plain_text(f"matrix {out}: {len(plan.members)} models x {len(plan.datasets)} datasets x "
-                                 f"{len(plan.perturbations)} perturbations on {setup.describe()}"))
-        with Bar(TextColumn("{task.fields[stage]}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                 console=console, transient=True) as bar:
-            task = bar.add_task("matrix", total=None, stage="")
-
+    with own_matrix_folder(out):  # refuses a folder it does not own, or one another matrix is writing
+        if args.progress == "json":
             def show(p: Progress) -> None:
-                bar.update(task, completed=p.done, total=p.total, stage=printable(p.stage, 60))
+                json_line(JobProgress(done=p.done, total=p.total, stage=p.stage,
+                                      eta_s=None if p.eta_s is None else round(p.eta_s, 1)))
 
+            json_line(JobProgress(done=0, total=0, stage="loading"))
             runner = MatrixRunner(plan, setup, out, show)
             runner.run()
-    report = finish_matrix(runner, time.monotonic() - started)
+        else:
+            console.print(plain_text(f"matrix {out}: {len(plan.members)} models x {len(plan.datasets)} datasets x "
+                                     f"{len(plan.perturbations)} perturbations on {setup.describe()}"))
+            with Bar(TextColumn("{task.fields[stage]}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                     console=console, transient=True) as bar:
+                task = bar.add_task("matrix", total=None, stage="")
+
+                def show(p: Progress) -> None:
+                    bar.update(task, completed=p.done, total=p.total, stage=printable(p.stage, 60))
+
+                runner = MatrixRunner(plan, setup, out, show)
+                runner.run()
+        report = finish_matrix(runner, time.monotonic() - started)
     if args.progress == "json":
         json_line(MatrixResult(matrix_dir=str(out), matrix=report["files"]["matrix"], scores=report["files"]["scores"],
                                rows=report["rows"], reused_cells=len(runner.reused_cells),
                                computed_cells=len(runner.computed_cells)))
         return 0
-    for grid in matrix_tables(read_matrix_csv(out)):
+    table = read_matrix_csv(out)
+    for grid in matrix_tables(table):
         console.print(grid)
-    if runner.greedy:
+    if runner.greedy:  # the table's own number for the soup, so the console and matrix.csv never disagree
+        first = plan.datasets[0].key
+        found = table[(table["model"] == "greedy-soup") & (table["dataset"] == first) & (table["perturbation"] == "none")]
+        auc = fmt_metric(None if found.empty or pd.isna(found["auc"].iloc[0]) else float(found["auc"].iloc[0]))
         console.print(plain_text(f"greedy soup: {' + '.join(runner.greedy['ingredients'])} "
-                                 f"(AUC {runner.greedy['auc']:.4f} on {runner.greedy['validation']})"))
+                                 f"(AUC {auc} on {first} · none)"))
     for key, count in report["unreadable"].items():
         if count:
             print(f"warning: {count} images of {printable(key)} could not be decoded (left out of the metrics)",
@@ -168,7 +175,7 @@ def cmd_predict_ensemble(args: argparse.Namespace, json_line: Callable[[JobMessa
         names = [split.names[i] for i in sorted(result.bad)][:20]
         print(f"warning: {len(result.bad)} images could not be decoded (y_pred {UNDECODABLE_SCORE}): "
               f"{', '.join(printable(n) for n in names)}", file=sys.stderr)
-    what = f"{ensembles[0]} of {len(members)}" if len(args.checkpoint) > 1 else "1 checkpoint"
+    what = f"{ensembles[0]} of {len(args.checkpoint)}" if len(args.checkpoint) > 1 else "1 checkpoint"
     print(f"wrote {out}: {len(split)} rows (img_name,y_pred) from {what}{' with TTA ' + '+'.join(tta) if tta else ''} "
           f"in {time.monotonic() - started:.1f}s")
     return 0
