@@ -38,6 +38,7 @@ from engine.matrix import (
 from engine.predict import UNDECODABLE_SCORE, inference_setup
 
 PREDICT_ENSEMBLES = ("mean", "rank", "soup")
+PIPED_WIDTH = 100_000
 
 
 def _workers(value: int) -> int:
@@ -79,6 +80,8 @@ def cmd_matrix(args: argparse.Namespace, json_line: Callable[[JobMessage], None]
     out = Path(args.out) if args.out else default_out(plan, args.name or default_name(plan))
     started = time.monotonic()
     console = Console(stderr=args.progress == "json")
+    if not console.is_terminal:  # piped or redirected: tables at their natural width, never an AUC split over lines
+        console = Console(stderr=args.progress == "json", width=PIPED_WIDTH)
     with own_matrix_folder(out):  # refuses a folder it does not own, or one another matrix is writing
         if args.progress == "json":
             def show(p: Progress) -> None:

@@ -43,6 +43,8 @@ TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
     ("--device", "train.device", str, "auto, cpu, cuda, cuda:N or mps"),
     ("--amp", "train.amp", str, "mixed precision: auto, bf16, fp16 or off"),
     ("--best-metric", "train.best_metric", str, "metric that picks the best checkpoint (default auc)"),
+    ("--recovery-every-min", "train.recovery_every_min", float,
+     "minutes between mid-epoch recovery checkpoints (default 10; 0: never)"),
     ("--nproc-per-node", "dist.nproc_per_node", int, "processes on this machine, one per GPU (torchrun)"),
     ("--nnodes", "dist.nnodes", int, "machines taking part (the run folder on a shared file system)"),
     ("--node-rank", "dist.node_rank", int, "this machine's number, 0 to nnodes-1 (0 writes the run store)"),
@@ -83,6 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.contract.launch import engine_alive
     from engine.contract.runstore import RunPaths, create_run_dir
     from engine.data.dataset import training_splits
+    from engine.device import check_device
     from engine.models import check_model_name
 
     overrides = cli_overrides(args)
@@ -92,6 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise FfdvError(f"{paths.root}: the run is still running; watch it with `ffdv watch {paths.root}`")
         keep = {k: v for k, v in overrides.items() if k == "train.epochs" or k.startswith("dist.")}
         config = load_config(paths.config, keep)
+        check_device(config)
         training_splits(config.data.root)
         save_config(paths, config)
         if not any(paths.checkpoints.glob("*.state.pt")):
@@ -101,6 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = resolve(load_config(args.config, overrides))
     training_splits(config.data.root)  # a broken label file stops us before a run folder exists
     check_model_name(config.model.name)
+    check_device(config)  # cuda:99, or more processes than GPUs: refused before a run folder exists
     if config.dist.node_rank > 0:
         return _join(config, args.detach)
     paths = create_run_dir(config.run.runs, config.run.name or None, default_stem=config.model.name)

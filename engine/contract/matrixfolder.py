@@ -4,7 +4,7 @@
 ``cells/``; two matrices into one folder mixed their cells. Now a folder is the matrix's when
 it is new or empty (it gets the marker file ``.ffdv-matrix``), when it holds the marker, or
 when it holds only what an older ffdv matrix wrote (``matrix.json`` with its settings, and
-``matrix.csv``, ``scores.parquet``, ``cells/``); anything else is refused with the reason,
+``matrix.csv``, ``scores.parquet``, ``cells/``, the app's ``submissions/``); anything else is refused with the reason,
 before a byte is written. The folder is locked (``flock`` on ``.ffdv-matrix.lock``) while a
 matrix writes it, like a run folder: a second matrix into it is refused, naming the holder.
 Torch-free, so the app can tell a matrix folder from another one.
@@ -24,7 +24,7 @@ from engine.contract.text import printable
 
 MARKER = ".ffdv-matrix"
 LOCK = ".ffdv-matrix.lock"
-LEGACY_ENTRIES = {"matrix.json", "matrix.csv", "scores.parquet", "cells"}
+LEGACY_ENTRIES = {"matrix.json", "matrix.csv", "scores.parquet", "cells", "submissions"}  # submissions: the app's
 _held: dict[str, list[int]] = {}  # resolved folder -> [fd, depth]: re-entrant within this process
 
 
