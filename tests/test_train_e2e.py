@@ -89,7 +89,7 @@ def test_the_model_learns_the_tiny_set(trained: RunPaths) -> None:
 
 
 def test_checkpoint_loads_in_two_lines_and_its_backbone_is_plain_timm(trained: RunPaths) -> None:
-    """As the README shows: build_network(model, stem) takes the default (SRM-stem) checkpoint; behind it, timm's."""
+    """As docs/run-folder.md shows: build_network(model, stem) takes the default (SRM-stem) checkpoint; behind it, timm's."""
     from engine.models import build_network
 
     sidecar = json.loads((trained.checkpoints / "best.json").read_text())

@@ -31,7 +31,7 @@ from engine.data.dataset import Dataset, find_dataset
 from engine.data.hashes import WINDOWS, SplitHashes, cache_dir, folder_key, hash_split
 from engine.data.neighbours import near_pairs
 
-DEFAULT_THRESHOLD = 8  # bits of 64: at most this many differ in a near-copy (see the README's measurements)
+DEFAULT_THRESHOLD = 8  # bits of 64: at most this many differ in a near-copy (docs/datasets.md gives the measured distances)
 WARN_SHARE = 0.05  # a validation split with more near-copies of training images than this is flagged
 CROSSES = (("val", "train"), ("test", "train"), ("test", "val"))  # (query split, base split) compared
 
