@@ -225,7 +225,7 @@ def test_tiny_images_under_wide_blurs_and_crops_are_scored(runs: Path, tmp_path:
     assert len(t) == 13 and (t["unreadable"] == 0).all() and t["auc"].notna().all()
 
 
-def test_an_image_whose_perturbation_fails_is_unreadable_in_that_cell_only(runs: Path, tmp_path: Path,
+def test_an_image_whose_perturbation_fails_is_unreadable_in_that_cell_only(runs: Path, tmp_path: Path, capsys,
                                                                            monkeypatch) -> None:
     import engine.matrix
 
@@ -246,6 +246,7 @@ def test_an_image_whose_perturbation_fails_is_unreadable_in_that_cell_only(runs:
     scores = pd.read_parquet(out / "scores.parquet")
     reason = scores[(scores["perturbation"] == "blur:1") & (scores["unreadable"] != "")]["unreadable"].tolist()
     assert len(reason) == 1 and "blur:1 failed on this image" in reason[0]
+    assert "warning: 1 images of valset could not be perturbed by blur:1" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- specs

@@ -122,12 +122,27 @@ def cmd_matrix(args: argparse.Namespace, json_line: Callable[[JobMessage], None]
         if count:
             print(f"warning: {count} images of {printable(key)} could not be decoded (left out of the metrics)",
                   file=sys.stderr)
+    for (dataset, perturbation), count in perturbation_failures(table).items():
+        print(f"warning: {count} images of {printable(dataset)} could not be perturbed by {printable(perturbation)} "
+              "(unreadable in that cell only; the reasons are in scores.parquet)", file=sys.stderr)
     reused = f", {len(runner.reused_cells)} reused from an earlier run" if runner.reused_cells else ""
     console.print(plain_text(f"{len(runner.computed_cells)} cells scored in {fmt_duration(report['seconds'])}{reused}"))
     for label, path in (("matrix", report["files"]["matrix"]), ("scores", report["files"]["scores"]),
                         ("settings", out / "matrix.json")):
         console.print(plain_text(f"{label}: {path}"))
     return 0
+
+
+def perturbation_failures(table) -> dict[tuple[str, str], int]:
+    """Images a perturbation failed on, per cell: unreadable there beyond the dataset's undecodable ones."""
+    found = {}
+    for dataset, part in table.groupby("dataset", sort=False):
+        clean = int(part[part["perturbation"] == "none"]["unreadable"].max())
+        for perturbation, rows in part.groupby("perturbation", sort=False):
+            extra = int(rows["unreadable"].max()) - clean
+            if extra > 0:
+                found[(str(dataset), str(perturbation))] = extra
+    return found
 
 
 def cmd_predict_ensemble(args: argparse.Namespace, json_line: Callable[[JobMessage], None]) -> int:

@@ -93,7 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         paths = RunPaths(find_run(args.resume, overrides.get("run.runs", "runs")))
         if engine_alive(paths):
             raise FfdvError(f"{paths.root}: the run is still running; watch it with `ffdv watch {paths.root}`")
-        keep = {k: v for k, v in overrides.items() if k == "train.epochs" or k.startswith("dist.")}
+        keep = {k: v for k, v in overrides.items() if k in ("train.epochs", "data.workers") or k.startswith("dist.")}
         config = load_config(paths.config, keep)
         check_device(config)
         training_splits(config.data.root)
