@@ -111,9 +111,10 @@ def _evaluate_one(args: argparse.Namespace) -> int:
     from engine.console import confusion_table, metric_list_table
     from engine.predict import check_output_file, default_evaluation_paths, evaluation_report, write_evaluation
 
+    check_output_file(args.out, "--out")
     if args.out is not None and args.out.suffix.lower() != ".json":  # X.csv: metrics X.json, predictions X.csv
         args.out = args.out.with_suffix(".json")
-    check_output_file(args.out, "--out")
+        check_output_file(args.out, "--out")
     loaded, split, scores, seconds = _score(args, "val")
     report = evaluation_report(loaded, split, scores, seconds)
     out = args.out or default_evaluation_paths(loaded.path, split)
