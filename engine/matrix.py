@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from engine.checkpoint_loading import LoadedCheckpoint, load_checkpoint
 from engine.contract.errors import FfdvError
 from engine.contract.matrixfolder import own_matrix_folder
 from engine.contract.perturbspec import Perturbation
@@ -68,7 +69,7 @@ from engine.matrix_keys import (
 )
 from engine.metrics import detection_metrics
 from engine.perturb import perturb_image, perturbation_seed
-from engine.predict import LoadedCheckpoint, check_finite_scores, load_checkpoint
+from engine.predict import check_finite_scores
 
 FORMAT = 1
 METRICS = ("auc", "ap", "accuracy", "precision", "recall", "f1", "eer", "tpr_at_fpr_1e-3", "loss")

@@ -334,6 +334,17 @@ class SplitProblem:
     message: str
 
 
+def ffdi_label_file(root: Path | str, split: str) -> Path:
+    """An FFDI split's label file: ``trainset_label.txt`` beside ``trainset/``."""
+    return Path(root) / f"{FFDI_SPLITS[split]}_label.txt"
+
+
+def split_folder(root: Path | str, split: str) -> Path | None:
+    """A split's image folder under a dataset root (FFDI's name first, then the image-folder layout's), or None."""
+    root = Path(root)
+    return next((root / n for n in (FFDI_SPLITS[split], *FOLDER_SPLITS[split]) if (root / n).is_dir()), None)
+
+
 def find_dataset(root: Path | str, check_files: bool = True, problems: list[SplitProblem] | None = None) -> Dataset:
     """Recognise the layout of ``root`` and read every split it has.
 
@@ -356,7 +367,7 @@ def find_dataset(root: Path | str, check_files: bool = True, problems: list[Spli
 
     if any((root / f).is_dir() or (root / f"{f}_label.txt").is_file() for f in FFDI_SPLITS.values()):
         for split, folder_name in FFDI_SPLITS.items():
-            folder, label = root / folder_name, root / f"{folder_name}_label.txt"
+            folder, label = root / folder_name, ffdi_label_file(root, split)
             if split != "test":
                 if label.is_file() or folder.is_dir():
                     read(split, folder, label, read_label_file, label, folder, True, check_files, split)
@@ -368,8 +379,8 @@ def find_dataset(root: Path | str, check_files: bool = True, problems: list[Spli
             raise DataError(f"{folder}: expected class folders real/ and fake/ inside. Fix: sort the images into them.")
         return _class_folder_split(split, folder)
 
-    for split, names in FOLDER_SPLITS.items():
-        folder = next((root / n for n in names if (root / n).is_dir()), None)
+    for split in FOLDER_SPLITS:
+        folder = split_folder(root, split)  # FFDI's names are not here: that layout was handled above
         if folder is None:
             continue
         if split == "test":
