@@ -27,6 +27,7 @@ from textual.reactive import Reactive
 from textual.screen import Screen
 
 from engine.contract.config import Config, load_config
+from engine.contract.queue import queued_marker
 from engine.contract.text import printable
 from ffdv_tui.model_names import model_names
 from ffdv_tui.run_snapshot import RunSnapshot
@@ -203,6 +204,10 @@ class FfdvApp(App[str]):
 
         self.push_screen(CheckpointsScreen(self.runs_dir, self.list_models, self.images))
 
+    def action_queue(self) -> None:
+        from ffdv_tui.screens.queue import QueueScreen
+
+        self.push_screen(QueueScreen(Path(self.runs_dir)))
     def action_compare(self) -> None:
         """The marked runs side by side (one marked run: with the selected one)."""
         from ffdv_tui.screens.compare import CompareScreen
@@ -238,11 +243,13 @@ class FfdvApp(App[str]):
         config.run.name = name
         self._push_new_run(config)
 
-    def start_run(self, config: Config, gpus: int = 1) -> str:
-        """Create the run folder and launch its engine (called from the form's worker thread)."""
-        from engine.contract.runstart import start_run  # reads label files with pandas: not for the first frame
+    def start_run(self, config: Config, gpus: int = 1, queued: bool = False) -> str:
+        """Create the run folder and launch its engine, or queue it (called from the form's worker thread)."""
+        from engine.contract.runstart import queue_run, start_run  # reads label files with pandas: not for the first frame
 
         config.dist.nproc_per_node = gpus
+        if queued:
+            return queue_run(config, self.runs_dir).root.name
         return start_run(config, self.runs_dir).name
 
     def action_new_run(self) -> None:
@@ -253,7 +260,8 @@ class FfdvApp(App[str]):
 
         def started(name: str | None) -> None:
             if name:
-                self.notify(f"{printable(name)}: engine started", markup=False)
+                what = "queued" if queued_marker(Path(self.runs_dir) / name).exists() else "engine started"
+                self.notify(f"{printable(name)}: {what}", markup=False)
                 while not isinstance(self.screen, MainScreen) and len(self.screen_stack) > 1:
                     self.pop_screen()
                 self.main.select_run(name, expected=True)

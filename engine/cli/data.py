@@ -43,27 +43,27 @@ def _progress(mode: str) -> Iterator[Callable[[str, int, int], None]]:
 
 def add_commands(sub) -> dict:
     scan = sub.add_parser("scan", help="health scan of a dataset; --leakage: near-copies across its splits")
-    scan.add_argument("data", type=Path, help="dataset folder")
+    scan.add_argument("data", type=Path, metavar="DATA", help="dataset folder")
     scan.add_argument("--leakage", action="store_true",
                       help="find validation and test images with a near-copy in training (perceptual hashes)")
-    scan.add_argument("--threshold", type=int, help="near-copy: at most this many of 64 hash bits differ (default 8)")
-    scan.add_argument("--predictions", type=Path,
+    scan.add_argument("--threshold", type=int, metavar="BITS", help="near-copy: at most this many of 64 hash bits differ (default 8)")
+    scan.add_argument("--predictions", type=Path, metavar="PATH",
                       help="a run folder or its per-image predictions CSV: metrics with and without the near-copies")
-    scan.add_argument("--out", type=Path, help="write leakage.json, leakage_pairs.csv (and unhashable.csv) here")
-    scan.add_argument("--workers", type=int, default=0, help="hashing processes (0: one per core)")
+    scan.add_argument("--out", type=Path, metavar="DIR", help="write leakage.json, leakage_pairs.csv (and unhashable.csv) here")
+    scan.add_argument("--workers", type=int, default=0, metavar="N", help="hashing processes (0: one per core)")
     scan.add_argument("--no-cache", action="store_true", help="hash every image again (the cache is still written)")
     scan.add_argument("--progress", choices=("bar", "json"), default="bar",
                       help="json: one JSON object a line (progress, then the result), for programs such as the app")
 
     split = sub.add_parser("split", help="write a new train/val split where near-duplicates never span two splits")
-    split.add_argument("data", type=Path, help="dataset folder")
+    split.add_argument("data", type=Path, metavar="DATA", help="dataset folder")
     split.add_argument("--by", choices=("hash-group", "cluster"), default="hash-group",
                        help="hash-group: near-copies stay together; cluster: also looser look-alikes (crops of one photo)")
-    split.add_argument("--val", type=float, default=0.2, help="share of the images in the new validation split")
-    split.add_argument("--seed", type=int, default=0)
-    split.add_argument("--threshold", type=int, help="link images whose hashes differ in at most this many bits")
-    split.add_argument("--out", type=Path, help="new dataset folder (label files and links only; default DATA-split)")
-    split.add_argument("--workers", type=int, default=0, help="hashing processes (0: one per core)")
+    split.add_argument("--val", type=float, default=0.2, metavar="SHARE", help="share of the images in the new validation split")
+    split.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the random split")
+    split.add_argument("--threshold", type=int, metavar="BITS", help="link images whose hashes differ in at most this many bits")
+    split.add_argument("--out", type=Path, metavar="DIR", help="new dataset folder (label files and links only; default DATA-split)")
+    split.add_argument("--workers", type=int, default=0, metavar="N", help="hashing processes (0: one per core)")
 
     return {"scan": run_scan, "split": run_split}
 
