@@ -1,4 +1,4 @@
-"""``ffdv``: the engine without the app (train, evaluate, predict, scan, models).
+"""``ffdv``: the engine without the app (train, evaluate, predict, explain, scan, models).
 
 One module per command group; each adds its sub-parsers and names their handlers
 (``add_commands``). Every input problem a user can fix ends the command with a
@@ -11,14 +11,14 @@ import argparse
 import sys
 
 from engine import __version__
-from engine.cli import compare, data, judge, models, queue, runs, train
+from engine.cli import compare, data, explain, hard, judge, models, queue, runs, train
 from engine.cli.common import ERROR_LIMIT, json_line
 from engine.cli.help import polish
 from engine.contract.errors import FfdvError
 from engine.contract.jobs import JobFailed
 from engine.contract.text import printable
 
-COMMAND_GROUPS = (train, runs, queue, compare, judge, data, models)
+COMMAND_GROUPS = (train, runs, queue, compare, judge, explain, hard, data, models)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

@@ -49,7 +49,12 @@ def add_commands(sub) -> dict:
     scan.add_argument("--threshold", type=int, metavar="BITS", help="near-copy: at most this many of 64 hash bits differ (default 8)")
     scan.add_argument("--predictions", type=Path, metavar="PATH",
                       help="a run folder or its per-image predictions CSV: metrics with and without the near-copies")
-    scan.add_argument("--out", type=Path, metavar="DIR", help="write leakage.json, leakage_pairs.csv (and unhashable.csv) here")
+    scan.add_argument("--spectrum", action="store_true",
+                      help="mean residual spectra of real and fake images, their difference and radial profiles")
+    scan.add_argument("--split", help="--spectrum: which split (default train)")
+    scan.add_argument("--sample", type=int, default=200, metavar="N", help="--spectrum: images per class (default 200)")
+    scan.add_argument("--out", type=Path, metavar="DIR", help="write leakage.json, leakage_pairs.csv (and unhashable.csv) "
+                      "here; --spectrum: the spectra (default DATA/spectrum-<split>)")
     scan.add_argument("--workers", type=int, default=0, metavar="N", help="hashing processes (0: one per core)")
     scan.add_argument("--no-cache", action="store_true", help="hash every image again (the cache is still written)")
     scan.add_argument("--progress", choices=("bar", "json"), default="bar",
@@ -148,7 +153,36 @@ def _leakage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spectrum(args: argparse.Namespace) -> int:
+    from engine.contract.errors import DataError
+    from engine.data.dataset import resolve_split
+    from engine.data.spectrum import class_spectra, radial_profile, write_spectra
+
+    if args.sample < 1:
+        raise DataError(f"--sample {args.sample}: must be at least 1 image per class")
+    split = resolve_split(args.data, args.split, None, default_split="train")
+    with _progress(args.progress) as update:
+        result = class_spectra(split, args.sample, on_progress=lambda done, total: update("spectra", done, total))
+    out = args.out or Path(args.data) / f"spectrum-{split.folder.name}"
+    written = write_spectra(result, out)
+    if args.progress == "json":
+        print_json({"result": {"counts": result.counts, "unreadable": result.unreadable, "out": str(out),
+                               "written": [str(p) for p in written]}})
+        return 0
+    for name, power in result.mean_power.items():
+        profile = radial_profile(power)
+        top = len(profile) // 2
+        print(f"{name}: {result.counts[name]} images; high-frequency share of residual power "
+              f"{profile[top:].sum() / max(profile.sum(), 1e-12):.3f}")
+    for name, reason in list(result.unreadable.items())[:20]:
+        print(printable(f"  could not read {name}: {reason}", 500), file=sys.stderr)
+    print(printable(f"wrote {len(written)} files to {out}", 500))
+    return 0
+
+
 def run_scan(args: argparse.Namespace) -> int:
+    if args.spectrum:
+        return _spectrum(args)
     return _leakage(args) if args.leakage else _health(args)
 
 

@@ -11,6 +11,14 @@ from engine.cli.common import json_line
 from engine.contract.jobs import EvaluationResult, JobProgress, SubmissionResult
 from engine.contract.text import plain_text, printable
 
+OUT_HELP = {
+    "evaluate": "one checkpoint on one split: --out NAME writes NAME.json (metrics) and NAME.csv (per-image "
+                "predictions), any other suffix of NAME replaced, so neither overwrites the other; a matrix: a new "
+                "or empty folder that becomes its own (matrix.csv, scores.parquet, matrix.json, cells/). Default: "
+                "evaluations/ of the run",
+    "predict": "the submission CSV (img_name,y_pred); default: submissions/ of the run",
+}
+
 
 def add_commands(sub) -> dict:
     for name, text in (("evaluate", "metrics of a checkpoint on a labelled split"),
@@ -23,7 +31,7 @@ def add_commands(sub) -> dict:
                        else "a split folder, its label file, or a dataset root")
         p.add_argument("--split", metavar="{train,val,test}", help="with a dataset root: the split to read")
         p.add_argument("--labels", type=Path, metavar="FILE", help="label or list file, when it is not beside the folder")
-        p.add_argument("--out", type=Path, metavar="FILE", help="output file (default: in the run folder)")
+        p.add_argument("--out", type=Path, metavar="PATH" if name == "evaluate" else "FILE", help=OUT_HELP[name])
         p.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per batch")
         p.add_argument("--workers", type=int, default=-1, metavar="N",
                        help="data loader processes (-1: one per core, at most 8; 0: in this process)")
@@ -104,6 +112,9 @@ def _evaluate_one(args: argparse.Namespace) -> int:
     from engine.predict import check_output_file, default_evaluation_paths, evaluation_report, write_evaluation
 
     check_output_file(args.out, "--out")
+    if args.out is not None and args.out.suffix.lower() != ".json":  # X.csv: metrics X.json, predictions X.csv
+        args.out = args.out.with_suffix(".json")
+        check_output_file(args.out, "--out")
     loaded, split, scores, seconds = _score(args, "val")
     report = evaluation_report(loaded, split, scores, seconds)
     out = args.out or default_evaluation_paths(loaded.path, split)

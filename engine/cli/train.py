@@ -35,6 +35,8 @@ TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
     ("--eval-reduce", "data.eval_reduce", str, "native crops: an image's score is the mean or max of its crops'"),
     ("--workers", "data.workers", int, "data loader processes (-1: one per core, at most 8)"),
     ("--on-bad-image", "data.on_bad_image", str, "unreadable image: skip (default) or fail"),
+    ("--sample-weights", "data.sample_weights", str, "CSV of img_name[,weight] (e.g. from `ffdv hard`): those training "
+     "images are drawn weight times per epoch (default 2)"),
     ("--pseudo-fakes", "data.pseudo_fakes", float, "share of real training images turned into self-blended fakes "
      "each epoch, 0 to 1 (0: off)"),
     ("--model", "model.name", str, "any timm model name"),
@@ -56,6 +58,8 @@ TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
     ("--device", "train.device", str, "auto, cpu, cuda, cuda:N or mps"),
     ("--amp", "train.amp", str, "mixed precision: auto, bf16, fp16 or off"),
     ("--best-metric", "train.best_metric", str, "metric that picks the best checkpoint (default auc)"),
+    ("--recovery-every-min", "train.recovery_every_min", float,
+     "minutes between mid-epoch recovery checkpoints (default 10; 0: never)"),
     ("--nproc-per-node", "dist.nproc_per_node", int, "processes on this machine, one per GPU (torchrun)"),
     ("--nnodes", "dist.nnodes", int, "machines taking part (the run folder on a shared file system)"),
     ("--node-rank", "dist.node_rank", int, "this machine's number, 0 to nnodes-1 (0 writes the run store)"),
@@ -130,6 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.contract.runstart import create_run, nothing_to_resume, queue_run, resume_run
     from engine.contract.runstore import RunPaths
     from engine.data.dataset import training_splits
+    from engine.device import check_device
     from engine.models import check_model_name
 
     overrides = cli_overrides(args)
@@ -146,6 +151,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_model_name(config.model.name)
         return _join(config, args.detach)
     check_model_name(config.model.name)
+    check_device(config)  # cuda:99, or more processes than GPUs: refused before a run folder exists
     if args.queue:
         paths = queue_run(config)  # checks the label files before the run folder exists
         print(paths.root)

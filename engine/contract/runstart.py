@@ -86,8 +86,9 @@ def resume_run(paths: RunPaths, overrides: dict[str, Any] | None = None) -> Laun
     claim_to_start_now(paths)
     if engine_alive(paths):
         raise FfdvError(f"{paths.root}: the run is still running; watch it with `ffdv watch {paths.root}`")
-    # a resume may change how long the run goes on and where its processes run; nothing else
-    keep = {k: v for k, v in (overrides or {}).items() if k == "train.epochs" or k.startswith("dist.")}
+    # a resume may change how long the run goes on, where its processes run and how many loader processes feed
+    # them (a run moved to a smaller machine: data.workers is capped by its cores); nothing else
+    keep = {k: v for k, v in (overrides or {}).items() if k in ("train.epochs", "data.workers") or k.startswith("dist.")}
     config = load_config(paths.config, keep)
     training_splits(config.data.root)
     save_config(paths, config)

@@ -319,7 +319,7 @@ class CheckpointsScreen(JobRunnerScreen):
             for metric, label in METRIC_LABELS.items():
                 table.add_row(label, fmt_metric(metrics.get(metric)))
             evaluation = PredictionSource(f"{entry.key} on {request.split}", {0: Path(result.predictions)},
-                                          Path(result.images))
+                                          Path(result.images), checkpoint=entry.path)
             note = plain_text(f"metrics: {result.metrics_file}\npress o to open its {metrics.get('count', 0):,} "
                               "predictions", "dim", multiline=True)
             return self.JobDone(Group(table, note), evaluation)

@@ -110,6 +110,8 @@ class DatasetScreen(InputExits, LeakageAuditScreen):
         Binding("x", "cancel_scan", "Cancel scan"),
         Binding("r", "rescan", "Rescan"),
         Binding("l", "leakage", "Leakage audit"),
+        Binding("s", "spectra", "Spectra", tooltip="Mean residual spectra of the split's real and fake images, "
+                "their difference and radial power (a sample of 100 per class)"),
         Binding("slash", "focus('#ds-search')", "Search"),
     ]
 
@@ -210,6 +212,14 @@ class DatasetScreen(InputExits, LeakageAuditScreen):
             bars = self.query("#scan-progress")
             return bool(bars) and bars.first().display
         return True
+
+    def action_spectra(self) -> None:
+        if self.root is None:
+            return
+        from ffdv_tui.screens.spectrum import SpectrumScreen
+
+        self.app.push_screen(SpectrumScreen(self.root, str(self.query_one("#ds-split", Select).value),
+                                           self.images_mode))
 
     def action_rescan(self) -> None:
         """Read the label files once: the image table and the scan both use what was read."""

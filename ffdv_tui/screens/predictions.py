@@ -24,6 +24,9 @@ from textual.widgets import Button, Header, Input, Label, Select, Static
 from engine.contract.fmt import fmt_metric
 from engine.contract.text import plain_text, printable
 from engine.data.dataset import split_folder
+from ffdv_tui.explain_maps import checkpoint_for
+from ffdv_tui.kept_settings import keep
+from ffdv_tui.kept_settings import kept as kept_settings
 from ffdv_tui.predictions import (
     FILTERS,
     SORTS,
@@ -35,6 +38,7 @@ from ffdv_tui.predictions import (
     prediction_files,
 )
 from ffdv_tui.screens.input_exits import InputExits
+from ffdv_tui.widgets.explained_preview import ExplainedPreview
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
 from ffdv_tui.widgets.key_bar import KeyBar
@@ -58,6 +62,7 @@ class PredictionSource:
     files: dict[int, Path]  # epoch (or 0 for an evaluation) -> CSV
     images: Path | None  # the folder the img_names are in
     run_dir: Path | None = None  # for the score history over epochs
+    checkpoint: Path | None = None  # what made an evaluation's predictions (a run's come from its checkpoints)
 
 
 def run_source(run_dir: Path, data_root: str) -> PredictionSource:
@@ -72,6 +77,15 @@ class PredictionsScreen(InputExits, Screen):
         Binding("t", "focus('#threshold')", "Threshold"),
         Binding("e", "eer", "EER threshold"),
         Binding("f", "next_filter", "Filter (the next)"),
+        Binding("m", "toggle_map", "Map", tooltip="Flip the preview between the image and where the model looks "
+                "for fake (Grad-CAM, computed by the engine once per checkpoint and image)"),
+        Binding("p", "toggle_spectrum", "Spectrum", tooltip="Flip the preview between the image and the "
+                "log-magnitude spectrum of its high-pass residual (up-sampling grids show as peaks)"),
+        Binding("h", "histogram", "Histogram", tooltip="The scores of real and fake images, with the threshold"),
+        Binding("w", "hard_examples", "Hard examples", tooltip="Only the images wrong since epoch k or flip-flopping "
+                "(m of the last n validations); export them as CSV. Again: all images"),
+        Binding("g", "gallery", "Gallery", tooltip="The filtered images as a grid of thumbnails; Enter opens one "
+                "here with its map"),
     ]
 
     @dataclass
@@ -102,6 +116,7 @@ class PredictionsScreen(InputExits, Screen):
         self.history = ScoreHistory(source.run_dir) if source.run_dir else None
         self._history_loaded = False
         self._view = None
+        self.hard = None  # a HardChoice: only those images are shown
         self._last_order: tuple | None = None  # filter, sort, search of the rows shown: a new one starts at the top
         self._epochs = list(source.files)
 
@@ -109,20 +124,10 @@ class PredictionsScreen(InputExits, Screen):
     def settings_key(self) -> tuple[str, str]:
         return ("predictions", str(self.source.run_dir or self.source.title))
 
-    @property
-    def kept(self) -> dict:
-        """This run's filter, sort, threshold and search as last left (the app keeps them while it runs)."""
-        return getattr(self.app, "kept_settings", {}).get(self.settings_key, {})
-
-    def _keep(self, **settings) -> None:
-        store = getattr(self.app, "kept_settings", None)
-        if store is not None:
-            store[self.settings_key] = settings
-
     def compose(self) -> ComposeResult:
         yield Header()
         epochs = list(self.source.files)
-        kept = self.kept
+        kept = kept_settings(self.app, self.settings_key)
         with Horizontal(id="pred-controls"):
             yield Select([(f"epoch {e}" if e else "evaluation", e) for e in reversed(epochs)], id="epoch",
                          allow_blank=not epochs, value=epochs[-1] if epochs else Select.NULL, compact=True)
@@ -138,7 +143,7 @@ class PredictionsScreen(InputExits, Screen):
         yield Static(id="pred-metrics")
         with Horizontal(id="pred-body"):
             yield FrameTable(COLUMNS, id="pred-table", classes="pane")
-            yield ImagePreview(self.images_mode, id="preview", classes="pane")
+            yield ExplainedPreview(self.images_mode, self._checkpoint, id="preview", classes="pane")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -213,13 +218,16 @@ class PredictionsScreen(InputExits, Screen):
         filter_name = self.query_one("#filter", Select).value
         sort = self.query_one("#sort", Select).value
         search = self.query_one("#search", Input).value.strip()
-        self._keep(filter=filter_name, sort=sort, threshold=self.query_one("#threshold", Input).value,
-                   search=self.query_one("#search", Input).value)
-        self._compute(self.table_data, threshold, filter_name, sort, search)
+        keep(self.app, self.settings_key, filter=filter_name, sort=sort,
+             threshold=self.query_one("#threshold", Input).value, search=self.query_one("#search", Input).value)
+        self._compute(self.table_data, threshold, filter_name, sort, search, self.hard)
 
     @work(thread=True, exclusive=True, group="predictions-view")
-    def _compute(self, table: PredictionTable, threshold: float, filter_name: str, sort: str, search: str) -> None:
+    def _compute(self, table: PredictionTable, threshold: float, filter_name: str, sort: str, search: str,
+                 hard=None) -> None:
         view = table.view(threshold, filter_name, sort, search)
+        if hard is not None:
+            view = view[view["img_name"].astype(str).isin(hard.names)]
         counts = table.counts(threshold)
         confusion = table.confusion(threshold)
         self.post_message(self.Computed(view, counts, confusion, threshold, (filter_name, sort, search)))
@@ -243,7 +251,8 @@ class PredictionsScreen(InputExits, Screen):
             select.value = current
         c = confusion
         metrics = Text.assemble(
-            (f"{len(view):,} shown", "bold"), f" of {len(self.table_data.frame):,} · at threshold {threshold:.3f}: ",
+            (f"{len(view):,} shown", "bold"), (f" ({self.hard.label}, w: all)" if self.hard else "", "yellow"),
+            f" of {len(self.table_data.frame):,} · at threshold {threshold:.3f}: ",
             f"acc {fmt_metric(c.accuracy)} · prec {fmt_metric(c.precision)} · recall {fmt_metric(c.recall)} · "
             f"F1 {fmt_metric(c.f1)} · ", ("TN", "bold"), f" {c.tn:,} ", ("FP", "bold red"), f" {c.fp:,} ",
             ("FN", "bold red"), f" {c.fn:,} ", ("TP", "bold"), f" {c.tp:,}",
@@ -274,6 +283,56 @@ class PredictionsScreen(InputExits, Screen):
             self.notify("The EER needs both real and fake images.", severity="warning")
             return
         self.query_one("#threshold", Input).value = f"{threshold:.4f}"
+
+    def _checkpoint(self) -> Path | None:
+        epoch = self.query_one("#epoch", Select).value
+        return checkpoint_for(self.source.run_dir, epoch if isinstance(epoch, int) else None, self.source.checkpoint)
+
+    def action_toggle_map(self) -> None:
+        self.query_one(ExplainedPreview).toggle_map()
+
+    def action_toggle_spectrum(self) -> None:
+        self.query_one(ExplainedPreview).toggle_spectrum()
+
+    def action_histogram(self) -> None:
+        if self.table_data is not None and self.threshold is not None:
+            from ffdv_tui.screens.score_histogram import ScoreHistogramScreen
+
+            self.app.push_screen(ScoreHistogramScreen(self.table_data.score, self.table_data.target, self.threshold))
+
+    def action_hard_examples(self) -> None:
+        if self.hard is not None:  # w again: back to every image
+            self.hard = None
+            self._recompute()
+            return
+        if self.source.run_dir is None or not self.source.files:
+            self.notify("Hard examples come from a run's validations; this is an evaluation.", severity="warning")
+            return
+        from ffdv_tui.screens.hard_examples import HardExamplesScreen
+
+        self.app.push_screen(HardExamplesScreen(self.source.run_dir, self.threshold or 0.5, min(self.source.files)),
+                             self._hard_chosen)
+
+    def _hard_chosen(self, choice) -> None:
+        if choice is not None:
+            self.hard = choice
+            self._recompute()
+
+    def action_gallery(self) -> None:
+        if self._view is None or not len(self._view):
+            return
+        from ffdv_tui.screens.gallery import GalleryScreen
+
+        preview = self.query_one(ExplainedPreview)
+        self.app.push_screen(GalleryScreen(self._view, self.source.images, self.images_mode, preview.cache),
+                             self._picked)
+
+    def _picked(self, index) -> None:
+        """Back from the gallery: the chosen image highlighted, its map on."""
+        if index is None or self._view is None:
+            return
+        self.query_one(ExplainedPreview).view = "map"  # drawn when the row's highlight reaches the preview
+        self.query_one(FrameTable).set_frame(self._view, keep_index=index)
 
     def action_next_filter(self) -> None:
         select = self.query_one("#filter", Select)
