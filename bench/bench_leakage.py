@@ -26,7 +26,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "engine"))
 
 from report import report  # noqa: E402
 from test_leakage import PHOTOS, off_centre_crop  # noqa: E402

@@ -1,7 +1,14 @@
-"""Shared fixtures: small generated datasets a tiny model learns in seconds."""
+"""Shared fixtures: small generated datasets a tiny model learns in seconds.
+
+The tests live in folders by what they drive: ``engine/`` (the engine and the CLI), ``app/`` (the
+app with Pilot and snapshots), ``terminal/`` (the app in tmux), ``hostile/`` (fault injection and
+hostile input); the project-wide checks (layering, code shape, docs) stay here. Every folder is on
+``sys.path``, so a test may use another's helpers by module name (``from test_tmux import Tmux``).
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +17,8 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = REPO / "sample_data"
+TEST_FOLDERS = ("engine", "app", "terminal", "hostile")
+sys.path[:0] = [str(Path(__file__).resolve().parent / folder) for folder in TEST_FOLDERS]
 
 
 def synthetic_image(rng: np.random.Generator, fake: int, size: int = 72) -> Image.Image:

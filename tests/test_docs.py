@@ -62,7 +62,7 @@ def is_repository_path(token: str, folders: set[str]) -> bool:
     """Whether a word in backticks names a file or folder of the repository (and so must exist).
 
     It does when it starts with one of the repository's top-level folders (`engine/contract/config.py`,
-    `tests/test_keys.py`, `bench/`) or is a bare source file name (`ARCHITECTURE.md`, `app.tcss`).
+    `tests/app/test_keys.py`, `bench/`) or is a bare source file name (`ARCHITECTURE.md`, `app.tcss`).
     Patterns (`runs/<name>/`, `DATA/...`, `epoch-NNN.csv`), URLs and options are not paths.
     """
     token = token.rstrip(".,:;)")
@@ -232,7 +232,7 @@ def workbench_keys() -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("screen", SCREENS)
 def test_the_workbench_page_lists_every_key_of_each_screen(screen: str) -> None:
-    """Like the README's table for the main screen (tests/test_keys.py): the page says what BINDINGS say."""
+    """Like the README's table for the main screen (tests/app/test_keys.py): the page says what BINDINGS say."""
     import importlib
 
     from test_keys import own_bindings
@@ -251,8 +251,8 @@ def test_the_workbench_keys_table_names_only_known_screens() -> None:
 
 
 @pytest.mark.parametrize(("token", "listed"), [
-    ("engine/contract/config.py", True), ("tests/test_keys.py", True), ("bench/bench_engine.py", True),
-    ("bench/", True), ("ARCHITECTURE.md", True), ("app.tcss", True), ("tests/test_tmux*.py", True),
+    ("engine/contract/config.py", True), ("tests/app/test_keys.py", True), ("bench/bench_engine.py", True),
+    ("bench/", True), ("ARCHITECTURE.md", True), ("app.tcss", True), ("tests/terminal/test_tmux*.py", True),
     ("runs/<name>/", False), ("DATA/...", False), ("runs/r1", False), ("events.jsonl", False),
     ("epoch-NNN.csv", False), ("config.toml", False), ("engine/foo.py", False), ("--data", False),
     ("~/.cache/ffdv", False), ("https://x.org/a.py", False),
@@ -262,7 +262,7 @@ def test_what_counts_as_a_repository_path(token: str, listed: bool) -> None:
 
 
 @pytest.mark.parametrize(("token", "exists"), [
-    ("engine/contract/config.py", True), ("engine/config.py", False), ("tests/test_tmux*.py", True),
+    ("engine/contract/config.py", True), ("engine/config.py", False), ("tests/terminal/test_tmux*.py", True),
     ("tests/test_nothing*.py", False), ("app.tcss", True), ("nowhere.py", False),
 ])
 def test_a_moved_or_misspelt_path_is_found(token: str, exists: bool) -> None:

@@ -1,7 +1,7 @@
 """How ``ffdv --help`` reads: defaults shown, examples under every command, one formatter for all.
 
 Applied once to the whole parser (``polish``) so every command, including those added later,
-follows the same conventions; ``tests/test_cli_help.py`` checks them on every sub-command.
+follows the same conventions; ``tests/engine/test_cli_help.py`` checks them on every sub-command.
 """
 
 from __future__ import annotations

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import install_fixture_runs
 from sklearn.metrics import roc_curve as sk_roc_curve
 
 from engine.cli import main
 from engine.contract.compare import compare, compare_table, roc_set
 from engine.contract.roc import read_predictions, roc_curve
 from engine.contract.runsummary import summarize
-from tests.conftest import install_fixture_runs
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import install_fixture_runs
+from test_compare import write_timm_folder
 
 from engine.cli import main
-from tests.conftest import install_fixture_runs
-from tests.test_compare import write_timm_folder
 
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 

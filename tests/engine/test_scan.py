@@ -13,7 +13,7 @@ from PIL import Image
 
 from engine.data.scan import ScanReport, scan_dataset
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE_DATA = REPO / "sample_data"
 
 

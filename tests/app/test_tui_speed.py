@@ -19,7 +19,7 @@ from ffdv_tui.screens.help import HelpScreen
 from ffdv_tui.widgets.key_bar import KeyBar
 from ffdv_tui.widgets.run_list import RunList
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIXTURE_NAMES = {"crashed", "finished", "stopped"}
 
 
