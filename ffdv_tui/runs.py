@@ -76,7 +76,7 @@ def ordered(runs: Mapping[str, RunSnapshot]) -> list[RunSnapshot]:
 
 
 class RunsModel:
-    def __init__(self, runs_dir: Path | str, log_lines: int = 12):
+    def __init__(self, runs_dir: Path | str, log_lines: int = 400):
         self.runs_dir = Path(runs_dir)
         self.runs: dict[str, RunEntry] = {}
         self.snapshots: dict[str, RunSnapshot] = {}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import install_fixture_runs, install_fixture_weights
-from pilot_helpers import make_app, pick_run, screen_lines, static_text, wait_for_runs, wait_until
+from pilot_helpers import make_app, pick_run, rendered, screen_lines, static_text, wait_for_runs, wait_until
 from test_leakage import photos  # noqa: F401 (a fixture)
 from textual.widgets import Input, Select, Static
 
@@ -375,3 +375,48 @@ async def test_the_leakage_pairs_have_labels_and_the_unhashable_images_are_liste
         unhashable = [row for row in rows if row["other_split"] == "unhashable"]
         assert [row["name"] for row in unhashable] == ["other10.jpg"]
         assert "1 image not hashed" in str(pairs.border_title)
+
+
+# ---------------------------------------------------------------- 10. engine.log scrolls
+
+
+async def test_the_engine_log_scrolls_back_by_keys_and_wheel_and_follows_new_lines_at_the_bottom(runs: Path) -> None:
+    from textual import events
+
+    from ffdv_tui.widgets.log_tail import LogTail
+
+    log_path = runs / "finished" / "engine.log"
+    lines = log_path.read_text().splitlines()
+    oldest, newest = printable_line(lines[0]), printable_line(lines[-1])
+    app = make_app(runs)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
+        await pick_run(pilot, app, "finished")
+        log = app.query_one(LogTail)
+        await wait_until(pilot, lambda: newest in rendered(log), 30, "the finished run's newest log line")
+        assert oldest not in rendered(log)
+        log.focus()
+        await pilot.press("home")
+        await wait_until(pilot, lambda: oldest in rendered(log), 30, "the oldest line after Home")
+        assert newest not in rendered(log)
+        await pilot.press("end")
+        await wait_until(pilot, lambda: newest in rendered(log), 30, "the newest line after End")
+        before = rendered(log)
+        await pilot.press("up")
+        await wait_until(pilot, lambda: rendered(log) != before and newest not in rendered(log), 30, "one line back")
+        await pilot.press("down")
+        await wait_until(pilot, lambda: newest in rendered(log), 30, "one line forward")
+        for _ in range(20):  # the wheel, over the pane, focused or not
+            log.post_message(events.MouseScrollUp(log, 1, 1, 0, -1, 0, False, False, False))
+        await wait_until(pilot, lambda: oldest in rendered(log), 30, "the oldest line after the wheel")
+        for _ in range(20):
+            log.post_message(events.MouseScrollDown(log, 1, 1, 0, 1, 0, False, False, False))
+        await wait_until(pilot, lambda: newest in rendered(log), 30, "the newest line after the wheel")
+        with log_path.open("a") as fh:  # at the bottom, a new line comes into view
+            fh.write("a line written just now\n")
+        await wait_until(pilot, lambda: "a line written just now" in rendered(log), 30, "the new line")
+
+
+def printable_line(line: str) -> str:
+    """A log line as the pane shows it, cut short enough to fit any width."""
+    return line.strip()[:40]
