@@ -420,3 +420,24 @@ async def test_the_engine_log_scrolls_back_by_keys_and_wheel_and_follows_new_lin
 def printable_line(line: str) -> str:
     """A log line as the pane shows it, cut short enough to fit any width."""
     return line.strip()[:40]
+
+
+# ---------------------------------------------------------------- 10. notifications leave engine.log readable
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)])
+async def test_a_notification_does_not_cover_the_engine_logs_last_lines(runs: Path, size: tuple[int, int]) -> None:
+    from textual.widgets._toast import Toast
+
+    from ffdv_tui.widgets.log_tail import LogTail
+
+    app = make_app(runs)
+    async with app.run_test(size=size, notifications=True) as pilot:
+        await wait_for_runs(pilot, app, FIXTURE_NAMES)
+        log = app.query_one(LogTail)
+        app.notify("a notification long enough to wrap onto a second line of its toast, as real ones do",
+                   title="saved")
+        await wait_until(pilot, lambda: app.screen.query(Toast) and app.screen.query_one(Toast).region.height > 0,
+                         30, "the toast")
+        toast = app.screen.query_one(Toast).region
+        assert not toast.overlaps(log.region), (toast, log.region)
