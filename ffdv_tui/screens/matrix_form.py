@@ -15,6 +15,7 @@ from engine.contract.errors import FfdvError
 from engine.contract.perturbspec import STANDARD_SUITE, check_spec
 from engine.contract.text import plain_text, printable
 from ffdv_tui.screens.dialog import DialogScreen
+from ffdv_tui.widgets.check_list import CheckList
 from ffdv_tui.widgets.path_suggester import PathSuggester
 
 ENSEMBLE_CHOICES = (("mean of probabilities", "mean"), ("mean of ranks", "rank"), ("weight average (soup)", "soup"),
@@ -89,16 +90,16 @@ class MatrixFormScreen(DialogScreen[MatrixRequest | None]):
                 yield Input(" ".join(self.datasets), id="matrix-data", compact=True, suggester=PathSuggester(),
                             placeholder="split folders or dataset roots (val), separated by spaces; → completes")
             yield Label("Perturbations")
-            yield SelectionList[str](*[(spec, spec, True) for spec in STANDARD_SUITE if spec != "none"],
+            yield CheckList(*[(spec, spec, True) for spec in STANDARD_SUITE if spec != "none"],
                                      id="matrix-perturbations", compact=True)
             with Horizontal(classes="field"):
                 yield Label("Also", classes="field-label")
                 yield Input("", id="matrix-custom", compact=True, placeholder="jpeg:60, resize:0.7+jpeg:80 …")
             yield Label("Ensembles" + ("" if self.several else " (mark several checkpoints for these)"))
-            yield SelectionList[str](*[(label, key, self.several and key == "mean") for label, key in ENSEMBLE_CHOICES],
+            yield CheckList(*[(label, key, self.several and key == "mean") for label, key in ENSEMBLE_CHOICES],
                                      id="matrix-ensembles", compact=True)
             yield Label("Test-time augmentation (rows beside the plain ones)")
-            yield SelectionList[str](*[(label, key, False) for label, key in TTA_CHOICES], id="matrix-tta", compact=True)
+            yield CheckList(*[(label, key, False) for label, key in TTA_CHOICES], id="matrix-tta", compact=True)
             yield Static("", id="matrix-why")
             with Horizontal(id="form-buttons"):
                 yield Button("Start", variant="success", id="start")

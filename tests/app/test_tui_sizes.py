@@ -441,3 +441,23 @@ async def test_a_notification_does_not_cover_the_engine_logs_last_lines(runs: Pa
                          30, "the toast")
         toast = app.screen.query_one(Toast).region
         assert not toast.overlaps(log.region), (toast, log.region)
+
+
+# ---------------------------------------------------------------- 10. the matrix form's boxes
+
+
+async def test_the_matrix_forms_checked_and_unchecked_boxes_read_differently(tmp_path: Path) -> None:
+    from textual.widgets import SelectionList
+
+    from ffdv_tui.screens.matrix_form import MatrixFormScreen
+
+    app = make_app(tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(MatrixFormScreen("Evaluation matrix of a", [], several=False))
+        await wait_until(pilot, lambda: isinstance(app.screen, MatrixFormScreen)
+                         and rendered(app.screen.query_one("#matrix-ensembles")).strip(), 10, "the matrix form")
+        ensembles = app.screen.query_one("#matrix-ensembles", SelectionList)
+        ensembles.select(ensembles.get_option_at_index(0).value)
+        await wait_until(pilot, lambda: rendered(ensembles).splitlines()[0].lstrip().startswith("▐✓▌"), 10,
+                         "a checked box")
+        assert rendered(ensembles).splitlines()[1].lstrip().startswith("▐ ▌")  # unchecked: an empty box
