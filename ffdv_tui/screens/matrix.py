@@ -102,8 +102,9 @@ class MatrixScreen(JobRunnerScreen):
                 yield Select([], id="matrix-dataset", allow_blank=True, compact=True)
                 yield Label("perturbation")
                 yield Select([], id="matrix-perturbation", allow_blank=True, compact=True)
-            yield DataTable(id="matrix-table", cursor_type="row", zebra_stripes=False)
+            yield DataTable(id="matrix-table", cursor_type="row", zebra_stripes=False, fixed_columns=1)
             yield PlotextPlot(id="matrix-chart")
+            yield Static(id="matrix-legend")
             yield Static(id="matrix-note")
         yield KeyBar()
 
@@ -175,13 +176,16 @@ class MatrixScreen(JobRunnerScreen):
         plt.clear_data()
         plt.clear_figure()
         series = auc_by_jpeg(self.frame, self.dataset) if self.dataset else {}
+        legend = self.query_one("#matrix-legend", Static)
+        plot.display = legend.display = bool(series)
         if not series:
-            plot.display = False
             return
-        plot.display = True
+        key = Text()  # below the plot: plotext's legend would cover its top lines
         for i, (model, points) in enumerate(series.items()):
-            plt.plot([q for q, _ in points], [a for _, a in points], label=printable(model, 30),
-                     color=LINE_COLOURS[i % len(LINE_COLOURS)], marker="braille")
+            colour = LINE_COLOURS[i % len(LINE_COLOURS)]
+            plt.plot([q for q, _ in points], [a for _, a in points], color=colour, marker="braille")
+            key.append("── ", style=colour).append_text(plain_text(model, limit=30)).append("   ")
+        legend.update(key)
         plt.title("AUC against JPEG quality (100 = clean)")
         plt.xlabel("JPEG quality")
         plot.refresh()

@@ -461,3 +461,32 @@ async def test_the_matrix_forms_checked_and_unchecked_boxes_read_differently(tmp
         await wait_until(pilot, lambda: rendered(ensembles).splitlines()[0].lstrip().startswith("▐✓▌"), 10,
                          "a checked box")
         assert rendered(ensembles).splitlines()[1].lstrip().startswith("▐ ▌")  # unchecked: an empty box
+
+
+# ---------------------------------------------------------------- 10. the matrix screen's legend and row names
+
+
+async def test_the_matrix_legend_is_below_the_chart_and_the_row_names_stay_when_scrolled_right(tmp_path: Path) -> None:
+    from test_tui_matrix import fake_matrix
+    from textual.widgets import DataTable
+    from textual_plotext import PlotextPlot
+
+    from ffdv_tui.screens.matrix import MatrixScreen
+
+    folder = fake_matrix(tmp_path / "m", tmp_path)
+    (tmp_path / "runs").mkdir()
+    app = make_app(tmp_path / "runs", data=None, images="none")
+    async with app.run_test(size=(60, 30)) as pilot:  # narrower than the table
+        app.push_screen(MatrixScreen(folder, "none"))
+        await wait_until(pilot, lambda: isinstance(app.screen, MatrixScreen)
+                         and app.screen.query_one(DataTable).row_count == 3, 30, "the matrix screen")
+        screen = app.screen
+        chart = screen.query_one(PlotextPlot)
+        await wait_until(pilot, lambda: "AUC against JPEG" in rendered(chart), 30, "the chart")
+        assert "ensemble-mean" not in rendered(chart)  # no legend over the lines
+        assert "ensemble-mean" in rendered(screen.query_one("#matrix-legend"))
+        table = screen.query_one(DataTable)
+        assert table.max_scroll_x > 0
+        table.scroll_to(x=table.max_scroll_x, animate=False)
+        await wait_until(pilot, lambda: table.scroll_x == table.max_scroll_x, 10, "the table scrolled right")
+        await wait_until(pilot, lambda: "ensemble-mean" in rendered(table), 10, "the row names in view")
