@@ -1,5 +1,9 @@
 """The dataset screen's leakage audit (l): near-copies across splits, listed in pairs and shown side by side.
 
+When the audit finds pairs its table takes the focus, and while it has it the screen wears the
+class ``-pairs``: the images table and the health issues step aside so that the two previews
+get the screen's width and height (at 120x36 a pair is then ~20 rows tall, not 2).
+
 A base of ``DatasetScreen``, which lends it the dataset (``root``, the label files it has
 read), the stop flag it shares with the health scan, and the widgets it writes to.
 """
@@ -138,7 +142,16 @@ class LeakageAuditScreen(Screen):
         rows += [(u.split, u.name, label(u.split, u.name), UNHASHABLE, u.reason, "", -1) for u in report.unhashable]
         table.set_frame(pd.DataFrame(rows, columns=[c.key for c in PAIR_COLUMNS]))
         unhashable = f", {fmt_count(len(report.unhashable), 'image')} not hashed" if report.unhashable else ""
-        table.border_title = f"near-copies: {len(report.pairs):,} pairs{unhashable} (tab here, ↑↓ for each)"
+        table.border_title = f"near-copies: {len(report.pairs):,} pairs{unhashable} (↑↓ for each, tab leaves)"
+        if rows:
+            table.focus()  # the arrow keys go through the pairs at once
+
+    def on_descendant_focus(self, event) -> None:
+        """While the pairs table has focus, the pair's previews take the images table's room (class -pairs)."""
+        if event.widget.id == "ds-pairs":
+            self.add_class("-pairs")
+        elif event.widget.id not in ("ds-preview", "ds-pair-preview"):
+            self.remove_class("-pairs")
 
     @on(FrameTable.RowHighlighted, "#ds-pairs")
     def _pair(self, event: FrameTable.RowHighlighted) -> None:

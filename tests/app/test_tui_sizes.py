@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import install_fixture_runs, install_fixture_weights
-from pilot_helpers import make_app, pick_run, rendered, screen_lines, static_text, wait_for_runs, wait_until
+from pilot_helpers import make_app, pick_run, rendered, screen_lines, static_text, wait_for, wait_for_runs, wait_until
 from test_leakage import photos  # noqa: F401 (a fixture)
 from textual.widgets import Input, Select, Static
 
@@ -490,3 +490,36 @@ async def test_the_matrix_legend_is_below_the_chart_and_the_row_names_stay_when_
         table.scroll_to(x=table.max_scroll_x, animate=False)
         await wait_until(pilot, lambda: table.scroll_x == table.max_scroll_x, 10, "the table scrolled right")
         await wait_until(pilot, lambda: "ensemble-mean" in rendered(table), 10, "the row names in view")
+
+
+# ---------------------------------------------------------------- 9. the leakage view's previews and keys
+
+
+async def test_the_leakage_pairs_take_the_arrow_keys_and_their_previews_the_height_at_120x36(
+        tmp_path: Path, photos, monkeypatch) -> None:  # noqa: F811
+    from test_leakage import PLANTED, write_dataset
+    from test_tui_screens import open_dataset, scan_finished
+
+    monkeypatch.setenv("FFDV_CACHE", str(tmp_path / "cache"))
+    data = write_dataset(tmp_path / "data", photos)
+    (data / "valset" / "other10.jpg").write_bytes(b"not a picture")  # a health issue and an unhashable image
+    (tmp_path / "runs").mkdir()
+    app = make_app(tmp_path / "runs", data=data, images="none")
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_dataset(pilot, app)
+        await wait_until(pilot, lambda: scan_finished(screen), 30, "the health scan")
+        pairs = screen.query_one("#ds-pairs", FrameTable)
+        await pilot.press("l")
+        await wait_until(pilot, lambda: pairs.row_count == len(PLANTED) + 1 and app.focused is pairs, 60,
+                         "the pairs, focused")
+        for row in range(1, pairs.row_count):  # every pair, with the arrow keys alone
+            await pilot.press("down")
+            await wait_until(pilot, lambda row=row: pairs.cursor_row == row, 10, f"pair {row}")
+        await pilot.press("up")
+        await wait_until(pilot, lambda: pairs.cursor_row == pairs.row_count - 2, 10, "the pair before")
+        left, right = screen.query_one("#ds-preview"), screen.query_one("#ds-pair-preview")
+        await wait_for(pilot, lambda: left.region.height >= 14 and right.region.height >= 14, 10)
+        assert left.region.height >= 14 and right.region.height >= 14, (left.region, right.region, screen.classes,
+                                                                        screen.query_one("#ds-issues").region)
+        assert left.region.width >= 40 and right.region.width >= 40, (left.region, right.region)
+        assert not left.region.overlaps(right.region)
