@@ -31,6 +31,7 @@ from engine.inference import Scores, predictions_frame, score_batches
 from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, ImageSpec, eval_transform, make_loader
 from engine.metrics import detection_metrics
 from engine.models import build_network, check_model_name, read_state_dict
+from engine.source_metrics import mean_over_sources, metrics_by_source
 from engine.stems import STEM_KEY, backbone_of, stem_of_state
 
 UNDECODABLE_SCORE = 0.5  # an image that cannot be read still needs a row; 0.5 claims nothing
@@ -149,7 +150,12 @@ def evaluation_report(loaded: LoadedCheckpoint, split: Split, scores: Scores, se
     metrics = detection_metrics(torch.from_numpy(scores.score), torch.from_numpy(scores.target))
     metrics["loss"] = scores.mean_loss()
     metrics = {k: (clean_number(v) if isinstance(v, float) else v) for k, v in metrics.items()}
+    by_source = {}
+    if split.sources is not None:
+        by_source = metrics_by_source(scores.score, scores.target, np.asarray(split.sources, dtype=object)[scores.index])
     return {
+        "by_source": by_source,
+        "mean_over_sources": mean_over_sources(by_source) if by_source else {},
         "checkpoint": str(loaded.path),
         "model": loaded.sidecar.model,
         "epoch": loaded.sidecar.epoch,

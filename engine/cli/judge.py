@@ -100,7 +100,7 @@ def _evaluate_one(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.text import Text
 
-    from engine.console import confusion_table, metric_list_table
+    from engine.console import confusion_table, metric_list_table, source_table
     from engine.predict import check_output_file, default_evaluation_paths, evaluation_report, write_evaluation
 
     check_output_file(args.out, "--out")
@@ -110,13 +110,16 @@ def _evaluate_one(args: argparse.Namespace) -> int:
     predictions = write_evaluation(out, report, split, scores)
     if args.progress == "json":
         json_line(EvaluationResult(metrics_file=str(out), predictions=str(predictions), images=str(split.folder),
-                                    metrics=report["metrics"], unreadable=len(scores.bad)))
+                                    metrics=report["metrics"], unreadable=len(scores.bad),
+                                    by_source=report["by_source"]))
         return 0
     console = Console()
     console.print(Text.assemble(plain_text(loaded.path.resolve().name, "bold"), " on ", plain_text(split.folder),
                                 f": {len(scores.index)} images"))
     console.print(metric_list_table(report["metrics"]))
     console.print(confusion_table(report["metrics"]["confusion"]))
+    if report["by_source"]:
+        console.print(source_table([(loaded.path.resolve().name, report["by_source"], report["mean_over_sources"])]))
     _report_unreadable(split, scores)
     console.print(Text.assemble("metrics: ", plain_text(out), "\npredictions: ", plain_text(predictions)))
     return 0
