@@ -35,6 +35,7 @@ from ffdv_tui.predictions import (
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
 from ffdv_tui.widgets.key_bar import KeyBar
+from ffdv_tui.widgets.slices_table import SlicesTable
 
 LABELS = {0: "real", 1: "fake", -1: "–"}
 COLUMNS = [
@@ -76,6 +77,7 @@ class PredictionsScreen(Screen):
         Binding("t", "focus('#threshold')", "Threshold"),
         Binding("e", "eer", "At EER"),
         Binding("f", "next_filter", "Next filter"),
+        Binding("s", "next_slice", "Slice by"),
     ]
 
     class Loaded(Message):
@@ -107,6 +109,7 @@ class PredictionsScreen(Screen):
         self.history = ScoreHistory(source.run_dir) if source.run_dir else None
         self._history_loaded = False
         self._view = None
+        self._slice: frozenset[str] | None = None  # the image names of the chosen slice (SlicesTable)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -124,6 +127,7 @@ class PredictionsScreen(Screen):
             yield Button("at EER (e)", id="eer", compact=True)
             yield Input(placeholder="search image names (/)", id="search", compact=True)
         yield Static(id="pred-metrics")
+        yield SlicesTable(id="slices", classes="pane")
         with Horizontal(id="pred-body"):
             yield FrameTable(COLUMNS, id="pred-table", classes="pane")
             yield ImagePreview(self.images_mode, id="preview", classes="pane")
@@ -176,11 +180,15 @@ class PredictionsScreen(Screen):
         filter_name = self.query_one("#filter", Select).value
         sort = self.query_one("#sort", Select).value
         search = self.query_one("#search", Input).value.strip()
-        self._compute(self.table_data, threshold, filter_name, sort, search)
+        self._compute(self.table_data, threshold, filter_name, sort, search, self._slice)
+        self.query_one(SlicesTable).show(self.table_data.frame, threshold, self.source.images)
 
     @work(thread=True, exclusive=True, group="predictions-view")
-    def _compute(self, table: PredictionTable, threshold: float, filter_name: str, sort: str, search: str) -> None:
+    def _compute(self, table: PredictionTable, threshold: float, filter_name: str, sort: str, search: str,
+                 names: frozenset[str] | None = None) -> None:
         view = table.view(threshold, filter_name, sort, search)
+        if names is not None:
+            view = view[view["img_name"].isin(names)]
         counts = table.counts(threshold)
         confusion = table.confusion(threshold)
         self.post_message(self.Computed(view, counts, confusion, threshold))
@@ -231,6 +239,14 @@ class PredictionsScreen(Screen):
             self.notify("The EER needs both real and fake images.", severity="warning")
             return
         self.query_one("#threshold", Input).value = f"{threshold:.4f}"
+
+    def action_next_slice(self) -> None:
+        self.query_one(SlicesTable).next_column()
+
+    @on(SlicesTable.Selected)
+    def _slice_selected(self, message: SlicesTable.Selected) -> None:
+        self._slice = message.names
+        self._recompute()
 
     def action_next_filter(self) -> None:
         select = self.query_one("#filter", Select)
