@@ -60,7 +60,7 @@ def test_image_facts_read_format_quality_and_size(tmp_path: Path) -> None:
 
 
 async def test_the_slices_table_shows_each_source_and_filters_the_images(tmp_path: Path) -> None:
-    csv, images, frame = predictions(tmp_path)
+    csv, images, _frame = predictions(tmp_path)
     app = make_app(tmp_path / "runs", images="none")
     async with app.run_test(size=(140, 44)) as pilot:
         await wait_until_listed(pilot, app)
