@@ -33,22 +33,27 @@ def _ijg_tables(quality: int) -> tuple[np.ndarray, np.ndarray]:
     return tuple(np.clip(np.floor((t * scale + 50) / 100), 1, 255) for t in (_LUMA, _CHROMA))  # type: ignore[return-value]
 
 
-_REFERENCE = {q: _ijg_tables(q) for q in range(1, 101)}
+_QUALITIES = np.arange(1, 101)
+_REFERENCE = np.stack([np.concatenate(_ijg_tables(int(q))) for q in _QUALITIES])  # 100 x 128: luma then chroma
+_CACHE: dict[tuple, int] = {}  # tables -> quality: a dataset has few distinct tables
 
 
 def jpeg_quality(tables: dict | None) -> int | None:
     """The IJG quality (1-100) whose tables are nearest to these (Pillow's ``image.quantization``); None without."""
     if not tables or 0 not in tables or len(tables[0]) != 64:
         return None
+    key = (tuple(tables[0]), tuple(tables[1]) if 1 in tables else ())
+    hit = _CACHE.get(key)
+    if hit is not None:
+        return hit
     luma = np.asarray(tables[0], dtype=np.float64)
-    chroma = np.asarray(tables[1], dtype=np.float64) if 1 in tables and len(tables[1]) == 64 else None
-
-    def distance(q: int) -> float:
-        ref_luma, ref_chroma = _REFERENCE[q]
-        d = float(np.abs(luma - ref_luma).sum())
-        return d + float(np.abs(chroma - ref_chroma).sum()) if chroma is not None else d
-
-    return min(_REFERENCE, key=distance)
+    distance = np.abs(_REFERENCE[:, :64] - luma).sum(axis=1)
+    if 1 in tables and len(tables[1]) == 64:
+        distance += np.abs(_REFERENCE[:, 64:] - np.asarray(tables[1], dtype=np.float64)).sum(axis=1)
+    quality = int(_QUALITIES[int(np.argmin(distance))])
+    if len(_CACHE) < 10_000:
+        _CACHE[key] = quality
+    return quality
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ from PIL import Image
 from engine.contract.errors import DataError
 from engine.data.dataset import FFDI_SPLITS, Dataset, Split, SplitProblem, find_dataset, is_image_name, list_images
 from engine.data.images import BadImage, open_rgb  # also sets PIL's limits as the engine has them
+from engine.data.metadata import jpeg_quality
+from engine.data.shortcut import MetaRows, shortcut_result
 
 TINY_SIDE = 32  # pixels: an image with a shorter side is reported as "tiny"
 HUGE_PIXELS = 50_000_000  # more than this many pixels is reported as "huge"
@@ -114,6 +116,7 @@ class ScanReport:
     done: bool = False
     cancelled: bool = False
     seconds: float = 0.0  # time spent so far
+    shortcut: dict | None = None  # engine.data.shortcut.shortcut_result, once every image was looked at
 
     @property
     def images(self) -> int:
@@ -273,6 +276,14 @@ def _line_numbers(listed: _Listed) -> list[int | None]:
 # ---------------------------------------------------------------- images
 
 
+def _quality(img: Image.Image) -> int | None:
+    """Estimated JPEG quality; None ("unknown") when the quantisation tables cannot be read."""
+    try:
+        return jpeg_quality(getattr(img, "quantization", None))
+    except Exception:
+        return None
+
+
 def _engine_reason(path: str, exc: BaseException) -> str:
     """The reason engine.data.images.open_rgb gives for this file (only called for a file that failed)."""
     try:
@@ -290,8 +301,9 @@ def _scan_split(
     report: ScanReport,
     max_issues: int,
     tick: Callable[[], bool],
+    meta: MetaRows | None = None,
 ) -> bool:
-    """Look at every image of one split; False when stopped."""
+    """Look at every image of one split, collecting labelled images' metadata into ``meta``; False when stopped."""
     base = str(listed.folder) + os.sep
     label_name = listed.label_file.name if listed.label_file is not None else None
     formats, modes, counts = stats.formats, stats.modes, stats.issue_counts
@@ -304,6 +316,7 @@ def _scan_split(
     ext_formats = EXTENSION_FORMATS
     plain = PLAIN_MODES
     jpeg = ("JPEG", "MPO")
+    targets = listed.targets
 
     def add(index: int, kind: str, message: str) -> None:
         n = counts.get(kind, 0) + 1
@@ -359,6 +372,9 @@ def _scan_split(
                 elif b"\xff\xd9" not in tail:
                     add(i, "truncated", f"{path}: truncated JPEG (no end-of-image marker); "
                                         f"re-export it or {delete(i)}")
+            if meta is not None and 0 <= targets[i] <= 1:
+                meta.add(int(targets[i]), fmt, _quality(img) if fmt in jpeg else None, width, height, size, mode,
+                         "exif" in img.info)
         formats[fmt] = formats.get(fmt, 0) + 1
         modes[mode] = modes.get(mode, 0) + 1
         area = width * height
@@ -435,10 +451,14 @@ def scan_dataset(
                 next_progress = time.monotonic() + progress_every
             return False
 
+        meta = {item.split: MetaRows() for item in listed if item.targets is not None}
         for item in listed:
-            if item.scan and not _scan_split(item, report.splits[item.split], report, max_issues_per_kind, tick):
+            if item.scan and not _scan_split(item, report.splits[item.split], report, max_issues_per_kind, tick,
+                                             meta.get(item.split)):
                 report.cancelled = True
                 break
+        if not report.cancelled:
+            report.shortcut = shortcut_result(meta)
     report.done = not report.cancelled
     progress()
     return report

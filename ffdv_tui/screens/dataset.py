@@ -73,6 +73,13 @@ def split_table(report: ScanReport) -> Table:
     return table
 
 
+def shortcut_text(shortcut: dict) -> Text:
+    """The scan's shortcut audit in one line: a warning when metadata alone predicts the label."""
+    if shortcut["warning"]:
+        return plain_text(f"shortcut: {shortcut['message']}", "bold yellow", 2000, multiline=True)
+    return plain_text(f"shortcut audit: {shortcut['message']}", "dim", 2000, multiline=True)
+
+
 def issues_frame(report: ScanReport) -> pd.DataFrame:
     return pd.DataFrame([{"split": i.split, "line": i.line, "kind": i.kind, "message": i.message, "name": i.name}
                          for i in report.issues], columns=["split", "line", "kind", "message", "name"])
@@ -270,6 +277,8 @@ class DatasetScreen(Screen):
             return
         parts = [plain_text(f"{report.root} · {report.layout} layout", "bold"), split_table(report)]
         parts += [plain_text(problem, "red", multiline=True) for problem in report.label_problems]
+        if report.shortcut is not None:
+            parts.append(shortcut_text(report.shortcut))
         summary.update(Group(*parts))
         bar.update(total=max(report.images, 1), progress=report.scanned)
         issues = [i for i in report.issues if i.kind != "mode"]
