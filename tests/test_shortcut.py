@@ -43,7 +43,7 @@ def test_fakes_as_png_and_reals_as_jpeg_are_flagged(tmp_path: Path) -> None:
 
 
 def test_classes_that_share_formats_pass(tmp_path: Path) -> None:
-    either = lambda rng, i: "PNG" if rng.uniform() < 0.5 else "JPEG"  # noqa: E731
+    either = lambda rng, i: "PNG" if rng.uniform() < 0.5 else "JPEG"
     root = write_dataset(tmp_path / "d", either, either, n=60, forged=False)
     shortcut = scan_dataset(root).shortcut
     assert shortcut["warning"] is False and shortcut["auc"] < 0.6, shortcut
