@@ -234,3 +234,15 @@ def write_submission(out: Path, split: Split, scores: Scores) -> Path:
         submission_frame(split, scores).to_csv(tmp, index=False, float_format="%.6f")
         check_submission(tmp, split)
     return out
+
+
+def write_decisions(submission: Path, split: Split, scores: Scores, threshold: float) -> Path:
+    """``<submission>.decisions.csv`` beside it: img_name,y_pred,decision (1 = fake: y_pred above the threshold)."""
+    frame = submission_frame(split, scores)
+    y_pred = np.full(len(split), UNDECODABLE_SCORE, dtype=np.float64)
+    y_pred[scores.index] = scores.score  # unrounded: a score equal to the threshold stays on its side
+    frame["decision"] = (y_pred > threshold).astype(np.int64)
+    out = Path(submission).with_suffix(".decisions.csv")
+    with atomic_path(out) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6f")
+    return out

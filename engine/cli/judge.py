@@ -40,6 +40,12 @@ def add_commands(sub) -> dict:
                                                                  if name == "evaluate" else " (one)"))
         p.add_argument("--tta", help="test-time augmentation: flip, scales (comma separated"
                        + ("; each a row beside the plain one)" if name == "evaluate" else ")"))
+        if name == "predict":
+            p.add_argument("--calibrated", action="store_true",
+                           help="apply the temperature that `ffdv calibrate` stored in the checkpoint's sidecar")
+            p.add_argument("--threshold", metavar="T",
+                           help="also write decisions (img_name,y_pred,decision) beside the submission: a number, "
+                                "or a stored point: fpr:0.001, fpr:0.01, fpr:0.05, balanced")
 
     return {"evaluate": cmd_evaluate, "predict": cmd_predict}
 
@@ -126,9 +132,14 @@ def _evaluate_one(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from engine.predict import check_output_file, write_submission
+    from engine.contract.errors import FfdvError
+    from engine.contract.operating import resolve_threshold
+    from engine.predict import check_output_file, write_decisions, write_submission
 
     if len(args.checkpoint) > 1 or args.ensemble or args.tta:
+        if args.calibrated or args.threshold:
+            raise FfdvError("--calibrated and --threshold work with one checkpoint (a calibration belongs to one "
+                            "model). Fix: leave them out for an ensemble, or predict with one checkpoint.")
         from engine.cli.matrix import cmd_predict_ensemble
 
         return cmd_predict_ensemble(args, json_line)
@@ -140,10 +151,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
         run_dir = loaded.path.resolve().parent.parent
         stem = f"{loaded.path.resolve().stem}-{split.folder.name}.csv"
         out = run_dir / "submissions" / stem if loaded.path.resolve().parent.name == "checkpoints" else Path(stem)
+    calibration = loaded.sidecar.calibration
+    if args.calibrated:
+        if not calibration:
+            raise FfdvError(f"{loaded.path}: --calibrated needs a temperature, and its sidecar has no calibration. "
+                            "Fix: run `ffdv calibrate --checkpoint C --data VAL` first.")
+        from engine.calibration import apply_temperature
+
+        scores.score = apply_temperature(scores.score, calibration["temperature"])
+    threshold = resolve_threshold(args.threshold, calibration, args.calibrated, loaded.path) if args.threshold else None
     write_submission(out, split, scores)
+    decisions = write_decisions(out, split, scores, threshold) if threshold is not None else None
     if args.progress == "json":
-        json_line(SubmissionResult(submission=str(out), rows=len(split), unreadable=len(scores.bad)))
+        json_line(SubmissionResult(submission=str(out), rows=len(split), unreadable=len(scores.bad),
+                                   extra={"decisions": str(decisions)} if decisions else {}))
         return 0
     _report_unreadable(split, scores)
     print(f"wrote {out}: {len(split)} rows (img_name,y_pred) in {seconds:.1f}s")
+    if calibration and (args.calibrated or args.threshold):
+        print(f"calibration of {calibration.get('split', '?')}" + ("" if str(split.folder) in str(calibration.get(
+            "split", "")) else " (another split than this one)"))
+    if decisions is not None:
+        print(f"wrote {decisions}: fake where y_pred > {threshold:.6f} ({args.threshold})")
     return 0
