@@ -118,3 +118,18 @@ def test_calibrate_and_predict_end_to_end(tmp_path: Path, capsys) -> None:
     clear = (decisions["y_pred"] - threshold).abs() > 1e-6  # y_pred is rounded to 6 digits in the file
     assert (decisions["decision"] == (decisions["y_pred"] > threshold).astype(int))[clear].all()
     assert decisions["img_name"].tolist() == submission["img_name"].tolist()
+
+
+@pytest.mark.parametrize("exact_one", [False, True])
+def test_the_apps_reliability_bins_give_the_engines_ece(exact_one: bool) -> None:
+    from engine.data.reliability import reliability
+    from ffdv_tui.widgets.reliability import diagram
+
+    p, y = overconfident(n=1500, seed=7)
+    p = np.minimum(np.round(p, 3), 0.999)
+    if exact_one:
+        p[:10] = 1.0  # torchmetrics puts a score of exactly 1.0 in a bin of its own
+    bins = reliability(p, y)
+    assert bins.ece == pytest.approx(expected_calibration_error(p, y), abs=1e-5)
+    assert bins.counts.sum() == len(p) and len(bins.counts) == 15 + exact_one
+    assert f"ECE {bins.ece:.4f}" in diagram(p, y).plain

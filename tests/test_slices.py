@@ -8,13 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from pilot_helpers import make_app, wait_until, wait_until_listed
+from pilot_helpers import make_app, static_text, wait_until, wait_until_listed
 from sklearn.metrics import roc_auc_score
 from textual.widgets import DataTable, Select
 
+from engine.data.reliability import reliability
 from engine.data.slices import image_facts, roc_auc, slice_metrics
 from ffdv_tui.screens.predictions import PredictionSource, PredictionsScreen
 from ffdv_tui.widgets.frame_table import FrameTable
+from ffdv_tui.widgets.reliability import ReliabilityDiagram
 from ffdv_tui.widgets.slices_table import SlicesTable
 
 
@@ -60,7 +62,7 @@ def test_image_facts_read_format_quality_and_size(tmp_path: Path) -> None:
 
 
 async def test_the_slices_table_shows_each_source_and_filters_the_images(tmp_path: Path) -> None:
-    csv, images, _frame = predictions(tmp_path)
+    csv, images, frame = predictions(tmp_path)
     app = make_app(tmp_path / "runs", images="none")
     async with app.run_test(size=(140, 44)) as pilot:
         await wait_until_listed(pilot, app)
@@ -74,6 +76,8 @@ async def test_the_slices_table_shows_each_source_and_filters_the_images(tmp_pat
         await wait_until(pilot, lambda: rows.row_count == 4, 30, "all + three sources")
         assert [str(rows.get_row_at(i)[0]) for i in range(4)] == ["all images", "biggan", "progan", "stylegan"]
         assert str(rows.get_row_at(3)[5]) == "worst"
+        ece = reliability(frame["score"], frame["target"]).ece
+        assert f"ECE {ece:.4f}" in static_text(screen.query_one(ReliabilityDiagram))
         rows.focus()
         await pilot.press("down", "down", "enter")  # progan
         table = screen.query_one(FrameTable)

@@ -35,6 +35,7 @@ from ffdv_tui.predictions import (
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
 from ffdv_tui.widgets.key_bar import KeyBar
+from ffdv_tui.widgets.reliability import ReliabilityDiagram
 from ffdv_tui.widgets.slices_table import SlicesTable
 
 LABELS = {0: "real", 1: "fake", -1: "–"}
@@ -127,7 +128,9 @@ class PredictionsScreen(Screen):
             yield Button("at EER (e)", id="eer", compact=True)
             yield Input(placeholder="search image names (/)", id="search", compact=True)
         yield Static(id="pred-metrics")
-        yield SlicesTable(id="slices", classes="pane")
+        with Horizontal(id="pred-judge"):
+            yield SlicesTable(id="slices", classes="pane")
+            yield ReliabilityDiagram(id="reliability", classes="pane")
         with Horizontal(id="pred-body"):
             yield FrameTable(COLUMNS, id="pred-table", classes="pane")
             yield ImagePreview(self.images_mode, id="preview", classes="pane")
@@ -161,6 +164,7 @@ class PredictionsScreen(Screen):
             self._show_error(message.error or "")
             return
         self.table_data = message.table
+        self.query_one(ReliabilityDiagram).show(message.table.score, message.table.target)
         self._recompute()
 
     @property

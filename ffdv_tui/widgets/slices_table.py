@@ -29,7 +29,7 @@ class SlicesTable(Vertical):
     """Metrics per slice of one predictions frame; posts ``Selected`` with the chosen slice's image names."""
 
     DEFAULT_CSS = """
-    SlicesTable { height: 8; }
+    SlicesTable { height: 10; }
     SlicesTable #slice-head { height: 1; }
     SlicesTable #slice-by { width: 30; }
     SlicesTable #slice-note { width: 1fr; padding: 0 1; }
