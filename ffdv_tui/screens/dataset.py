@@ -377,6 +377,9 @@ class DatasetScreen(Screen):
     def _show_current_split(self) -> None:
         dataset, problems = self._found
         split = self.current_split
+        if split not in dataset.splits and dataset.splits and not any(p.split == split for p in problems):
+            self.query_one("#ds-split", Select).value = next(iter(dataset.splits))  # a benchmark of one split
+            return  # the Select's change shows it
         found = dataset.splits.get(split)
         if found is None:
             reason = next((p.message for p in problems if p.split == split), f"the dataset has no {split} split")
