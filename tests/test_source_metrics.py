@@ -58,3 +58,27 @@ def test_json_result_carries_the_sources(forensynths_val: Path, tmp_path: Path, 
                  str(tmp_path / "e.json"), "--workers", "0", "--device", "cpu", "--progress", "json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["kind"] == "evaluation" and set(result["by_source"]) == {"biggan", "progan", "stylegan"}
+
+
+def test_the_matrix_reports_each_source_of_each_model(forensynths_val: Path, tmp_path: Path, capsys,
+                                                     monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    runs = [make_checkpoint(tmp_path / f"run{seed}", seed=seed) for seed in (4, 5)]
+    out = tmp_path / "m"
+    assert main(["evaluate", "--checkpoint", *map(str, runs), "--data", str(forensynths_val), "--perturb", "jpeg:70",
+                 "--out", str(out), "--workers", "0", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    by_source = pd.read_csv(out / "by_source.csv")
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert (out / "matrix.csv").is_file()  # the whole, beside the sources
+    for (model, perturbation), part in by_source.groupby(["model", "perturbation"]):
+        cell = scores[scores["perturbation"] == perturbation].reset_index(drop=True)
+        cell["source"] = cell["img_name"].str.split("/").str[0]
+        for row in part[part["source"] != "mean"].itertuples():
+            group = cell[cell["source"] == row.source]
+            assert row.auc == pytest.approx(roc_auc_score(group["target"], group[model]), abs=1e-5)
+        mean = part[part["source"] == "mean"]["auc"].iloc[0]
+        assert mean == pytest.approx(part[part["source"] != "mean"]["auc"].mean(), abs=1e-5)
+    assert set(by_source["source"]) == {"biggan", "progan", "stylegan", "mean"}
+    assert set(by_source["perturbation"]) == {"none", "jpeg:70"} and by_source["model"].nunique() == 2
+    assert "per source" in printed and "stylegan" in printed

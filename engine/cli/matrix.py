@@ -70,7 +70,7 @@ def cmd_matrix(args: argparse.Namespace, json_line: Callable[[JobMessage], None]
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
     from rich.progress import Progress as Bar
 
-    from engine.matrix_report import finish_matrix, matrix_tables, read_matrix_csv
+    from engine.matrix_report import finish_matrix, matrix_tables, read_matrix_csv, source_tables
 
     setup = inference_setup(args.device)
     plan = build_plan(args, setup)
@@ -105,6 +105,9 @@ def cmd_matrix(args: argparse.Namespace, json_line: Callable[[JobMessage], None]
         return 0
     for grid in matrix_tables(read_matrix_csv(out)):
         console.print(grid)
+    if "by_source" in report["files"]:
+        for grid in source_tables(Path(report["files"]["by_source"])):
+            console.print(grid)
     if runner.greedy:
         console.print(plain_text(f"greedy soup: {' + '.join(runner.greedy['ingredients'])} "
                                  f"(AUC {runner.greedy['auc']:.4f} on {runner.greedy['validation']})"))
