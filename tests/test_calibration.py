@@ -133,3 +133,17 @@ def test_the_apps_reliability_bins_give_the_engines_ece(exact_one: bool) -> None
     assert bins.ece == pytest.approx(expected_calibration_error(p, y), abs=1e-5)
     assert bins.counts.sum() == len(p) and len(bins.counts) == 15 + exact_one
     assert f"ECE {bins.ece:.4f}" in diagram(p, y).plain
+
+
+def test_the_checkpoints_screen_shows_the_calibration_and_its_split(tmp_path: Path) -> None:
+    from pilot_helpers import plain
+
+    from ffdv_tui.screens.checkpoints import calibration_text
+
+    calibration = {"temperature": 2.5, "ece_before": 0.2, "ece_after": 0.03, "split": f"{tmp_path / 'other'} (val)",
+                   "thresholds": {"fpr:0.01": {"raw": 0.97, "calibrated": 0.8}}}
+    text = plain(calibration_text(calibration, str(tmp_path / "data")))
+    assert "T 2.500" in text and "ECE 0.2000 → 0.0300" in text and "fpr:0.01 0.9700" in text
+    assert "another split than this run's data" in text
+    own = {**calibration, "split": f"{tmp_path / 'data' / 'valset'} (val)"}
+    assert "another split" not in plain(calibration_text(own, str(tmp_path / "data")))

@@ -55,7 +55,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if split.targets is None:
         raise CheckpointError(f"{split.folder}: this split has no labels, so nothing can be calibrated on it. Fix: pass "
                               "a labelled validation split.")
-    calibration = calibrate(scores.score, scores.target, f"{split.folder} ({split.name})")
+    calibration = calibrate(scores.score, scores.target, f"{split.folder.resolve()} ({split.name})")
     stored = _store(loaded.path, calibration)
     if args.progress == "json":
         print_json({"result": {"calibration": calibration, "sidecar": str(stored)}})

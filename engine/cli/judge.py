@@ -169,8 +169,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     _report_unreadable(split, scores)
     print(f"wrote {out}: {len(split)} rows (img_name,y_pred) in {seconds:.1f}s")
     if calibration and (args.calibrated or args.threshold):
-        print(f"calibration of {calibration.get('split', '?')}" + ("" if str(split.folder) in str(calibration.get(
-            "split", "")) else " (another split than this one)"))
+        print(f"calibration of {calibration.get('split', '?')}" + ("" if str(calibration.get("split", "")).startswith(
+            f"{split.folder.resolve()} (") else " (another split than this one)"))
     if decisions is not None:
         print(f"wrote {decisions}: fake where y_pred > {threshold:.6f} ({args.threshold})")
     return 0
