@@ -41,6 +41,7 @@ bench: bytecode
 	$(BIN)/python bench/bench_tui.py
 	$(BIN)/python bench/bench_scale.py
 	$(BIN)/python bench/bench_matrix.py
+	$(BIN)/python bench/bench_leakage.py
 	$(BIN)/python bench/summary.py
 
 sample-data: setup

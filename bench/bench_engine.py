@@ -36,6 +36,7 @@ from torchvision import transforms
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from engine.checkpoint_loading import LoadedCheckpoint  # noqa: E402
 from engine.contract.config import (  # noqa: E402
     load_config,
     resolve,
@@ -47,7 +48,7 @@ from engine.contract.runstore import EventWriter, create_run_dir  # noqa: E402
 from engine.data.dataset import find_dataset  # noqa: E402
 from engine.device import setup_device  # noqa: E402
 from engine.models import create_model  # noqa: E402
-from engine.predict import LoadedCheckpoint, score_split  # noqa: E402
+from engine.predict import score_split  # noqa: E402
 from engine.sink import EventSink  # noqa: E402
 from engine.train import Trainer  # noqa: E402
 
@@ -297,7 +298,7 @@ def main() -> int:
     torch.manual_seed(0)
     config = load_config()
     config.data.workers = args.workers
-    workers = resolve_workers(config)
+    workers = resolve_workers(config.data.workers)
     data = make_bench_data(REPO / ".bench" / f"data-{args.train_images}", args.train_images, args.val_images,
                            tuple(args.sides))
     print(f"machine: {machine()}")

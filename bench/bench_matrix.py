@@ -35,10 +35,10 @@ sys.path.insert(0, str(REPO / "bench"))
 from bench_engine import limit_predict, machine, make_bench_data  # noqa: E402
 from report import report  # noqa: E402
 
+from engine.checkpoint_loading import inference_setup  # noqa: E402
 from engine.contract.perturbspec import parse_suite  # noqa: E402
 from engine.data.dataset import resolve_split  # noqa: E402
 from engine.matrix import Row, load_members, score_pass  # noqa: E402
-from engine.predict import inference_setup  # noqa: E402
 
 FFDV = [sys.executable, "-m", "engine"]
 MODELS = ("a", "b", "c")

@@ -11,6 +11,12 @@ copy-move fakes), and minutes.
     python bench/bench_quality.py [--data sample_data] [--recipes rgb,default,native+srm,...] [--epochs 8]
                                   [--model resnet10t] [--img-size 64] [--workers 0]
 
+With ``--families DIR`` (made by scripts/make_family_data.py when DIR does not exist yet) it is the
+unseen-family benchmark instead: every recipe trains on the known families (splice, upsampling,
+re-noising) once per ``--seeds``, and its best checkpoint is evaluated on unseen photographs with the
+known families (``test-seen``) and on each family absent from training (copy-move, a liquify-style warp,
+a splice through a low-quality JPEG); reported per recipe and seed, with the mean over unseen families.
+
 Recipes needing engine settings: mixup (optim.mixup), srm (model.stem = "srm": the backbone sees
 the SRM residuals only), native-crop (data.crop = "native", a 3 x 3 grid of crops at evaluation)
 and native+srm (both).
@@ -32,6 +38,7 @@ import tomli_w
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO / "scripts"))
 
 from report import report  # noqa: E402
 
@@ -76,6 +83,13 @@ RECIPES: dict[str, tuple[dict, str]] = {
                     "only the residuals, not the content"),
     "native+srm": ({"data": {"crop": "native", "eval_grid": 3}},
                    "the default on native crops: SRM residuals at full resolution, 3 x 3 grid evaluation"),
+    "srm+strong": ({"data": {"augment": "strong"}},
+                   "the default with stronger re-compression and resampling: + colour jitter, blur, JPEG 50-95"),
+    "pseudo-fakes": ({"data": {"pseudo_fakes": 0.5}},
+                     "the default with self-blended pseudo-fakes: half of the real training images become fakes each "
+                     "epoch, blended with a changed copy of themselves under a soft mask (data.pseudo_fakes = 0.5)"),
+    "pseudo-fakes+strong": ({"data": {"pseudo_fakes": 0.5, "augment": "strong"}},
+                            "pseudo-fakes with forgery-aware augmentation (colour, blur, JPEG re-compression)"),
 }
 COLUMNS = ("recipe", "val_auc", "test_auc_unseen_sources", "test_auc_unseen_family", "minutes")
 
@@ -94,25 +108,35 @@ def test_subsets(data: Path, predictions: pd.DataFrame) -> dict[str, float | Non
     return out
 
 
-def run_recipe(name: str, data: Path, work: Path, args: argparse.Namespace) -> dict:
+def train_recipe(name: str, data: Path, work: Path, args: argparse.Namespace, seed: int, run_name: str = "") -> Path:
+    """Train one recipe; its run folder."""
     settings, _ = RECIPES[name]
+    run_name = run_name or name
     settings = _merge({"data": {"root": str(data), "img_size": args.img_size, "workers": args.workers},
                        "model": {"name": args.model},
-                       "train": {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed},
-                       "run": {"runs": str(work / "runs"), "name": name}}, settings)
+                       "train": {"epochs": args.epochs, "batch_size": args.batch_size, "seed": seed},
+                       "run": {"runs": str(work / "runs"), "name": run_name}}, settings)
     factor = settings["train"].pop("epochs_factor", 1)
     settings["train"]["epochs"] = args.epochs * factor
-    config = work / f"{name}.toml"
+    config = work / f"{run_name}.toml"
     config.write_bytes(tomli_w.dumps(settings).encode())
-    started = time.monotonic()
     if ffdv(["train", "--config", str(config)]) != 0:
-        raise SystemExit(f"recipe {name}: training failed; see {work / 'runs' / name / 'engine.log'}")
-    state = load_run(work / "runs" / name)
-    out = work / f"{name}-test.json"
-    if ffdv(["evaluate", "--checkpoint", str(work / "runs" / name), "--data", str(data), "--split", "test",
-             "--out", str(out), "--workers", str(args.workers)]) != 0:
-        raise SystemExit(f"recipe {name}: evaluation on the test split failed")
-    predictions = pd.read_csv(out.with_suffix(".csv"), dtype={"img_name": str})
+        raise SystemExit(f"recipe {name}: training failed; see {work / 'runs' / run_name / 'engine.log'}")
+    return work / "runs" / run_name
+
+
+def evaluate_auc(run_dir: Path, data: list[str], out: Path, workers: int) -> pd.DataFrame:
+    """The best checkpoint's per-image predictions on a split."""
+    if ffdv(["evaluate", "--checkpoint", str(run_dir), "--data", *data, "--out", str(out), "--workers", str(workers)]) != 0:
+        raise SystemExit(f"{run_dir.name}: evaluation on {' '.join(data)} failed")
+    return pd.read_csv(out.with_suffix(".csv"), dtype={"img_name": str})
+
+
+def run_recipe(name: str, data: Path, work: Path, args: argparse.Namespace) -> dict:
+    started = time.monotonic()
+    run_dir = train_recipe(name, data, work, args, args.seed)
+    state = load_run(run_dir)
+    predictions = evaluate_auc(run_dir, [str(data), "--split", "test"], work / f"{name}-test.json", args.workers)
     return {"recipe": name, "val_auc": state.best_value, **test_subsets(data, predictions),
             "minutes": (time.monotonic() - started) / 60}
 
@@ -128,6 +152,48 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def run_families_recipe(name: str, data: Path, work: Path, args: argparse.Namespace, seed: int) -> dict:
+    """One recipe and seed of the unseen-family benchmark: AUC on each test folder of the family set."""
+    from make_family_data import TEST_SETS, UNSEEN_FAMILIES
+
+    started = time.monotonic()
+    run_dir = train_recipe(name, data, work, args, seed, run_name=f"{name}-seed{seed}")
+    row: dict = {"recipe": name, "seed": seed, "val_auc": load_run(run_dir).best_value}
+    for test in TEST_SETS:
+        frame = evaluate_auc(run_dir, [str(data / f"test-{test}")], work / f"{run_dir.name}-{test}.json", args.workers)
+        row[f"auc {test}"] = auc_score(frame["target"].to_numpy(), frame["score"].to_numpy())
+    unseen = [row[f"auc {f}"] for f in UNSEEN_FAMILIES if row[f"auc {f}"] is not None]
+    row["auc unseen mean"] = float(np.mean(unseen)) if unseen else None
+    row["minutes"] = (time.monotonic() - started) / 60
+    return row
+
+
+def families_table(rows: list[dict]) -> str:
+    columns = [c for c in rows[0] if c not in ("recipe", "seed")]
+    lines = ["| recipe | seed | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for r in rows:
+        cells = ["–" if r[c] is None else f"{r[c]:.4f}" if c != "minutes" else f"{r[c]:.1f}" for c in columns]
+        lines.append(f"| {r['recipe']} | {r['seed']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run_families(args: argparse.Namespace, names: list[str]) -> list[dict]:
+    import make_family_data
+
+    data = args.families.resolve()
+    if not (data / "trainset").is_dir():
+        make_family_data.make(data, args.family_seed, {"train": args.family_counts[0], "val": args.family_counts[1],
+                                                       "test": args.family_counts[2]})
+    with tempfile.TemporaryDirectory(prefix="bench-families-") as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        rows = [run_families_recipe(name, data, work, args, seed) for name in names for seed in args.seeds]
+    print(families_table(rows))
+    report({f"{r['recipe']} seed {r['seed']} {k}": (np.nan if r[k] is None else r[k])
+            for r in rows for k in r if k not in ("recipe", "seed")}, args.json)
+    return rows
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=REPO / "sample_data")
@@ -140,6 +206,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--work", type=Path, help="where the runs go (default: a temporary folder)")
     parser.add_argument("--json", type=Path, default=REPO / ".bench" / "bench_quality.json")
+    parser.add_argument("--families", type=Path, help="the unseen-family benchmark on this family set "
+                        "(scripts/make_family_data.py; made here when the folder does not exist)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7], help="with --families: a run per seed")
+    parser.add_argument("--family-seed", type=int, default=20261206, help="seed of a family set made here")
+    parser.add_argument("--family-counts", type=int, nargs=3, default=[384, 128, 96], metavar=("TRAIN", "VAL", "TEST"),
+                        help="images of a family set made here: training, validation, each test folder")
     return parser.parse_args(argv)
 
 
@@ -148,6 +220,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
         raise SystemExit(f"unknown recipe {', '.join(unknown)}; known: {', '.join(RECIPES)}")
+    if args.families is not None:
+        return run_families(args, names)
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

@@ -161,7 +161,7 @@ class ConsoleView:
                    f"{e.images_per_sec:.0f} img/s")
 
     def _on_validated(self, e: Validated) -> None:
-        rows = [(f"ep {epoch}", v["metrics"], epoch == self.state.best_epoch)
+        rows = [(f"ep {epoch}", v.metrics, epoch == self.state.best_epoch)
                 for epoch, v in list(self.state.validations.items())[-12:]]
         table = metrics_table(rows, title=f"validation ({e.num_images} images"
                               + (", EMA weights)" if e.weights == "ema" else ")"))

@@ -28,6 +28,7 @@ from torchvision.transforms import v2
 
 from engine.data.dataset import Split
 from engine.data.images import DEFAULT_MAX_PIXELS, BadImage, open_rgb
+from engine.data.self_blend import pseudo_fake
 
 LIGHT_SCALE = (0.7, 1.0)
 STRONG_SCALE = (0.5, 1.0)
@@ -160,10 +161,14 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 
 
 class ImageDataset(torch.utils.data.Dataset):
-    """Items are (image uint8 CHW or None, target, index, reason); indexed by (index, epoch)."""
+    """Items are (image uint8 CHW or None, target, index, reason); indexed by (index, epoch).
+
+    ``pseudo_fakes``: the share of real images that become fakes (self-blended, engine.data.self_blend) each
+    time they are drawn, decided by the sample's own seed, so a resumed run makes the same ones.
+    """
 
     def __init__(self, split: Split, transform: v2.Compose | None, decode_size: int, seed: int = 0,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, pseudo_fakes: float = 0.0):
         self.folder = str(split.folder)
         self.names = np.array([n.encode("utf-8") for n in split.names], dtype=np.bytes_)
         targets = split.targets if split.targets is not None else np.full(len(split.names), -1)
@@ -172,6 +177,7 @@ class ImageDataset(torch.utils.data.Dataset):
         self.decode_size = decode_size
         self.seed = seed
         self.max_pixels = max_pixels
+        self.pseudo_fakes = pseudo_fakes
 
     def __len__(self) -> int:
         return len(self.names)
@@ -188,10 +194,19 @@ class ImageDataset(torch.utils.data.Dataset):
             return None, target, index, str(exc)
         if torch.utils.data.get_worker_info() is not None:
             torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
-            return self.transform(img), target, index, ""
+            return (*self._transformed(img, target), index, "")
         with torch.random.fork_rng(devices=[]):  # main process: leave the training RNG alone
             torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
-            return self.transform(img), target, index, ""
+            return (*self._transformed(img, target), index, "")
+
+    def _transformed(self, img: Image.Image, target: int) -> tuple[torch.Tensor, int]:
+        """The augmented image and its target; a real image may become a pseudo-fake first (the dice are torch's,
+        seeded per sample: with pseudo_fakes at 0 nothing is drawn, so other runs see the same augmentation)."""
+        if self.pseudo_fakes > 0 and target == 0 and float(torch.rand(())) < self.pseudo_fakes:
+            fake = pseudo_fake(img, int(torch.randint(0, 2**62, ())))
+            if fake is not None:  # None: too small to blend, it stays real
+                img, target = fake, 1
+        return self.transform(img), target
 
 
 @dataclass

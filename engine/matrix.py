@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from engine.checkpoint_loading import LoadedCheckpoint, load_checkpoint
 from engine.contract.errors import FfdvError
 from engine.contract.perturbspec import Perturbation
 from engine.contract.protocol import clean_number
@@ -53,7 +54,7 @@ from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, ImageSpe
 from engine.metrics import detection_metrics
 from engine.models import read_state_dict
 from engine.perturb import perturb_image, perturbation_seed
-from engine.predict import LoadedCheckpoint, check_finite_scores, load_checkpoint
+from engine.predict import check_finite_scores
 
 FORMAT = 1
 METRICS = ("auc", "ap", "accuracy", "precision", "recall", "f1", "eer", "tpr_at_fpr_1e-3", "loss")

@@ -31,7 +31,6 @@ from engine.contract.protocol import (
     CheckpointSaved,
     EpochEnded,
     Heartbeat,
-    Paused,
     PredictionsWritten,
     Resumed,
     RunError,
@@ -40,7 +39,6 @@ from engine.contract.protocol import (
     RunWarning,
     Step,
     Validated,
-    clean_number,
 )
 from engine.contract.runstore import RunPaths, atomic_path, remove_leftover_temporaries
 from engine.contract.sidecar import Sidecar
@@ -48,32 +46,23 @@ from engine.control import Control
 from engine.data.dataset import Dataset
 from engine.data.leakage import leakage_warning
 from engine.device import memory_and_utilization
-from engine.distributed import DistContext, agree, destroy_process_group, gather_objects, record_rank_error
-from engine.inference import Scores, predictions_frame, score_batches
+from engine.distributed import DistContext, destroy_process_group, gather_objects, record_rank_error
+from engine.inference import predictions_frame
 from engine.loader import sample_seed
-from engine.metrics import detection_metrics
 from engine.models import plain_module
 from engine.sink import EventSink
 from engine.step import empty_ddp_step, forward_backward, optimizer_step
 from engine.train_parts import TrainingParts, build_parts
+from engine.validation import Validation, validate
 
 STEP_EVENT_INTERVAL_S = 1.0
 STEP_EVENTS_PER_EPOCH = 250
 HEARTBEAT_INTERVAL_S = 10.0
-PAUSE_POLL_S = 0.2
 
 
 def _sig(value: float, digits: int = 6) -> float:
     """Six significant digits: what a curve can show, and a third of the bytes of a full float in the log."""
     return float(f"{value:.{digits}g}")
-
-
-@dataclass
-class Validation:
-    """What one validation returns: the metrics (null where undefined) and the per-image scores behind them."""
-
-    metrics: dict[str, Any]
-    scores: Scores
 
 
 @dataclass
@@ -94,6 +83,16 @@ class LossWindow:
         self.loss.zero_()
         self.steps = self.images = 0
         self.started = now
+
+
+def run_sidecar(config: Config, p: TrainingParts, paths: RunPaths, metrics: dict[str, Any] | None) -> Sidecar:
+    """What a checkpoint of this run says about itself: the model and its input, so it can be used alone."""
+    return Sidecar(
+        model=config.model.name, img_size=p.spec.img_size, mean=tuple(p.spec.mean),
+        std=tuple(p.spec.std), eval_crop=p.spec.eval_crop, crop=p.spec.crop, eval_grid=p.spec.eval_grid,
+        eval_reduce=p.spec.eval_reduce, stem=config.model.stem, weights="ema" if p.ema is not None else "model",
+        metrics=metrics, run=paths.root.name, config=config.to_dict(), versions=versions(),
+    )
 
 
 class Trainer:
@@ -228,7 +227,7 @@ class Trainer:
             epochs=cfg.train.epochs, steps_per_epoch=p.steps_per_epoch, num_train=len(p.train_split),
             num_val=len(p.val_split), start_epoch=self.epoch, world_size=self.world_size,
             host=socket.gethostname(), pid=os.getpid(), versions=versions(),
-            extra={"lr": p.lr, "workers": resolve_workers(cfg), "resumed_from": self.resumed_from or ""},
+            extra={"lr": p.lr, "workers": resolve_workers(cfg.data.workers), "resumed_from": self.resumed_from or ""},
         ))
         leaks = leakage_warning(Dataset(Path(cfg.data.root), "", {"train": p.train_split, "val": p.val_split}))
         if leaks:  # the last leakage audit of this dataset flagged its validation split
@@ -244,13 +243,13 @@ class Trainer:
         while self.epoch < cfg.train.epochs:
             outcome = self._train_epoch()
             if outcome == STOPPED:
-                self._checkpoint("stop")
+                self.checkpoint("stop")
                 return STOPPED
             self.epoch += 1
             self.epoch_step = 0
             last = self.epoch == cfg.train.epochs
-            validation = self._validate() if (self.epoch % cfg.train.val_every == 0 or last) else None
-            self._checkpoint("epoch", validation)
+            validation = validate(self.built, self.dist, self.bad_images) if (self.epoch % cfg.train.val_every == 0 or last) else None
+            self.checkpoint("epoch", validation)
             if self.control.stop_requested:
                 return STOPPED
         return COMPLETED
@@ -299,7 +298,7 @@ class Trainer:
             ):
                 self._step_event(window, lr_used, now)
                 last_event_step = self.global_step
-            if boundary and self._between_steps() == STOPPED:
+            if boundary and self.control.between_steps(self, self.dist):
                 return STOPPED
         duration = time.monotonic() - epoch_start
         self.sink.emit(EpochEnded(
@@ -320,48 +319,12 @@ class Trainer:
         ))
         window.reset(now)
 
-    def _between_steps(self) -> str | None:
-        """Commands, signals, heartbeats and recovery checkpoints; blocks here while paused. Every rank decides the
-        same."""
+    def heartbeat_if_due(self) -> None:
         now = time.monotonic()
         if self.dist.is_main and now >= self.next_heartbeat:
             self._heartbeat(now)
-        paused = False
-        while True:
-            want_pause, checkpoint_ids, answer = paused, [], {}
-            for command in self.control.poll():  # rank 0 reads commands; the others learn from `agree`
-                if command.name == "checkpoint_now":
-                    checkpoint_ids.append(command.id)
-                elif command.name in ("pause", "resume") and want_pause == (command.name == "pause"):
-                    state = "paused" if want_pause else "running"
-                    self.sink.emit(RunWarning(message=f"{command.name} ignored: the run is already {state}",
-                                              code="command_ignored", extra={"command": command.id}))
-                elif command.name in ("pause", "resume"):
-                    want_pause, answer = command.name == "pause", {"command": command.id}
-            # Stop: any rank (each gets the signal). Pause and checkpoints: rank 0's word (it reads the commands and
-            # keeps the time).
-            main = self.dist.is_main
-            recovery_due = main and not paused and self._recovery_due()
-            stop, pause, checkpoint, recovery = agree(self.dist, [
-                int(self.control.stop_requested), int(want_pause and main), int(bool(checkpoint_ids) and main),
-                int(recovery_due)])
-            if checkpoint:
-                self._checkpoint("command", command_id=",".join(checkpoint_ids))
-            elif recovery and not stop:
-                self._checkpoint("recovery")
-            if bool(pause) != paused:
-                paused = bool(pause)
-                event = Paused if paused else Resumed
-                self.sink.emit(event(epoch=self.epoch, step=self.global_step, extra=answer))
-            if stop:
-                return STOPPED
-            if not paused:
-                return None
-            time.sleep(PAUSE_POLL_S)
-            if self.dist.is_main and time.monotonic() >= self.next_heartbeat:
-                self._heartbeat(time.monotonic())
 
-    def _recovery_due(self) -> bool:
+    def recovery_due(self) -> bool:
         """A mid-epoch recovery checkpoint every train.recovery_every_min minutes since the last checkpoint of
         any kind (0: never), so a crash late in a long epoch loses minutes, not the epoch."""
         every = self.config.train.recovery_every_min
@@ -375,37 +338,7 @@ class Trainer:
 
     # ------------------------------------------------------------ validation and checkpoints
 
-    def _eval_model(self) -> torch.nn.Module:
-        """EMA weights when kept; under DDP the bare module (evaluation needs no collectives)."""
-        p = self.built
-        if p.ema is not None:
-            return p.ema.module
-        return plain_module(p.model) if self.dist.enabled else p.forward_model
-
-    def _validate(self) -> Validation:
-        p = self.built
-        p.loaders.val_sampler.set_epoch(0)
-        scores: Scores = score_batches(self._eval_model(), p.loaders.val, p.loaders.normalizer, p.device,
-                                       reduce=p.spec.eval_reduce)
-        for bad in gather_objects(self.dist, scores.bad):
-            scores.bad.update(bad)
-        if scores.bad:
-            self.bad_images.note(p.val_split, scores.bad)
-        metrics = detection_metrics(torch.from_numpy(scores.score), torch.from_numpy(scores.target))
-        metrics["loss"] = scores.mean_loss()
-        metrics = {k: (clean_number(v) if isinstance(v, float) else v) for k, v in metrics.items()}
-        return Validation(metrics, scores)
-
-    def _sidecar(self, metrics: dict[str, Any] | None) -> Sidecar:
-        p = self.built
-        return Sidecar(
-            model=self.config.model.name, img_size=p.spec.img_size, mean=tuple(p.spec.mean),
-            std=tuple(p.spec.std), eval_crop=p.spec.eval_crop, crop=p.spec.crop, eval_grid=p.spec.eval_grid,
-            eval_reduce=p.spec.eval_reduce, stem=self.config.model.stem, weights="ema" if p.ema is not None else "model",
-            metrics=metrics, run=self.paths.root.name, config=self.config.to_dict(), versions=versions(),
-        )
-
-    def _checkpoint(self, reason: str, validation: Validation | None = None, command_id: str = "") -> None:
+    def checkpoint(self, reason: str, validation: Validation | None = None, command_id: str = "") -> None:
         """Every rank calls this (the RNG states are gathered); rank 0 writes."""
         self.last_checkpoint = time.monotonic()
         state = self.training_state()
@@ -417,7 +350,7 @@ class Trainer:
         metric_value = metrics.get(self.config.train.best_metric) if metrics else None
         path, is_best = p.checkpoints.save(
             epoch=self.epoch, step=self.global_step, weights=plain_module(weights_model).state_dict(),
-            sidecar=self._sidecar(metrics), state=state, metric_value=metric_value, reason=reason,
+            sidecar=run_sidecar(self.config, p, self.paths, metrics), state=state, metric_value=metric_value, reason=reason,
         )
         if validation is not None:
             self._validation_events(validation, is_best)

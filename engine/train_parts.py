@@ -24,6 +24,7 @@ from engine.contract.config import BEST_METRICS, Config, resolve_lr, resolve_wor
 from engine.contract.errors import ConfigError, DataError
 from engine.contract.runstore import RunPaths
 from engine.data.dataset import Split, training_splits
+from engine.data.self_blend import check_pseudo_fakes
 from engine.device import DeviceSetup, setup_device
 from engine.distributed import DistContext, init_process_group
 from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, ImageSpec, eval_transform, make_loader, train_transform
@@ -105,11 +106,13 @@ def build_parts(config: Config, paths: RunPaths, dist: DistContext) -> TrainingP
 
 def build_loaders(cfg: Config, train_split: Split, val_split: Split, spec: ImageSpec, device: DeviceSetup,
                   dist: DistContext) -> Loaders:
-    workers = resolve_workers(cfg)
+    workers = resolve_workers(cfg.data.workers)
     pin = device.is_cuda
     nice = device.loader_niceness
     transform, decode = train_transform(spec, cfg.data.augment)
-    train_set = ImageDataset(train_split, transform, decode, cfg.train.seed, int(cfg.data.max_image_mpix * 1e6))
+    check_pseudo_fakes(cfg.data.pseudo_fakes, train_split)
+    train_set = ImageDataset(train_split, transform, decode, cfg.train.seed, int(cfg.data.max_image_mpix * 1e6),
+                             pseudo_fakes=cfg.data.pseudo_fakes)
     train_sampler = EpochSampler(len(train_set), True, cfg.train.seed, dist.world_size, dist.rank)
     drop_last = len(train_sampler) > cfg.train.batch_size
     train = make_loader(train_set, train_sampler, cfg.train.batch_size, workers, pin, drop_last, nice)

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -26,9 +26,7 @@ from textual.message import Message
 from textual.reactive import Reactive
 from textual.screen import Screen
 
-from engine.contract.config import Config, load_config, resolve, save_config
-from engine.contract.launch import launch_run
-from engine.contract.runstore import create_run_dir
+from engine.contract.config import Config, load_config
 from engine.contract.text import printable
 from ffdv_tui.model_names import model_names
 from ffdv_tui.run_snapshot import RunSnapshot
@@ -80,12 +78,11 @@ class FfdvApp(App[str]):
         Binding("q", "quit_app", "Quit", tooltip="Quit; engines keep running"),
     ]
 
+    @dataclass
     class RunsChanged(Message):
         """What the watcher thread saw in one poll: frozen snapshots, never touched again."""
 
-        def __init__(self, update: RunsUpdate) -> None:
-            super().__init__()
-            self.update = update
+        update: RunsUpdate
 
     def __init__(self, runs_dir: Path | str = "runs", data_dir: Path | str | None = None, images: str = "halfcell",
                  watch: bool = True, model_names: Callable[[], list[str]] = model_names,
@@ -232,14 +229,10 @@ class FfdvApp(App[str]):
 
     def start_run(self, config: Config, gpus: int = 1) -> str:
         """Create the run folder and launch its engine (called from the form's worker thread)."""
+        from engine.contract.runstart import start_run  # reads label files with pandas: not for the first frame
+
         config.dist.nproc_per_node = gpus
-        config = resolve(config)
-        paths = create_run_dir(self.runs_dir, config.run.name or None, default_stem=config.model.name)
-        config.run.name = paths.root.name
-        config.run.runs = str(self.runs_dir)
-        save_config(paths, config)
-        launch_run(paths, dist=config.dist)
-        return paths.root.name
+        return start_run(config, self.runs_dir).name
 
     def action_new_run(self) -> None:
         self._push_new_run(self.form_defaults())

@@ -1,32 +1,19 @@
-"""Every checkpoint of every run, with what its sidecar says, and engine jobs that use one.
+"""Every checkpoint of every run, with what its sidecar says.
 
-Torch-free: sidecars are JSON, and evaluating or predicting runs the engine as a
-separate process (``python -m engine evaluate|predict --progress json``) whose
-progress lines the app reads. A checkpoint whose sidecar is missing, unreadable or
+Torch-free: sidecars are JSON (the engine jobs that use a checkpoint: engine.contract.jobs).
+A checkpoint whose sidecar is missing, unreadable or
 names a model timm does not have is listed with that problem, never hidden.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from engine.contract.jobs import (
-    EvaluationResult,
-    JobFailed,
-    JobProgress,
-    JobResult,
-    MatrixResult,
-    SubmissionResult,
-    decode_job_message,
-)
 from engine.contract.sidecar import SidecarError, read_sidecar, sidecar_path
 
 ALIASES = ("best", "last")
@@ -125,53 +112,3 @@ def catalog_frame(entries: list[CheckpointEntry]) -> pd.DataFrame:
                      "time": e.mtime, "problem": e.problem or ""})
     return pd.DataFrame(rows, columns=["i", "run", "checkpoint", "epoch", "auc", "ap", "accuracy", "f1", "eer", "tpr",
                                        "loss", "best", "size", "time", "problem"]).set_index("i")
-
-
-# ---------------------------------------------------------------- engine jobs
-
-
-class JobError(Exception):
-    """An engine job that failed; the message is the engine's."""
-
-
-def run_engine_job(args: list[str], on_progress: Callable[[int, int], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> JobResult:
-    """Run ``python -m engine ARGS --progress json``; report progress; return its result."""
-    result, error = None, None
-    with subprocess.Popen([sys.executable, "-m", "engine", *args, "--progress", "json"], stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        for line in proc.stdout:
-            if should_stop is not None and should_stop():
-                proc.terminate()
-                break
-            message = decode_job_message(line)
-            if isinstance(message, JobProgress) and on_progress is not None:
-                on_progress(message.done, message.total)
-            elif isinstance(message, (EvaluationResult, SubmissionResult, MatrixResult)):
-                result = message
-            elif isinstance(message, JobFailed):
-                error = message.message
-        stderr = proc.stderr.read()
-        code = proc.wait()
-    if should_stop is not None and should_stop():
-        raise JobError("cancelled")
-    if code != 0 or result is None:
-        last = [line for line in stderr.strip().splitlines() if line.strip()][-1:] or [f"exit status {code}"]
-        raise JobError(error or last[0])
-    return result
-
-
-def check_submission_file(path: Path) -> str:
-    """Read a submission back, as a competition would: a sentence on what is there (or raise JobError)."""
-    try:
-        frame = pd.read_csv(path, dtype={"img_name": str}, keep_default_na=False)
-    except (OSError, ValueError) as exc:
-        raise JobError(f"{path}: cannot read the submission back ({exc})") from None
-    if list(frame.columns) != ["img_name", "y_pred"]:
-        raise JobError(f"{path}: header is {','.join(frame.columns)}, not img_name,y_pred")
-    if not frame["y_pred"].between(0, 1).all():
-        raise JobError(f"{path}: y_pred has values outside [0, 1]")
-    if frame["img_name"].duplicated().any():
-        raise JobError(f"{path}: an image is listed twice")
-    return f"{len(frame):,} rows, header img_name,y_pred, y_pred in [{frame['y_pred'].min():.3f}, " \
-           f"{frame['y_pred'].max():.3f}]"

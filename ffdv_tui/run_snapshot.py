@@ -8,11 +8,12 @@ the render path takes a lock or reads a structure another thread is changing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from engine.contract.launch import Exit
+from engine.contract.protocol import Heartbeat
 from engine.contract.runstate import RunState
 from engine.contract.runstore import RunPaths
 from engine.contract.status import LIVE_STATUSES, RunStatus
@@ -26,15 +27,8 @@ class Validation:
     metrics: Mapping[str, Any]
 
 
-def _field(item: Any, key: str, default: Any = None) -> Any:
-    """A field of a folded record, whether the fold keeps dicts or dataclasses."""
-    return item.get(key, default) if isinstance(item, Mapping) else getattr(item, key, default)
-
-
-def _frozen(mapping: Any) -> Mapping[str, Any]:
-    if is_dataclass(mapping) and not isinstance(mapping, type):
-        mapping = asdict(mapping)
-    return MappingProxyType(dict(mapping)) if isinstance(mapping, Mapping) else MappingProxyType({})
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping))
 
 
 # eq=False: a snapshot is new exactly when something changed, so identity is equality (and cheap for reactives).
@@ -58,7 +52,7 @@ class RunSnapshot:
     lr: float | None = None
     images_per_sec: float | None = None
     duration: float | None = None
-    heartbeat: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    heartbeat: Heartbeat | None = None  # the newest (the fold replaces it, never changes it)
     loss_steps: tuple[float, ...] = ()
     loss_values: tuple[float, ...] = ()
     validations: tuple[Validation, ...] = ()
@@ -80,8 +74,7 @@ class RunSnapshot:
            log: list[str], problem: str | None = None) -> RunSnapshot:
         """Copy what the screen shows out of ``state`` (call it on the thread that folds the events)."""
         steps, values = state.loss.points()
-        validations = tuple(Validation(int(_field(v, "epoch")), _frozen(_field(v, "metrics")))
-                            for v in state.validations.values())
+        validations = tuple(Validation(v.epoch, _frozen(v.metrics)) for v in state.validations.values())
         config = state.config if isinstance(state.config, Mapping) else {}
         data = config.get("data") if isinstance(config.get("data"), Mapping) else {}
         root = data.get("root")
@@ -91,12 +84,12 @@ class RunSnapshot:
             data_root=root if isinstance(root, str) else None, started_at=state.started_at, device=state.device,
             world_size=state.world_size, epochs=state.epochs, epoch=state.epoch, epoch_step=state.epoch_step,
             steps_per_epoch=state.steps_per_epoch, step=state.step, num_train=state.num_train, lr=state.lr,
-            images_per_sec=state.images_per_sec, duration=state.duration, heartbeat=_frozen(state.heartbeat),
+            images_per_sec=state.images_per_sec, duration=state.duration, heartbeat=state.heartbeat,
             loss_steps=tuple(steps), loss_values=tuple(values), validations=validations,
             best_metric=state.best_metric, best_epoch=state.best_epoch,
             best_value=best if isinstance(best, (int, float)) else None,
             warnings=tuple(str(w) for w in state.warnings[-WARNINGS_SHOWN:]),
             leaky_validation=str(state.leaky_validation),
-            last_error=str(_field(state.errors[-1], "message", "")) if state.errors else None,
+            last_error=state.errors[-1].message if state.errors else None,
             newer_protocol=state.newer_protocol, problem=problem,
         )

@@ -15,12 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 from engine.contract.launch import Exit, engine_exit, log_tail, run_status
-from engine.contract.protocol import Event, event_to_dict
+from engine.contract.protocol import Event
 from engine.contract.runstate import RunFollower
-from engine.contract.runstore import RunPaths
+from engine.contract.runstore import RunPaths, run_folders
 from engine.contract.status import RunStatus
 from ffdv_tui.run_snapshot import RunSnapshot
 
@@ -57,7 +56,7 @@ class Answer:
 
     run: str
     command_id: str
-    event: Mapping[str, Any]
+    event: Event
 
 
 @dataclass(frozen=True)
@@ -146,15 +145,9 @@ class RunsModel:
         return RunsUpdate(MappingProxyType(dict(self.snapshots)), frozenset(changed), tuple(answers), not self.behind)
 
     def _scan(self) -> set[str]:
-        if not self.runs_dir.is_dir():
-            return set()
         found = set()
-        try:
-            folders = list(self.runs_dir.iterdir())
-        except OSError:
-            return set()
-        for folder in folders:
-            if folder.name not in self.runs and (folder / "config.toml").is_file():
+        for folder in run_folders(self.runs_dir):
+            if folder.name not in self.runs:
                 paths = RunPaths(folder)
                 self.runs[folder.name] = RunEntry(folder.name, paths, RunFollower(folder), mtime=_mtime(paths.events))
                 found.add(folder.name)
@@ -187,11 +180,11 @@ class RunsModel:
         for event in events:
             command_id = event.extra.get("command")
             if isinstance(command_id, str) and command_id in self.pending_commands:
-                found.append(Answer(self.pending_commands.pop(command_id), command_id, event_to_dict(event)))
+                found.append(Answer(self.pending_commands.pop(command_id), command_id, event))
             elif event.kind == "run_finished":
                 for cid, run in list(self.pending_commands.items()):
                     if run == name:  # a stop is answered by the end of the run
-                        found.append(Answer(self.pending_commands.pop(cid), cid, event_to_dict(event)))
+                        found.append(Answer(self.pending_commands.pop(cid), cid, event))
         return found
 
     # ------------------------------------------------------------ hints from the app (plain assignments)

@@ -48,3 +48,24 @@ def test_test_subsets_split_the_test_fakes_by_family() -> None:
                                                       zip(perfect_on_known["img_name"], perfect_on_known["score"])])
     auc = bench_quality.test_subsets(SAMPLE_DATA, chance_on_unseen)
     assert auc["test_auc_unseen_sources"] == 1.0 and auc["test_auc_unseen_family"] == 0.5
+
+
+@pytest.mark.slow
+def test_tiny_family_benchmark_reports_every_test_set(tmp_path: Path, capsys) -> None:
+    """The unseen-family benchmark end to end: a family set made on the fly, two seeds, a column per family."""
+    import make_family_data
+
+    args = bench_quality.parse_args(["--families", str(tmp_path / "families"), "--family-counts", "32", "16", "12",
+                                     "--recipes", "pseudo-fakes", "--seeds", "1", "2", "--epochs", "1",
+                                     "--model", "test_resnet", "--img-size", "32", "--work", str(tmp_path / "work"),
+                                     "--json", str(tmp_path / "families.json")])
+    rows = bench_quality.run(args)
+    assert [(r["recipe"], r["seed"]) for r in rows] == [("pseudo-fakes", 1), ("pseudo-fakes", 2)]
+    for row in rows:
+        for test in make_family_data.TEST_SETS:
+            assert row[f"auc {test}"] is not None and 0.0 <= row[f"auc {test}"] <= 1.0, (row, test)
+        assert row["auc unseen mean"] == pytest.approx(
+            sum(row[f"auc {f}"] for f in make_family_data.UNSEEN_FAMILIES) / len(make_family_data.UNSEEN_FAMILIES))
+    for folder in ("trainset", "valset", *(f"test-{t}" for t in make_family_data.TEST_SETS)):
+        assert (tmp_path / "families" / folder).is_dir() and (tmp_path / "families" / f"{folder}_label.txt").is_file()
+    assert "| pseudo-fakes | 2 |" in capsys.readouterr().out

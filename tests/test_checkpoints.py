@@ -13,12 +13,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import engine.checkpoint_store as checkpoint_store
+from engine.checkpoint_loading import inference_setup, load_checkpoint
 from engine.checkpoint_store import CheckpointManager, newest_resumable, read_index, resolve_checkpoint
 from engine.contract.config import Config
 from engine.contract.errors import CheckpointError, ModelError
 from engine.contract.sidecar import Sidecar
 from engine.models import create_model, load_weights_file, read_state_dict
-from engine.predict import inference_setup, load_checkpoint
 
 
 def weights(value: float) -> dict[str, torch.Tensor]:

@@ -40,8 +40,8 @@ def test_two_processes_predict_each_image_once_and_match_one(tiny_ffdi: Path, tm
     for epoch in (1, 2, 3):
         names = pd.read_csv(tmp_path / "two" / "predictions" / f"epoch-{epoch:03d}.csv")["img_name"].tolist()
         assert names == labels  # each image once, none padded in twice, in the label file's order
-        assert double.validations[epoch]["num_images"] == len(labels)
-    last_one, last_two = single.validations[3]["metrics"], double.validations[3]["metrics"]
+        assert double.validations[epoch].num_images == len(labels)
+    last_one, last_two = single.validations[3].metrics, double.validations[3].metrics
     assert abs(last_one["loss"] - last_two["loss"]) < 0.03
     assert abs(last_one["auc"] - last_two["auc"]) < 0.1
 

@@ -242,14 +242,14 @@ def test_a_sidecar_field_out_of_the_configs_rules_is_refused(tmp_path: Path, tin
 
 
 def test_check_submission_reports_nan_instead_of_crashing(tmp_path: Path, tiny_split: Path) -> None:
+    from engine.contract.submission import check_submission
     from engine.data.dataset import resolve_split
-    from engine.predict import check_submission
 
     split = resolve_split(tiny_split, "test")
     path = tmp_path / "s.csv"
     path.write_text("img_name,y_pred\n" + "".join(f"{n},nan\n" for n in split.names))
     with pytest.raises(FfdvError, match="outside"):
-        check_submission(path, split)
+        check_submission(path, split.names)
 
 
 # ---------------------------------------------------------------- 7. files in the way, full and read-only disks

@@ -283,3 +283,52 @@ def test_a_training_run_on_a_flagged_validation_split_says_so_first(tmp_path: Pa
     warning = next(e for e in events if isinstance(e, RunWarning) and e.code == "leaky_validation")
     assert "45% of its images have a near-copy in training" in warning.message
     assert kinds.index(RunStarted) < events.index(warning) < kinds.index(Step)
+
+
+def off_centre_crop(rng: np.random.Generator, img: Image.Image) -> Image.Image:
+    """How datasets are made from one photograph: a crop keeping 80-95% of each side anywhere, rescaled to a square."""
+    sx, sy = rng.uniform(0.8, 0.95, 2)
+    w, h = round(img.width * sx), round(img.height * sy)
+    left, top = int(rng.integers(0, img.width - w + 1)), int(rng.integers(0, img.height - h + 1))
+    side = round(max(w, h) * rng.uniform(0.8, 1.2))
+    return img.crop((left, top, left + w, top + h)).resize((side, side), Image.Resampling.BICUBIC)
+
+
+@pytest.fixture(scope="module")
+def tiles(photos) -> list[Image.Image]:
+    """Distinct pictures: the four quarters of each photograph (no two share a pixel)."""
+    out = []
+    for img in photos:
+        w, h = img.width // 2, img.height // 2
+        out += [img.crop((x, y, x + w, y + h)) for x in (0, w) for y in (0, h)]
+    return out
+
+
+def test_off_centre_crops_are_found_and_unrelated_photographs_are_not(tmp_path: Path, tiles) -> None:
+    """The issue's case: val = 60 crops of training pictures at random positions (rescaled, re-saved as JPEG 75-92)
+    plus pictures that appear nowhere else. Centre windows alone found about a third of these crops."""
+    rng = np.random.default_rng(11)
+    train, unrelated = tiles[0::2], tiles[1::2]
+    root = tmp_path / "data"
+    (root / "trainset").mkdir(parents=True)
+    (root / "valset").mkdir()
+    for i, img in enumerate(train):
+        img.save(root / "trainset" / f"t{i}.jpg", quality=92)
+    sources = {}
+    for k in range(60):
+        source = int(rng.integers(0, len(train)))
+        off_centre_crop(rng, train[source]).save(root / "valset" / f"crop{k}.jpg", quality=int(rng.integers(75, 93)))
+        sources[f"crop{k}.jpg"] = f"t{source}.jpg"
+    for i, img in enumerate(unrelated):
+        img.save(root / "valset" / f"other{i}.jpg", quality=85)
+    (root / "trainset_label.txt").write_text("img_name,target\n" + "".join(f"t{i}.jpg,{i % 2}\n" for i in range(len(train))))
+    names = [*sources, *(f"other{i}.jpg" for i in range(len(unrelated)))]
+    (root / "valset_label.txt").write_text("img_name,target\n" + "".join(f"{n},{k % 2}\n" for k, n in enumerate(names)))
+    report = audit(root, workers=1)
+    pairs = {(p.name, p.other_name) for p in report.pairs if p.split == "val"}
+    found = sum((name, source) in pairs for name, source in sources.items())
+    false = {name for name, _ in pairs if name.startswith("other")}
+    wrong = {(name, other) for name, other in pairs if name.startswith("crop") and sources[name] != other}
+    assert found >= 0.9 * len(sources), f"found {found} of {len(sources)} planted crops"
+    assert len(false) <= 0.02 * len(unrelated), f"unrelated pictures paired: {sorted(false)}"
+    assert len(wrong) <= 0.02 * len(sources), f"crops paired with the wrong picture: {sorted(wrong)}"

@@ -14,11 +14,11 @@ import torch
 from conftest import write_ffdi
 from safetensors.torch import load_file, save_file
 
+from engine.checkpoint_loading import inference_setup
 from engine.cli import main
 from engine.contract.perturbspec import parse_perturbation
 from engine.matrix import MatrixRunner, Row, load_members, score_pass
 from engine.models import build_network
-from engine.predict import inference_setup
 from engine.stems import backbone_of
 
 MODEL = "resnet10t"

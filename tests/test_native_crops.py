@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from engine.checkpoint_loading import inference_setup
 from engine.data.dataset import Split
 from engine.inference import score_batches
 from engine.loader import (
@@ -24,7 +25,6 @@ from engine.loader import (
     train_transform,
 )
 from engine.models import build_network
-from engine.predict import inference_setup
 
 SPEC = ImageSpec(img_size=32, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), crop="native", eval_grid=2)
 

@@ -58,7 +58,7 @@ def test_a_whole_run_folds_into_its_summary() -> None:
     assert state.epoch_losses == {1: 0.8}
     assert state.best_value == 0.7 and state.best_epoch == 1
     assert state.predictions == {1: "predictions/epoch-001.csv"}
-    assert state.checkpoints[0]["reason"] == "epoch"
+    assert state.checkpoints[0].reason == "epoch"
     assert state.last_seq == 9 and state.last_time == 1009.0
     fold(state, [ev(10, "resumed", epoch=1, step=15), step(11, 1, 10), validated(12, 2, 0.65, False),
                  ev(13, "run_finished", status="completed", epochs_completed=3, bad_images=2)])
@@ -90,7 +90,7 @@ def test_resumed_run_revalidates_and_the_newer_result_counts() -> None:
                  ev(4, "run_finished", status="stopped", epochs_completed=2),
                  started(5, start_epoch=1), validated(6, 2, 0.75, True)])
     assert state.status == RunStatus.RUNNING and list(state.validations) == [1, 2]
-    assert state.validations[2]["metrics"]["auc"] == 0.75 and state.best_epoch == 2
+    assert state.validations[2].metrics["auc"] == 0.75 and state.best_epoch == 2
 
 
 def test_curve_stays_bounded_and_keeps_the_mean() -> None:

@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from engine.checkpoint_loading import inference_setup, load_checkpoint
 from engine.contract.config import load_config
 from engine.contract.errors import CheckpointError
 from engine.models import build_network, create_model
-from engine.predict import inference_setup, load_checkpoint
 from engine.stems import STEM_KEY, SRMStem, StemmedModel, srm_kernels, stem_of_state
 
 

@@ -14,7 +14,8 @@ from pilot_helpers import wait_until, wait_until_listed
 from rich.console import Console
 from textual.widgets import DataTable, SelectionList, Static
 
-from engine.contract.matrixstore import auc_by_jpeg, read_summary, row_predictions, submission_args
+from engine.contract.jobs import submission_args
+from engine.contract.matrixstore import auc_by_jpeg, read_summary, row_predictions
 from ffdv_tui.app import FfdvApp
 from ffdv_tui.predictions import PredictionTable, load_predictions
 from ffdv_tui.screens.checkpoints import CheckpointsScreen
@@ -71,7 +72,7 @@ def test_the_store_reads_a_matrix_and_builds_commands(tmp_path: Path) -> None:
     assert series["a"] == [(100, 0.9), (90, 0.82), (50, 0.74)]
     assert submission_args(summary, "ensemble-mean", "/d") == [
         "predict", "--checkpoint", "/runs/a/checkpoints/best.safetensors", "/runs/b/checkpoints/best.safetensors",
-        "--data", "/d", "--ensemble", "mean"]
+        "--data", "/d", "--split", "test", "--ensemble", "mean"]
     assert submission_args(summary, "a +flip", "/d")[-2:] == ["--tta", "flip"]
     path = row_predictions(summary, "a", "valset", "jpeg:50")
     table = PredictionTable(load_predictions(path))

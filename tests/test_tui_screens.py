@@ -160,7 +160,7 @@ async def test_the_header_names_the_open_screen_while_the_selected_run_changes(r
             append_line(runs / "finished" / "events.jsonl",  # what a live engine does every few seconds
                         json.dumps({"v": 1, "seq": seq, "time": 1795916334.0 + seq, "kind": "heartbeat",
                                     "device": "cpu", "memory_used": 1, "memory_total": 2, "utilization": None}))
-            await wait_until(pilot, lambda: app.runs["finished"].heartbeat.get("memory_used") == 1, 10,
+            await wait_until(pilot, lambda: (beat := app.runs["finished"].heartbeat) is not None and beat.memory_used == 1, 10,
                              "the heartbeat to be read")
             await wait_until(pilot, lambda: app.main.painted, 30, "the main screen's repaint below")
             headers[title] = app.sub_title

@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.contract.errors import FfdvError
 from engine.contract.jobs import JobMessage, encode_job_message
+from engine.contract.runstore import is_run_folder
 
 ERROR_LIMIT = 20_000  # an error lists up to 20 problems with their lines; more is a bug, not a message
 
@@ -20,7 +21,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def find_run(value: str, runs: str) -> Path:
     for candidate in (Path(value), Path(runs) / value):
-        if (candidate / "config.toml").is_file():
+        if is_run_folder(candidate):
             return candidate
     raise FfdvError(f"{value}: no run folder with a config.toml here or in {runs}/")
 

@@ -53,15 +53,14 @@ def add_commands(sub) -> dict:
 def _score(args: argparse.Namespace, default_split: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from engine.contract.config import Config, resolve_workers
+    from engine.checkpoint_loading import inference_setup, load_checkpoint
+    from engine.contract.config import resolve_workers
     from engine.data.dataset import resolve_split
-    from engine.predict import inference_setup, load_checkpoint, score_split
+    from engine.predict import score_split
 
     setup = inference_setup(args.device)
     split = resolve_split(args.data, args.split, args.labels, default_split=default_split)
     loaded = load_checkpoint(args.checkpoint, setup, args.model, args.img_size)
-    config = Config()
-    config.data.workers = args.workers
     started = time.monotonic()
     if args.progress == "json":
         done = [0]
@@ -71,12 +70,12 @@ def _score(args: argparse.Namespace, default_split: str):
             json_line(JobProgress(done=done[0], total=len(split)))
 
         json_line(JobProgress(done=0, total=len(split)))
-        scores = score_split(loaded, split, setup, args.batch_size, resolve_workers(config), on_batch=report)
+        scores = score_split(loaded, split, setup, args.batch_size, resolve_workers(args.workers), on_batch=report)
         return loaded, split, scores, time.monotonic() - started
     with Progress(TextColumn(f"[bold]{split.folder.name}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), transient=True) as progress:
         task = progress.add_task("score", total=len(split))
-        scores = score_split(loaded, split, setup, args.batch_size, resolve_workers(config),
+        scores = score_split(loaded, split, setup, args.batch_size, resolve_workers(args.workers),
                              on_batch=lambda n: progress.advance(task, n))
     return loaded, split, scores, time.monotonic() - started
 
@@ -134,6 +133,7 @@ def _evaluate_one(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from engine.contract.errors import FfdvError
     from engine.contract.operating import resolve_threshold
+    from engine.contract.submission import default_submission
     from engine.predict import check_output_file, write_decisions, write_submission
 
     if len(args.checkpoint) > 1 or args.ensemble or args.tta:
@@ -146,11 +146,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     args.checkpoint = args.checkpoint[0]
     check_output_file(args.out, "--out")
     loaded, split, scores, seconds = _score(args, "test")
-    out = args.out
-    if out is None:
-        run_dir = loaded.path.resolve().parent.parent
-        stem = f"{loaded.path.resolve().stem}-{split.folder.name}.csv"
-        out = run_dir / "submissions" / stem if loaded.path.resolve().parent.name == "checkpoints" else Path(stem)
+    out = args.out or default_submission(loaded.path, split.folder.name)
     calibration = loaded.sidecar.calibration
     if args.calibrated:
         if not calibration:

@@ -12,11 +12,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.contract.config import Config, resolve_workers
+from engine.checkpoint_loading import inference_setup
+from engine.contract.config import resolve_workers
 from engine.contract.errors import FfdvError
 from engine.contract.fmt import fmt_duration
 from engine.contract.jobs import JobMessage, JobProgress, MatrixResult, SubmissionResult
 from engine.contract.perturbspec import Perturbation, parse_suite
+from engine.contract.submission import UNDECODABLE_SCORE, default_submission
 from engine.contract.text import plain_text, printable
 from engine.data.dataset import resolve_split
 from engine.ensemble import ENSEMBLES, TTA_MODES, mean_ensemble, parse_choices, rank_ensemble
@@ -34,15 +36,8 @@ from engine.matrix import (
     score_pass,
     soup_member,
 )
-from engine.predict import UNDECODABLE_SCORE, inference_setup
 
 PREDICT_ENSEMBLES = ("mean", "rank", "soup")
-
-
-def _workers(value: int) -> int:
-    config = Config()
-    config.data.workers = value
-    return resolve_workers(config)
 
 
 def build_plan(args: argparse.Namespace, setup) -> Plan:
@@ -59,7 +54,7 @@ def build_plan(args: argparse.Namespace, setup) -> Plan:
     if "soup" in ensembles or "greedy" in ensembles:
         check_soup_plan(members)
     plan = Plan(members, dataset_sources(splits), perturbations, ensembles, tta, seed=args.seed,
-                batch_size=args.batch_size, workers=_workers(args.workers))
+                batch_size=args.batch_size, workers=resolve_workers(args.workers))
     if "soup" in ensembles:
         plan.members.append(soup_member("soup", "soup", plan.checkpoints, setup))
     return plan
@@ -150,19 +145,15 @@ def cmd_predict_ensemble(args: argparse.Namespace, json_line: Callable[[JobMessa
         if args.progress == "json":
             json_line(JobProgress(done=done[0], total=len(split)))
 
-    result = score_pass(rows, split, Perturbation(), setup, args.batch_size, _workers(args.workers), 0, report)
+    result = score_pass(rows, split, Perturbation(), setup, args.batch_size, resolve_workers(args.workers), 0, report)
     columns = [result.scores[r.key] for r, _ in rows]
     score = rank_ensemble(columns) if ensembles == ["rank"] else mean_ensemble(columns)
     readable = ~np.isnan(score)
     index = np.flatnonzero(readable)
     targets = split.targets if split.targets is not None else np.full(len(split), -1)
     scores = Scores(index, score[readable], np.asarray(targets)[readable], np.zeros(len(index)), result.bad)
-    out = args.out
-    if out is None:
-        first = members[0].loaded.path.resolve()
-        label = "-".join([ensembles[0], *tta]) if len(rows) > 1 or tta else ensembles[0]
-        stem = f"{first.stem}-{label}-{split.folder.name}.csv"
-        out = first.parent.parent / "submissions" / stem if first.parent.name == "checkpoints" else Path(stem)
+    label = "-".join([ensembles[0], *tta]) if len(rows) > 1 or tta else ensembles[0]
+    out = args.out or default_submission(members[0].loaded.path, split.folder.name, label)
     write_submission(out, split, scores)
     if args.progress == "json":
         json_line(SubmissionResult(submission=str(out), rows=len(split), unreadable=len(result.bad)))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine.cli.common import find_run
 from engine.contract.errors import FfdvError
-from engine.contract.status import RunOutcome, RunStatus
+from engine.contract.status import RunStatus
 from engine.contract.text import plain_text, printable
 
 
@@ -34,40 +34,34 @@ def add_commands(sub) -> dict:
 
 
 def follow(paths, from_start: bool, interactive_stop: bool = False, after_seq: int = 0) -> int:
-    """Show a run's events (those after ``after_seq``) until it ends; Ctrl+C detaches, or stops when asked."""
+    """Show a run's events (those after ``after_seq``) until it ends; Ctrl+C detaches, or stops when asked.
+
+    A crash is told the way the app tells it (``run_status``): the events so far, corrected by whether the
+    engine still lives.
+    """
     from engine.console import ConsoleView
-    from engine.contract.launch import engine_alive, engine_exit, log_tail
+    from engine.contract.runstate import RunState
     from engine.contract.runstore import EventReader, append_command
 
     view = ConsoleView()
     reader = EventReader(paths.events, from_seq=after_seq + 1)
+    state = RunState(run_id=paths.root.name)
     if not from_start:
-        for event in reader.poll():
+        for event in _read(reader, state):
             if event.kind == "run_started":
                 view(event)  # the header and the progress bar; the history is skipped
-    last, next_check = None, 0.0
+    next_check = 0.0
     try:
         while True:
-            events = reader.poll()
+            events = _read(reader, state)
             for event in events:
                 view(event)
-                last = event
-            if last is not None and last.kind == "run_finished":
-                return 0 if last.status in (RunOutcome.COMPLETED, RunOutcome.STOPPED) else 1
+            if not state.is_live:
+                return 0 if state.status in (RunStatus.FINISHED, RunStatus.STOPPED) else 1
             now = time.monotonic()
             if not events and now >= next_check:
                 next_check = now + 1.0
-                if engine_alive(paths) is False and paths.engine.exists():
-                    for event in reader.poll():
-                        view(event)
-                        last = event
-                    if last is not None and last.kind == "run_finished":
-                        continue
-                    view.close()
-                    print(f"run crashed: the engine is gone ({engine_exit(paths).describe()}) without finishing. "
-                          f"Last lines of {paths.log}:", file=sys.stderr)
-                    print("\n".join("  " + printable(line) for line in log_tail(paths)), file=sys.stderr)
-                    print(f"Continue it with `ffdv train --resume {paths.root}`.", file=sys.stderr)
+                if _crashed(paths, reader, state, view):
                     return 1
             time.sleep(0.1)
     except KeyboardInterrupt:
@@ -80,6 +74,30 @@ def follow(paths, from_start: bool, interactive_stop: bool = False, after_seq: i
         return 0
     finally:
         view.close()
+
+
+def _read(reader, state) -> list:
+    events = reader.poll()
+    state.apply(events)
+    return events
+
+
+def _crashed(paths, reader, state, view) -> bool:
+    """Whether the run crashed (said with the log's last lines); events written just before the end are shown first."""
+    from engine.contract.launch import engine_exit, log_tail, run_status
+
+    if run_status(paths, state) != RunStatus.CRASHED:
+        return False
+    for event in _read(reader, state):
+        view(event)
+    if not state.is_live:
+        return False
+    view.close()
+    print(f"run crashed: the engine is gone ({engine_exit(paths).describe()}) without finishing. "
+          f"Last lines of {paths.log}:", file=sys.stderr)
+    print("\n".join("  " + printable(line) for line in log_tail(paths)), file=sys.stderr)
+    print(f"Continue it with `ffdv train --resume {paths.root}`.", file=sys.stderr)
+    return True
 
 
 def _ask_stop() -> bool:
@@ -114,10 +132,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from engine.contract.fmt import fmt_duration, fmt_metric
     from engine.contract.launch import run_status
     from engine.contract.runstate import load_run
-    from engine.contract.runstore import RunPaths
+    from engine.contract.runstore import RunPaths, run_folders
 
     root = Path(args.runs)
-    folders = sorted(p for p in root.iterdir() if (p / "config.toml").is_file()) if root.is_dir() else []
+    folders = run_folders(root)
     if not folders:
         print(f"no runs in {printable(root)}/ yet; start one with `ffdv train --data DATA`")
         return 0

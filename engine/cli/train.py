@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -24,6 +23,8 @@ TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
     ("--eval-reduce", "data.eval_reduce", str, "native crops: an image's score is the mean or max of its crops'"),
     ("--workers", "data.workers", int, "data loader processes (-1: one per core, at most 8)"),
     ("--on-bad-image", "data.on_bad_image", str, "unreadable image: skip (default) or fail"),
+    ("--pseudo-fakes", "data.pseudo_fakes", float, "share of real training images turned into self-blended fakes "
+     "each epoch, 0 to 1 (0: off)"),
     ("--model", "model.name", str, "any timm model name"),
     ("--pretrained", "model.pretrained", str, "weights file (.safetensors or state dict), or 'hub'"),
     ("--stem", "model.stem", str, "srm (default: fixed SRM high-pass residuals), rgb (the image) or rgb+srm (both)"),
@@ -79,67 +80,56 @@ def add_commands(sub) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from engine.contract.config import load_config, resolve, save_config
-    from engine.contract.launch import engine_alive
-    from engine.contract.runstore import RunPaths, create_run_dir
+    from engine.contract.config import load_config, resolve
+    from engine.contract.runstart import create_run, nothing_to_resume, resume_run
+    from engine.contract.runstore import RunPaths
     from engine.data.dataset import training_splits
     from engine.models import check_model_name
 
     overrides = cli_overrides(args)
     if args.resume:
-        paths = RunPaths(find_run(args.resume, overrides.get("run.runs", "runs")))
-        if engine_alive(paths):
-            raise FfdvError(f"{paths.root}: the run is still running; watch it with `ffdv watch {paths.root}`")
-        keep = {k: v for k, v in overrides.items() if k == "train.epochs" or k.startswith("dist.")}
-        config = load_config(paths.config, keep)
-        training_splits(config.data.root)
-        save_config(paths, config)
-        if not any(paths.checkpoints.glob("*.state.pt")):
-            print(f"{paths.root}: nothing to resume from (the run ended before its first checkpoint); it starts again "
-                  "from the beginning in the same folder.", file=sys.stderr)
-        return _start(paths, config, resume=True, detach=args.detach)
+        launched = resume_run(RunPaths(find_run(args.resume, overrides.get("run.runs", "runs"))), overrides)
+        if not launched.from_checkpoint:
+            print(nothing_to_resume(launched.paths), file=sys.stderr)
+        return _follow_started(launched.paths, launched.pid, args.detach, after_seq=launched.after_seq)
     config = resolve(load_config(args.config, overrides))
-    training_splits(config.data.root)  # a broken label file stops us before a run folder exists
-    check_model_name(config.model.name)
     if config.dist.node_rank > 0:
+        training_splits(config.data.root)
+        check_model_name(config.model.name)
         return _join(config, args.detach)
-    paths = create_run_dir(config.run.runs, config.run.name or None, default_stem=config.model.name)
-    config.run.name = paths.root.name
-    try:
-        save_config(paths, config)
-    except BaseException:
-        shutil.rmtree(paths.root, ignore_errors=True)  # a full or read-only disk leaves no empty run folder behind
-        raise
-    return _start(paths, config, resume=False, detach=args.detach)
+    check_model_name(config.model.name)
+    paths = create_run(config)  # checks the label files before the run folder exists
+    return _start(paths, config, detach=args.detach)
 
 
 def _join(config, detach: bool) -> int:
     """Machine N > 0 of a several-machine run: the run folder is machine 0's, on a shared file system."""
-    from engine.contract.runstore import RunPaths
+    from engine.contract.runstore import RunPaths, is_run_folder
 
     if not config.run.name:
         raise FfdvError("--node-rank > 0 joins a run started on machine 0: pass its --name (and the same --runs)")
     root = Path(config.run.runs) / config.run.name
-    if not (root / "config.toml").is_file():
+    if not is_run_folder(root):
         raise FfdvError(f"{root}: no run folder here; machine 0 creates it, and --runs must be on a shared file "
                         "system that every machine sees")
-    return _start(RunPaths(root, node=config.dist.node_rank), config, resume=False, detach=detach)
+    return _start(RunPaths(root, node=config.dist.node_rank), config, detach=detach)
 
 
-def _start(paths, config, resume: bool, detach: bool) -> int:
+def _start(paths, config, detach: bool) -> int:
     """Launch the engine process (torchrun for several); follow it here unless detached."""
     from engine.contract.launch import launch_run
-    from engine.contract.runstate import load_run
 
-    seen = load_run(paths.root).last_seq if resume else 0  # a resumed run's old end is not this one's
-    pid = launch_run(paths, resume=resume, dist=config.dist)
+    return _follow_started(paths, launch_run(paths, dist=config.dist), detach)
+
+
+def _follow_started(paths, pid: int, detach: bool, after_seq: int = 0) -> int:
     if detach or paths.node > 0:
         print(f"{paths.root}")
         print(f"engine started (pid {pid}); follow it with `ffdv watch {paths.root}`", file=sys.stderr)
         return 0
     from engine.cli.runs import follow
 
-    return follow(paths, from_start=True, interactive_stop=True, after_seq=seen)
+    return follow(paths, from_start=True, interactive_stop=True, after_seq=after_seq)
 
 
 def _train_here(paths, config, resume: bool, dist_ctx=None) -> int:

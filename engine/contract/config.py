@@ -61,6 +61,7 @@ class DataConfig:
     workers: int = -1  # -1: one per CPU core, at most 8
     on_bad_image: str = "skip"
     max_image_mpix: float = 100.0  # images above this many megapixels (after JPEG draft reduction) are refused; 0: no limit
+    pseudo_fakes: float = 0.0  # share of real training images blended with a changed copy of themselves into fakes
 
 
 @dataclass
@@ -283,6 +284,8 @@ def check_config(config: Config) -> None:
          "data.eval_crop applies to crop = \"resize\"; with crop = \"native\" evaluation scores a grid of crops "
          "(data.eval_grid). Fix: set eval_crop = 1.0"),
         (d.max_image_mpix >= 0, "data.max_image_mpix must be 0 (no limit) or a positive number of megapixels"),
+        (0 <= d.pseudo_fakes <= 1, "data.pseudo_fakes is a share of the real training images, from 0 (off) to 1, "
+         "e.g. 0.5"),
         (t.recovery_every_min >= 0, "train.recovery_every_min must be 0 (off) or a positive number of minutes"),
         (d.workers >= -1, "data.workers must be -1 (automatic), 0 (load in the main process) or more"),
         (bool(m.name.strip()), "model.name must name a timm model, e.g. 'resnet10t' or 'efficientnet_b1'"),
@@ -347,9 +350,10 @@ def resolve(config: Config) -> Config:
     return config
 
 
-def resolve_workers(config: Config) -> int:
-    if config.data.workers >= 0:
-        return config.data.workers
+def resolve_workers(workers: int) -> int:
+    """Data loader processes from ``data.workers`` or ``--workers``: -1 is one per usable core, at most 8."""
+    if workers >= 0:
+        return workers
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 

@@ -1,19 +1,27 @@
-"""What ``ffdv evaluate|predict --progress json`` tells the program that started it, one JSON line each.
+"""Engine jobs (``ffdv evaluate|predict --progress json``): their command lines, running one, and what it says.
 
 The engine writes progress lines, then one result (or one error); the app reads them
 while the job runs. Both sides use these dataclasses, so a field renamed on one side
 is a test failure, not a KeyError in the app. Like the events, every line carries ``v``
 and ``kind``; a reader skips lines it cannot use and keeps fields it does not know.
+The app runs jobs only through ``run_engine_job``, with arguments built here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.contract.schema import checked_fields, field_specs, missing_required
+
+if TYPE_CHECKING:
+    from engine.contract.matrixstore import MatrixSummary
 
 JOB_PROTOCOL_VERSION = 1
 
@@ -122,3 +130,88 @@ def decode_job_message(line: str | bytes) -> JobMessage | None:
     except ValueError:
         return None
     return job_from_dict(data) if isinstance(data, dict) else None
+
+
+# ---------------------------------------------------------------- the command lines
+
+
+def checkpoint_job_args(command: str, checkpoint: Path | str, data: Path | str, split: str,
+                        out: Path | str | None = None) -> list[str]:
+    """``ffdv evaluate|predict`` of one checkpoint; ``--split`` counts when ``data`` is a dataset root."""
+    args = [command, "--checkpoint", str(checkpoint), "--data", str(data), "--split", split]
+    return args + (["--out", str(out)] if out else [])
+
+
+def matrix_args(checkpoints: list[str], datasets: list[str], perturbations: list[str], ensembles: list[str],
+                tta: list[str], out: str | None = None) -> list[str]:
+    """``ffdv evaluate`` arguments for a matrix."""
+    from engine.contract.matrixstore import CLEAN  # pandas: not for every reader of job lines
+
+    args = ["evaluate", "--checkpoint", *checkpoints, "--data", *datasets, "--perturb", *(perturbations or [CLEAN])]
+    if ensembles:
+        args += ["--ensemble", ",".join(ensembles)]
+    if tta:
+        args += ["--tta", ",".join(tta)]
+    if out:
+        args += ["--out", out]
+    return args
+
+
+def submission_args(summary: MatrixSummary, row: str, data: str, split: str = "test", out: str | None = None) -> list[str]:
+    """``ffdv predict`` arguments that write a submission from one matrix row's model, ensemble, soup or TTA variant."""
+    from engine.contract.matrixstore import MatrixStoreError
+
+    base, _, tta = row.partition(" +")
+    checkpoints = [c for c in summary.checkpoints if c.get("kind") == "checkpoint"]
+    extra: list[str] = []
+    if base.startswith("ensemble-"):
+        paths = [c["path"] for c in checkpoints]
+        extra = ["--ensemble", base.removeprefix("ensemble-")]
+    elif base == "soup":
+        paths, extra = [c["path"] for c in checkpoints], ["--ensemble", "soup"]
+    elif base == "greedy-soup":
+        chosen = set(summary.greedy)
+        paths, extra = [c["path"] for c in checkpoints if c["key"] in chosen], ["--ensemble", "soup"]
+    else:
+        member = summary.member(base)
+        if member is None:
+            raise MatrixStoreError(f"{summary.folder}: no model {row!r} in this matrix")
+        paths = [member["path"]]
+    if tta:
+        extra += ["--tta", tta.replace(" +", ",")]
+    args = ["predict", "--checkpoint", *paths, "--data", data, "--split", split, *extra]
+    return args + (["--out", out] if out else [])
+
+
+# ---------------------------------------------------------------- running one
+
+
+class JobError(Exception):
+    """An engine job that failed; the message is the engine's."""
+
+
+def run_engine_job(args: list[str], on_progress: Callable[[int, int], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> JobResult:
+    """Run ``python -m engine ARGS --progress json``; report progress; return its result."""
+    result, error = None, None
+    with subprocess.Popen([sys.executable, "-m", "engine", *args, "--progress", "json"], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        for line in proc.stdout:
+            if should_stop is not None and should_stop():
+                proc.terminate()
+                break
+            message = decode_job_message(line)
+            if isinstance(message, JobProgress) and on_progress is not None:
+                on_progress(message.done, message.total)
+            elif isinstance(message, (EvaluationResult, SubmissionResult, MatrixResult)):
+                result = message
+            elif isinstance(message, JobFailed):
+                error = message.message
+        stderr = proc.stderr.read()
+        code = proc.wait()
+    if should_stop is not None and should_stop():
+        raise JobError("cancelled")
+    if code != 0 or result is None:
+        last = [line for line in stderr.strip().splitlines() if line.strip()][-1:] or [f"exit status {code}"]
+        raise JobError(error or last[0])
+    return result

@@ -2,8 +2,8 @@
 
 The app lists a run's past matrices (``evaluations/*/matrix.json``), shows matrix.csv,
 turns one row's per-image scores (scores.parquet) into a predictions file with the clean
-score beside it (for the "flips from right to wrong" filter), and builds the ``ffdv``
-command lines that start a matrix or write a row's submission.
+score beside it (for the "flips from right to wrong" filter). The ``ffdv`` command lines
+that start a matrix or write a row's submission are engine.contract.jobs'.
 """
 
 from __future__ import annotations
@@ -148,40 +148,3 @@ def dataset_folder(summary: MatrixSummary, dataset: str) -> Path | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return None
-
-
-def matrix_args(checkpoints: list[str], datasets: list[str], perturbations: list[str], ensembles: list[str],
-                tta: list[str], out: str | None = None) -> list[str]:
-    """``ffdv evaluate`` arguments for a matrix (the caller adds ``--progress json``)."""
-    args = ["evaluate", "--checkpoint", *checkpoints, "--data", *datasets, "--perturb", *(perturbations or [CLEAN])]
-    if ensembles:
-        args += ["--ensemble", ",".join(ensembles)]
-    if tta:
-        args += ["--tta", ",".join(tta)]
-    if out:
-        args += ["--out", out]
-    return args
-
-
-def submission_args(summary: MatrixSummary, row: str, data: str, out: str | None = None) -> list[str]:
-    """``ffdv predict`` arguments that write a submission from one row's model, ensemble, soup or TTA variant."""
-    base, _, tta = row.partition(" +")
-    checkpoints = [c for c in summary.checkpoints if c.get("kind") == "checkpoint"]
-    extra: list[str] = []
-    if base.startswith("ensemble-"):
-        paths = [c["path"] for c in checkpoints]
-        extra = ["--ensemble", base.removeprefix("ensemble-")]
-    elif base == "soup":
-        paths, extra = [c["path"] for c in checkpoints], ["--ensemble", "soup"]
-    elif base == "greedy-soup":
-        chosen = set(summary.greedy)
-        paths, extra = [c["path"] for c in checkpoints if c["key"] in chosen], ["--ensemble", "soup"]
-    else:
-        member = summary.member(base)
-        if member is None:
-            raise MatrixStoreError(f"{summary.folder}: no model {row!r} in this matrix")
-        paths = [member["path"]]
-    if tta:
-        extra += ["--tta", tta.replace(" +", ",")]
-    args = ["predict", "--checkpoint", *paths, "--data", data, *extra]
-    return args + (["--out", out] if out else [])

@@ -32,7 +32,6 @@ from engine.contract.protocol import (
     Step,
     UnknownEvent,
     Validated,
-    event_to_dict,
 )
 from engine.contract.runstore import EventReader, RunPaths, collector_paused
 from engine.contract.status import LIVE_STATUSES, RunStatus
@@ -104,17 +103,17 @@ class RunState:
     images_per_sec: float | None = None
     loss: Curve = field(default_factory=Curve)
     epoch_losses: dict[int, float] = field(default_factory=dict)  # epoch (1-based) -> mean train loss
-    validations: dict[int, dict[str, Any]] = field(default_factory=dict)  # epoch -> {"epoch", "metrics", ...}
+    validations: dict[int, Validated] = field(default_factory=dict)  # epoch -> its newest validation
     best_metric: str = "auc"
     best_epoch: int | None = None
-    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[CheckpointSaved] = field(default_factory=list)
     predictions: dict[int, str] = field(default_factory=dict)  # epoch -> path inside the run folder
     warnings: list[str] = field(default_factory=list)
     leaky_validation: str = ""  # the run's "leaky_validation" warning: the last leakage audit flagged its validation split
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    heartbeat: dict[str, Any] | None = None
+    errors: list[RunError] = field(default_factory=list)
+    heartbeat: Heartbeat | None = None
     started_at: float | None = None
-    finished: dict[str, Any] | None = None
+    finished: RunFinished | None = None
     last_time: float | None = None
     last_seq: int = 0
     newer_protocol: int | None = None  # a log written by a newer engine: shown, read as far as understood
@@ -199,8 +198,7 @@ class RunState:
 
     def _validated(self, e: Validated) -> None:
         self.validations.pop(e.epoch, None)  # a resumed run validates an epoch again: the newer one counts
-        self.validations[e.epoch] = {"epoch": e.epoch, "metrics": e.metrics, "num_images": e.num_images,
-                                     "weights": e.weights}
+        self.validations[e.epoch] = e
         if e.is_best:
             self.best_epoch = e.epoch
 
@@ -208,8 +206,7 @@ class RunState:
         self.predictions[e.epoch] = e.path
 
     def _checkpoint_saved(self, e: CheckpointSaved) -> None:
-        self.checkpoints.append({"epoch": e.epoch, "step": e.step, "path": e.path, "reason": e.reason,
-                                 "is_best": e.is_best, "metric_value": e.metric_value})
+        self.checkpoints.append(e)
 
     def _paused(self, e: Paused) -> None:
         self.status = RunStatus.PAUSED
@@ -223,13 +220,13 @@ class RunState:
             self.leaky_validation = e.message
 
     def _error(self, e: RunError) -> None:
-        self.errors = (self.errors + [{"message": e.message, "traceback": e.traceback, "rank": e.rank}])[-MAX_MESSAGES:]
+        self.errors = (self.errors + [e])[-MAX_MESSAGES:]
 
     def _heartbeat(self, e: Heartbeat) -> None:
-        self.heartbeat = event_to_dict(e)
+        self.heartbeat = e
 
     def _run_finished(self, e: RunFinished) -> None:
-        self.finished = event_to_dict(e)
+        self.finished = e
         self.status = RunStatus.of_outcome(e.status)
         self.bad_images = e.bad_images
         self.epoch = e.epochs_completed
@@ -237,20 +234,20 @@ class RunState:
     # ------------------------------------------------------------ derived
 
     @property
-    def best(self) -> dict[str, Any] | None:
+    def best(self) -> Validated | None:
         return self.validations.get(self.best_epoch) if self.best_epoch is not None else None
 
     @property
     def best_value(self) -> float | None:
         best = self.best
-        value = best["metrics"].get(self.best_metric) if best else None
+        value = best.metrics.get(self.best_metric) if best else None
         return value if type(value) in (int, float) else None
 
     @property
     def duration(self) -> float | None:
         if self.started_at is None:
             return None
-        end = self.finished.get("time") if self.finished else (self.last_time or time.time())
+        end = self.finished.time if self.finished else (self.last_time or time.time())
         return max(0.0, (end or time.time()) - self.started_at)
 
     @property

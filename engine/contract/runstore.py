@@ -213,6 +213,19 @@ def check_run_name(name: str) -> str:
     return name
 
 
+def is_run_folder(folder: Path) -> bool:
+    """A run folder is one with a config.toml (written before its engine starts)."""
+    return (folder / "config.toml").is_file()
+
+
+def run_folders(runs_root: Path | str) -> list[Path]:
+    """Every run folder in ``runs_root``, by name; none when it is missing or cannot be read."""
+    try:
+        return sorted(folder for folder in Path(runs_root).iterdir() if is_run_folder(folder))
+    except OSError:
+        return []
+
+
 def create_run_dir(runs_root: Path | str, name: str | None, default_stem: str = "run") -> RunPaths:
     """Make ``RUNS/<name>``; a taken name gets ``-2``, ``-3`` ...; no (or an empty) name gets a timestamp."""
     runs_root = Path(runs_root)

@@ -309,6 +309,17 @@ class SplitProblem:
     message: str
 
 
+def ffdi_label_file(root: Path | str, split: str) -> Path:
+    """An FFDI split's label file: ``trainset_label.txt`` beside ``trainset/``."""
+    return Path(root) / f"{FFDI_SPLITS[split]}_label.txt"
+
+
+def split_folder(root: Path | str, split: str) -> Path | None:
+    """A split's image folder under a dataset root (FFDI's name first, then the image-folder layout's), or None."""
+    root = Path(root)
+    return next((root / n for n in (FFDI_SPLITS[split], *FOLDER_SPLITS[split]) if (root / n).is_dir()), None)
+
+
 class _Reader:
     """Reads splits into a dict; a broken one raises, or with a ``problems`` list is recorded there and left out."""
 
@@ -374,7 +385,7 @@ def find_dataset(root: Path | str, check_files: bool = True, problems: list[Spli
 
 def _read_ffdi(root: Path, read: _Reader, check_files: bool) -> None:
     for split, folder_name in FFDI_SPLITS.items():
-        folder, label = root / folder_name, root / f"{folder_name}_label.txt"
+        folder, label = root / folder_name, ffdi_label_file(root, split)
         if split != "test":
             if label.is_file() or folder.is_dir():
                 read(split, folder, label, read_label_file, label, folder, True, check_files, split)

@@ -1,10 +1,11 @@
 """The leakage audit: which validation (and test) images have a near-copy in training, and what that does to the metrics.
 
 Torch-free, for ``ffdv scan DATA --leakage`` and the app's dataset screen (in a worker). Every split's
-images are hashed (engine.data.hashes: pHash of the whole image and of centre crops, cached per
-file), then each validation and test image is compared with every training image (and each test image
+images are hashed (engine.data.hashes: pHash of the whole image, of centre crops and of a grid of
+off-centre crops, cached per file), then each validation and test image is compared with every training image (and each test image
 with every validation image; engine.data.neighbours). A pair closer than ``threshold`` bits of 64
-is a near-copy: the same picture rescaled, re-compressed or cropped. Images that cannot be hashed are
+is a near-copy: the same picture rescaled, re-compressed or cropped (anywhere: a crop that keeps 80-95%
+of each side matches a grid window of its source within ``crop_threshold``). Images that cannot be hashed are
 listed with the reason and left out; they never stop the audit.
 
 Given a run's per-image predictions of the validation split (``img_name,target,score``), the report
@@ -28,8 +29,8 @@ import pandas as pd
 
 from engine.contract.errors import DataError
 from engine.data.dataset import Dataset, find_dataset
-from engine.data.hashes import WINDOWS, SplitHashes, cache_dir, folder_key, hash_split
-from engine.data.neighbours import near_pairs
+from engine.data.hashes import CENTRE, GRID_SIDES, GRID_STEPS, SplitHashes, cache_dir, folder_key, hash_split
+from engine.data.neighbours import crop_threshold_for, near_pairs
 
 DEFAULT_THRESHOLD = 8  # bits of 64: at most this many differ in a near-copy (docs/datasets.md gives the measured distances)
 WARN_SHARE = 0.05  # a validation split with more near-copies of training images than this is flagged
@@ -68,7 +69,9 @@ class SubsetMetrics:
 class LeakageReport:
     root: str
     threshold: int
-    windows: list[float] = field(default_factory=lambda: list(WINDOWS))
+    crop_threshold: int = -1  # bits allowed to an off-centre grid window (-1: threshold + 2)
+    windows: list[float] = field(default_factory=lambda: list(CENTRE))  # centre windows (side fractions)
+    grid: dict = field(default_factory=lambda: {"sides": list(GRID_SIDES), "steps": GRID_STEPS})  # off-centre windows
     images: dict[str, int] = field(default_factory=dict)  # split -> images listed
     hashed: dict[str, int] = field(default_factory=dict)  # split -> images hashed
     cached: dict[str, int] = field(default_factory=dict)  # split -> hashes taken from the cache
@@ -95,7 +98,8 @@ class LeakageReport:
         if share is None:
             return "no validation images to compare with training"
         text = (f"{share:.0%} of the validation images ({self.flagged.get('val-train', 0)} of "
-                f"{self.hashed.get('val', 0)}) have a near-copy in training (pHash distance <= {self.threshold})")
+                f"{self.hashed.get('val', 0)}) have a near-copy in training (pHash distance <= {self.threshold}, "
+                f"crops <= {self.crop_threshold})")
         m = self.metrics
         if "all" in m and "without" in m:
             text += (f"; AUC {_fmt(m['all'].auc)} on all, {_fmt(m['without'].auc)} on the "
@@ -178,7 +182,7 @@ def audit(
     if not 0 <= threshold < 64:
         raise DataError(f"threshold {threshold}: must be between 0 and 63 bits. Fix: pass --threshold 8, for example.")
     prediction_frame = None
-    report = LeakageReport(str(root), threshold)
+    report = LeakageReport(str(root), threshold, crop_threshold_for(threshold))
     if predictions is not None:
         path, prediction_frame = read_predictions(predictions)
         report.predictions = str(path)
@@ -206,7 +210,8 @@ def audit(
         if on_progress is not None:
             on_progress(f"comparing {query} with {base}", step, len(crosses))
         qh, bh = hashes[query], hashes[base]
-        found = near_pairs(qh.hashes, qh.ok, bh.hashes, bh.ok, threshold, should_stop=should_stop)
+        found = near_pairs(qh.hashes, qh.ok, bh.hashes, bh.ok, threshold, crop_threshold=report.crop_threshold,
+                           should_stop=should_stop)
         if found is None:
             report.cancelled = True
             report.seconds = time.monotonic() - started

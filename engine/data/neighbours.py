@@ -1,8 +1,11 @@
 """Pairs of images whose perceptual hashes are within a Hamming distance, between two sets or within one.
 
-Torch-free. Each image has one 64-bit hash per window (engine.data.hashes.WINDOWS, the whole image
-first). Two images are near when the whole of one is near any window of the other: a rescaled or
-re-compressed copy matches whole to whole, a centred crop matches its whole to a window of the source.
+Torch-free. Each image has one 64-bit hash per window (engine.data.hashes.WINDOWS: the whole image
+first, then centre crops, then a grid of off-centre windows). Two images are near when the whole of
+one is near a window of the other: a rescaled or re-compressed copy matches whole to whole, a centred
+crop matches its whole to a centre window of the source, and a crop at any position matches a grid
+window of the source, within ``crop_threshold`` (a grid window is never exactly where the crop was,
+so its hash is a few bits further away).
 
 The search is exhaustive and exact: faiss's IndexBinaryFlat (popcount over packed bits, every core)
 when faiss-cpu is installed: about 1e9 hash pairs a second on two busy cores here, so FFDI's
@@ -16,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
+from engine.data.hashes import GRID_START
 
 BLOCK = 256  # query rows per numpy block (the block's XOR table is BLOCK x base rows)
 
@@ -81,6 +86,11 @@ def _range(query: np.ndarray, base: np.ndarray, threshold: int, should_stop: Sto
     return _range_numpy(query, base, threshold + 1, should_stop)
 
 
+def crop_threshold_for(threshold: int) -> int:
+    """The distance allowed to a grid window: two bits more than to a whole image or centre window."""
+    return min(63, threshold + 2)
+
+
 def near_pairs(
     query: np.ndarray,
     query_ok: np.ndarray,
@@ -88,6 +98,7 @@ def near_pairs(
     base_ok: np.ndarray,
     threshold: int,
     *,
+    crop_threshold: int | None = None,
     same: bool = False,
     should_stop: StopFn | None = None,
     use_faiss: bool | None = None,
@@ -95,24 +106,27 @@ def near_pairs(
     """(query index, base index, distance) of every near pair, once each, with its smallest distance.
 
     ``query``/``base``: (n, windows) uint64 hashes; rows where ``*_ok`` is False are ignored.
+    ``crop_threshold``: the distance allowed to a grid window (default ``crop_threshold_for(threshold)``).
     ``same``: query and base are one set (pairs i < j only). None when ``should_stop()`` said so.
     """
+    crop_threshold = crop_threshold_for(threshold) if crop_threshold is None else crop_threshold
     q_rows = np.flatnonzero(query_ok)
     b_rows = np.flatnonzero(base_ok)
     q, b = query[q_rows], base[b_rows]
-    windows = q.shape[1]
+    centre = min(GRID_START, q.shape[1])
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    # whole query against every window of the base ...
-    hit = _range(q[:, 0], b.reshape(-1), threshold, should_stop, use_faiss)
-    if hit is None:
-        return None
-    found.append((hit[0], hit[1] // windows, hit[2]))
-    # ... and every smaller window of the query against the whole base
-    if windows > 1:
-        hit = _range(q[:, 1:].reshape(-1), b[:, 0], threshold, should_stop, use_faiss)
+    searches = [  # (query windows, base windows, threshold); within one set (same) these cover both ways
+        (q[:, :1], b[:, :centre], threshold),  # whole query against the base's whole and centre windows
+        (q[:, 1:centre], b[:, :1], threshold),  # the query's centre windows against the base's whole
+        (q[:, :1], b[:, centre:], crop_threshold),  # whole query against the base's grid
+    ]
+    for q_hashes, b_hashes, limit in searches:
+        if q_hashes.shape[1] == 0 or b_hashes.shape[1] == 0:
+            continue
+        hit = _range(q_hashes.reshape(-1), b_hashes.reshape(-1), limit, should_stop, use_faiss)
         if hit is None:
             return None
-        found.append((hit[0] // (windows - 1), hit[1], hit[2]))
+        found.append((hit[0] // q_hashes.shape[1], hit[1] // b_hashes.shape[1], hit[2]))
     qi = q_rows[np.concatenate([f[0] for f in found])]
     bi = b_rows[np.concatenate([f[1] for f in found])]
     dist = np.concatenate([f[2] for f in found])

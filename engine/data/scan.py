@@ -295,6 +295,100 @@ def _engine_reason(path: str, exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+class _SplitIssues:
+    """One split's issues: counted per kind, the first ``max_issues`` of each kept, each fix naming the label line."""
+
+    def __init__(self, listed: _Listed, stats: SplitStats, report: ScanReport, max_issues: int) -> None:
+        self.listed, self.counts, self.issues, self.max_issues = listed, stats.issue_counts, report.issues, max_issues
+        self.label_name = listed.label_file.name if listed.label_file is not None else None
+
+    def add(self, index: int, kind: str, message: str) -> None:
+        n = self.counts.get(kind, 0) + 1
+        self.counts[kind] = n
+        if n <= self.max_issues:
+            listed = self.listed
+            self.issues.append(ImageIssue(listed.split, listed.names[index], _line_numbers(listed)[index], kind, message))
+
+    def its_line(self, index: int) -> str:
+        line = _line_numbers(self.listed)[index]
+        return f"line {line} of {self.label_name}" if line is not None else f"its line in {self.label_name}"
+
+    def not_found_fix(self, index: int) -> str:
+        if self.label_name is None:
+            return "it was listed but is gone; rescan the folder"
+        return f"copy the image into {self.listed.folder} or delete {self.its_line(index)}"
+
+    def delete(self, index: int) -> str:
+        return "delete it" if self.label_name is None else f"delete it and {self.its_line(index)}"
+
+
+def _read_header(path: str, index: int, issues: _SplitIssues) -> tuple | None:
+    """Format, JPEG quality, width, height, file size, mode and EXIF presence from the file's header (and its tail:
+    truncated?), in MetaRows.add's order; None when unreadable."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 (closed by the with below)
+    except FileNotFoundError:
+        issues.add(index, "missing", f"{path}: file not found; {issues.not_found_fix(index)}")
+        return None
+    except OSError as exc:
+        issues.add(index, "unreadable", f"{path}: cannot open the file ({exc.strerror or exc}); check its permissions")
+        return None
+    with fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            issues.add(index, "empty", f"{path}: empty file (0 bytes); copy the image again or {issues.delete(index)}")
+            return None
+        try:
+            img = Image.open(fh)
+            width, height = img.size
+            fmt, mode = img.format, img.mode
+        except Exception as exc:
+            issues.add(index, "unreadable", f"{path}: unreadable image ({_engine_reason(path, exc)}); "
+                                            f"replace it or {issues.delete(index)}")
+            return None
+        if fmt in ("JPEG", "MPO", "PNG"):
+            fh.seek(max(size - TAIL_BYTES, 0))
+            tail = fh.read(TAIL_BYTES)
+            if fmt == "PNG" and b"IEND" not in tail:
+                issues.add(index, "truncated", f"{path}: truncated PNG (no IEND chunk at the end); "
+                                               f"re-export it or {issues.delete(index)}")
+            elif fmt != "PNG" and b"\xff\xd9" not in tail:
+                issues.add(index, "truncated", f"{path}: truncated JPEG (no end-of-image marker); "
+                                               f"re-export it or {issues.delete(index)}")
+    quality = _quality(img) if fmt in ("JPEG", "MPO") else None
+    return fmt, quality, width, height, size, mode, "exif" in img.info
+
+
+def _check_image(index: int, name: str, path: str, header: tuple, stats: SplitStats,
+                 issues: _SplitIssues) -> None:
+    """Count the image's format, mode and size; note what is odd about them."""
+    fmt, _, width, height, _, mode, _ = header
+    stats.formats[fmt] = stats.formats.get(fmt, 0) + 1
+    stats.modes[mode] = stats.modes.get(mode, 0) + 1
+    area = width * height
+    if stats.min_size is None or area < stats.min_size[0] * stats.min_size[1]:
+        stats.min_size = (width, height)
+    if stats.max_size is None or area > stats.max_size[0] * stats.max_size[1]:
+        stats.max_size = (width, height)
+    if width < TINY_SIDE or height < TINY_SIDE:
+        issues.add(index, "tiny", f"{path}: tiny image ({width}x{height}, under {TINY_SIDE} px a side); "
+                                  f"it is upscaled for training, so check it is a real sample or {issues.delete(index)}")
+    elif area > HUGE_PIXELS:
+        issues.add(index, "huge", f"{path}: huge image ({width}x{height}, {area / 1e6:.0f} megapixels); "
+                                  "the engine still trains on it but decodes it slowly, so consider downscaling it")
+    ext = os.path.splitext(name)[1]
+    expected = EXTENSION_FORMATS.get(ext.lower())
+    if expected is not None and fmt not in expected:
+        proper = FORMAT_EXTENSION.get(fmt, f".{str(fmt).lower()}")
+        issues.add(index, "format", f"{path}: a {fmt} file named {ext}; the engine reads it by its content, "
+                                    f"but rename it to {proper} for other tools")
+    if mode not in PLAIN_MODES:
+        note = MODE_NOTES.get(mode) or (
+            f"{mode} image: scaled to 8-bit RGB when loaded" if mode.startswith("I;16")
+            else f"{mode} image: converted to RGB when loaded")
+        issues.add(index, "mode", f"{path}: {note}")
+
+
 def _scan_split(
     listed: _Listed,
     stats: SplitStats,
@@ -305,100 +399,17 @@ def _scan_split(
 ) -> bool:
     """Look at every image of one split, collecting labelled images' metadata into ``meta``; False when stopped."""
     base = str(listed.folder) + os.sep
-    label_name = listed.label_file.name if listed.label_file is not None else None
-    formats, modes, counts = stats.formats, stats.modes, stats.issue_counts
-    issues = report.issues
-    min_area = stats.min_size[0] * stats.min_size[1] if stats.min_size else None
-    max_area = stats.max_size[0] * stats.max_size[1] if stats.max_size else -1
-    open_image = Image.open
-    fstat = os.fstat
-    splitext = os.path.splitext
-    ext_formats = EXTENSION_FORMATS
-    plain = PLAIN_MODES
-    jpeg = ("JPEG", "MPO")
-    targets = listed.targets
-
-    def add(index: int, kind: str, message: str) -> None:
-        n = counts.get(kind, 0) + 1
-        counts[kind] = n
-        if n <= max_issues:
-            issues.append(ImageIssue(listed.split, listed.names[index], _line_numbers(listed)[index], kind, message))
-
-    def its_line(index: int) -> str:
-        line = _line_numbers(listed)[index]
-        return f"line {line} of {label_name}" if line is not None else f"its line in {label_name}"
-
-    def not_found_fix(index: int) -> str:
-        if label_name is None:
-            return "it was listed but is gone; rescan the folder"
-        return f"copy the image into {listed.folder} or delete {its_line(index)}"
-
-    def delete(index: int) -> str:
-        return "delete it" if label_name is None else f"delete it and {its_line(index)}"
-
+    issues = _SplitIssues(listed, stats, report, max_issues)
     for i, name in enumerate(listed.names):
         stats.scanned = i  # images finished in this split
         if tick():
             return False
         path = base + name
-        try:
-            fh = open(path, "rb")  # noqa: SIM115 (closed by the with below)
-        except FileNotFoundError:
-            add(i, "missing", f"{path}: file not found; {not_found_fix(i)}")
-            continue
-        except OSError as exc:
-            add(i, "unreadable", f"{path}: cannot open the file ({exc.strerror or exc}); check its permissions")
-            continue
-        with fh:
-            size = fstat(fh.fileno()).st_size
-            if size == 0:
-                add(i, "empty", f"{path}: empty file (0 bytes); copy the image again or {delete(i)}")
-                continue
-            try:
-                img = open_image(fh)
-                width, height = img.size
-                fmt, mode = img.format, img.mode
-            except Exception as exc:
-                add(i, "unreadable", f"{path}: unreadable image ({_engine_reason(path, exc)}); "
-                                     f"replace it or {delete(i)}")
-                continue
-            if fmt in jpeg or fmt == "PNG":
-                fh.seek(max(size - TAIL_BYTES, 0))
-                tail = fh.read(TAIL_BYTES)
-                if fmt == "PNG":
-                    if b"IEND" not in tail:
-                        add(i, "truncated", f"{path}: truncated PNG (no IEND chunk at the end); "
-                                            f"re-export it or {delete(i)}")
-                elif b"\xff\xd9" not in tail:
-                    add(i, "truncated", f"{path}: truncated JPEG (no end-of-image marker); "
-                                        f"re-export it or {delete(i)}")
-            if meta is not None and 0 <= targets[i] <= 1:
-                meta.add(int(targets[i]), fmt, _quality(img) if fmt in jpeg else None, width, height, size, mode,
-                         "exif" in img.info)
-        formats[fmt] = formats.get(fmt, 0) + 1
-        modes[mode] = modes.get(mode, 0) + 1
-        area = width * height
-        if min_area is None or area < min_area:
-            min_area, stats.min_size = area, (width, height)
-        if area > max_area:
-            max_area, stats.max_size = area, (width, height)
-        if width < TINY_SIDE or height < TINY_SIDE:
-            add(i, "tiny", f"{path}: tiny image ({width}x{height}, under {TINY_SIDE} px a side); "
-                           f"it is upscaled for training, so check it is a real sample or {delete(i)}")
-        elif area > HUGE_PIXELS:
-            add(i, "huge", f"{path}: huge image ({width}x{height}, {area / 1e6:.0f} megapixels); "
-                           "the engine still trains on it but decodes it slowly, so consider downscaling it")
-        expected = ext_formats.get(splitext(name)[1].lower())
-        if expected is not None and fmt not in expected:
-            ext = splitext(name)[1]
-            proper = FORMAT_EXTENSION.get(fmt, f".{str(fmt).lower()}")
-            add(i, "format", f"{path}: a {fmt} file named {ext}; the engine reads it by its content, "
-                             f"but rename it to {proper} for other tools")
-        if mode not in plain:
-            note = MODE_NOTES.get(mode) or (
-                f"{mode} image: scaled to 8-bit RGB when loaded" if mode.startswith("I;16")
-                else f"{mode} image: converted to RGB when loaded")
-            add(i, "mode", f"{path}: {note}")
+        header = _read_header(path, i, issues)
+        if header is not None:
+            _check_image(i, name, path, header, stats, issues)
+            if meta is not None and 0 <= listed.targets[i] <= 1:
+                meta.add(int(listed.targets[i]), *header)
     stats.scanned = len(listed.names)
     return True
 

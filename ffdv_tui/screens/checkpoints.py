@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Group
@@ -19,28 +20,34 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Header, ProgressBar, Static
 
 from engine.contract.fmt import fmt_bytes, fmt_metric
-from engine.contract.jobs import EvaluationResult, MatrixResult, SubmissionResult
-from engine.contract.matrixstore import list_matrices, matrix_args
-from engine.contract.protocol import METRIC_LABELS
-from engine.contract.text import plain_text, printable
-from engine.data.dataset import looks_like_dataset_root
-from ffdv_tui.checkpoint_catalog import (
-    CheckpointEntry,
+from engine.contract.jobs import (
+    EvaluationResult,
     JobError,
-    catalog_frame,
-    check_submission_file,
-    list_checkpoints,
+    MatrixResult,
+    SubmissionResult,
+    checkpoint_job_args,
+    matrix_args,
     run_engine_job,
 )
+from engine.contract.matrixstore import list_matrices
+from engine.contract.protocol import METRIC_LABELS
+from engine.contract.submission import check_submission, default_submission
+from engine.contract.text import plain_text, printable
+from engine.data.dataset import split_folder
+from ffdv_tui.checkpoint_catalog import (
+    CheckpointEntry,
+    catalog_frame,
+    list_checkpoints,
+)
 from ffdv_tui.screens.job import JobRequest, JobScreen
+from ffdv_tui.screens.job_runner import JobRunnerScreen
 from ffdv_tui.screens.matrix import MatrixScreen
 from ffdv_tui.screens.matrix_form import MatrixFormScreen, MatrixRequest
 from ffdv_tui.screens.matrix_list import MatrixListScreen
-from ffdv_tui.screens.predictions import PredictionSource, PredictionsScreen, validation_folder
+from ffdv_tui.screens.predictions import PredictionSource, PredictionsScreen
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.key_bar import KeyBar
 
@@ -113,7 +120,7 @@ def compare(a: CheckpointEntry, b: CheckpointEntry) -> Table:
     return table
 
 
-class CheckpointsScreen(Screen):
+class CheckpointsScreen(JobRunnerScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("e", "evaluate", "Evaluate"),
@@ -127,44 +134,18 @@ class CheckpointsScreen(Screen):
         Binding("p", "past_matrices", "Past matrices"),
     ]
 
+    @dataclass
     class Listed(Message):
         """The catalog was read (again)."""
 
-        def __init__(self, entries: list[CheckpointEntry]) -> None:
-            super().__init__()
-            self.entries = entries
+        entries: list[CheckpointEntry]
 
-    class JobStarted(Message):
-        def __init__(self, what: str) -> None:
-            super().__init__()
-            self.what = what
-
-    class JobProgress(Message):
-        """Progress of the running job; a newer one replaces any still queued."""
-
-        def __init__(self, done: int, total: int) -> None:
-            super().__init__()
-            self.done = done
-            self.total = total
-
-        def can_replace(self, message: Message) -> bool:
-            return isinstance(message, CheckpointsScreen.JobProgress)
-
+    @dataclass
     class MatrixDone(Message):
         """The matrix job ended: its folder, or why it failed."""
 
-        def __init__(self, folder: Path | None, error: str | None = None) -> None:
-            super().__init__()
-            self.folder = folder
-            self.error = error
-
-    class JobDone(Message):
-        """What the job ended with, ready to show; an evaluation's predictions for o."""
-
-        def __init__(self, result, evaluation: PredictionSource | None = None) -> None:
-            super().__init__()
-            self.result = result
-            self.evaluation = evaluation
+        folder: Path | None
+        error: str | None = None
 
     def __init__(self, runs_dir: Path, model_names: Callable[[], list[str]] | None = None,
                  images: str = "halfcell") -> None:
@@ -268,7 +249,7 @@ class CheckpointsScreen(Screen):
             return
         datasets = []
         for entry in entries:  # the runs' own validation splits
-            folder = validation_folder(entry.data_root) if entry.data_root else None
+            folder = split_folder(entry.data_root, "val") if entry.data_root else None
             if folder is not None and str(folder) not in datasets:
                 datasets.append(str(folder))
         title = f"Evaluation matrix of {', '.join(printable(e.key) for e in entries)}"
@@ -286,7 +267,7 @@ class CheckpointsScreen(Screen):
         """An app-level worker: the job outlives this screen; the result opens here, or is announced."""
         app = self.app
         try:
-            result = run_engine_job(args, self._progress)
+            result = run_engine_job(args, self.report_progress)
             if not isinstance(result, MatrixResult):
                 raise JobError(f"the engine answered {result.kind}, not a matrix")
             done = self.MatrixDone(Path(result.matrix_dir))
@@ -343,78 +324,47 @@ class CheckpointsScreen(Screen):
     def action_submission(self) -> None:
         entry = self._usable()
         if entry is not None:
-            out = entry.path.parent.parent / "submissions" / f"{entry.path.stem}-test.csv"
+            out = default_submission(entry.path, "test")
             self.app.push_screen(JobScreen(f"Predict a split with {printable(entry.key)} and write the submission",
                                            entry.data_root or "", "test", str(out)),
                                  lambda request: request and self._run_predict(entry, request))
 
-    def _job_args(self, command: str, entry: CheckpointEntry, request: JobRequest) -> list[str]:
-        args = [command, "--checkpoint", str(entry.path), "--data", str(request.data)]
-        if looks_like_dataset_root(request.data):
-            args += ["--split", request.split]
-        return args + (["--out", str(request.out)] if request.out else [])
-
-    @work(thread=True, exclusive=True, group="job")
     def _run_evaluate(self, entry: CheckpointEntry, request: JobRequest) -> None:
         key = printable(entry.key)
-        self.post_message(self.JobStarted(f"evaluating {key} on {request.split}…"))
-        try:
-            result = run_engine_job(self._job_args("evaluate", entry, request), self._progress)
-        except JobError as exc:
-            self.post_message(self.JobDone(plain_text(f"evaluation failed: {exc}", "red")))
-            return
-        if not isinstance(result, EvaluationResult):
-            self.post_message(self.JobDone(plain_text(f"evaluation failed: the engine answered {result.kind}", "red")))
-            return
-        metrics = result.metrics
-        table = Table(title=Text(f"{key} on {request.split}", style="table.title"), title_justify="left", show_edge=False)
-        table.add_column("metric")
-        table.add_column("value", justify="right")
-        for metric, label in METRIC_LABELS.items():
-            table.add_row(label, fmt_metric(metrics.get(metric)))
-        evaluation = PredictionSource(f"{entry.key} on {request.split}", {0: Path(result.predictions)},
-                                      Path(result.images))
-        note = plain_text(f"metrics: {result.metrics_file}\npress o to open its {metrics.get('count', 0):,} "
-                          "predictions", "dim", multiline=True)
-        self.post_message(self.JobDone(Group(table, note), evaluation))
 
-    @work(thread=True, exclusive=True, group="job")
+        def finish(result: EvaluationResult) -> JobRunnerScreen.JobDone:
+            metrics = result.metrics
+            table = Table(title=Text(f"{key} on {request.split}", style="table.title"), title_justify="left",
+                          show_edge=False)
+            table.add_column("metric")
+            table.add_column("value", justify="right")
+            for metric, label in METRIC_LABELS.items():
+                table.add_row(label, fmt_metric(metrics.get(metric)))
+            evaluation = PredictionSource(f"{entry.key} on {request.split}", {0: Path(result.predictions)},
+                                          Path(result.images))
+            note = plain_text(f"metrics: {result.metrics_file}\npress o to open its {metrics.get('count', 0):,} "
+                              "predictions", "dim", multiline=True)
+            return self.JobDone(Group(table, note), evaluation)
+
+        self.run_job(checkpoint_job_args("evaluate", entry.path, request.data, request.split, request.out),
+                     EvaluationResult, f"evaluating {key} on {request.split}…", "evaluation failed", finish)
+
     def _run_predict(self, entry: CheckpointEntry, request: JobRequest) -> None:
-        self.post_message(self.JobStarted(f"predicting {request.split} with {printable(entry.key)}…"))
-        try:
-            result = run_engine_job(self._job_args("predict", entry, request), self._progress)
-            if not isinstance(result, SubmissionResult):
-                raise JobError(f"the engine answered {result.kind}, not a submission")
-            checked = check_submission_file(Path(result.submission))
-        except JobError as exc:
-            self.post_message(self.JobDone(plain_text(f"prediction failed: {exc}", "red")))
-            return
-        unreadable = f"\n{result.unreadable} unreadable images got 0.5" if result.unreadable else ""
-        text = Text.assemble(("submission written and checked\n", "bold green"),
-                             printable(f"{result.submission}\n{checked}", multiline=True), (unreadable, "yellow"))
-        self.post_message(self.JobDone(text))
+        def finish(result: SubmissionResult) -> JobRunnerScreen.JobDone:
+            checked = check_submission(result.submission)
+            unreadable = f"\n{result.unreadable} unreadable images got 0.5" if result.unreadable else ""
+            return self.JobDone(Text.assemble(("submission written and checked\n", "bold green"),
+                                              printable(f"{result.submission}\n{checked}", multiline=True),
+                                              (unreadable, "yellow")))
 
-    def _progress(self, done: int, total: int) -> None:
-        if self.is_attached:  # a matrix job goes on after its screen has gone
-            self.post_message(self.JobProgress(done, total))
+        self.run_job(checkpoint_job_args("predict", entry.path, request.data, request.split, request.out),
+                     SubmissionResult, f"predicting {request.split} with {printable(entry.key)}…", "prediction failed",
+                     finish)
 
-    @on(JobProgress)
-    def _job_progress(self, message: JobProgress) -> None:
-        self.query_one("#job-progress", ProgressBar).update(total=message.total or None, progress=message.done)
-
-    @on(JobStarted)
-    def _job_started(self, message: JobStarted) -> None:
-        bar = self.query_one("#job-progress", ProgressBar)
-        bar.display = True
-        bar.update(total=None, progress=0)
-        self.query_one("#job-result", Static).update(plain_text(message.what, "dim"))
-
-    @on(JobDone)
-    def _job_done(self, message: JobDone) -> None:
-        if message.evaluation is not None:
-            self.last_evaluation = message.evaluation
-        self.query_one("#job-progress").display = False
-        self.query_one("#job-result", Static).update(message.result)
+    @on(JobRunnerScreen.JobDone)
+    def _keep_evaluation(self, message: JobRunnerScreen.JobDone) -> None:
+        if isinstance(message.kept, PredictionSource):
+            self.last_evaluation = message.kept
 
     def action_open_predictions(self) -> None:
         if self.last_evaluation is None:

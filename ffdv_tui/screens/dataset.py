@@ -14,7 +14,9 @@ highlighted pair is shown side by side.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,12 +28,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Header, Input, Label, ProgressBar, Select, Static
 from textual.worker import get_current_worker
 
 from engine.contract.text import plain_text, printable
+from engine.data.dataset import FFDI_SPLITS, ffdi_label_file
 from engine.data.scan import ScanReport, scan_dataset
+from ffdv_tui.screens.leakage_audit import PAIR_COLUMNS, LeakageAuditScreen
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
 from ffdv_tui.widgets.key_bar import KeyBar
@@ -50,13 +53,6 @@ ISSUE_COLUMNS = [
     Column("message", "what is wrong", 200),
 ]
 CLASS_FILTERS = {"all": "all classes", "real": "real only", "fake": "fake only"}
-PAIR_COLUMNS = [
-    Column("split", "split", 5),
-    Column("name", "image", 26),
-    Column("other_split", "copy in", 7),
-    Column("other_name", "its near-copy", 26),
-    Column("distance", "bits", 4, lambda v: str(int(v)), "right"),
-]
 
 
 def split_table(report: ScanReport) -> Table:
@@ -87,8 +83,7 @@ def issues_frame(report: ScanReport) -> pd.DataFrame:
 
 def quick_split(root: Path, split: str) -> pd.DataFrame | None:
     """The first rows of an FFDI split's label file, read in milliseconds (the whole file follows)."""
-    folder = {"train": "trainset", "val": "valset", "test": "testset"}[split]
-    label = root / f"{folder}_label.txt"
+    label = ffdi_label_file(root, split)
     if not label.is_file():
         return None
     try:
@@ -101,7 +96,20 @@ def quick_split(root: Path, split: str) -> pd.DataFrame | None:
     return pd.DataFrame({"img_name": frame["img_name"], "target": np.asarray(targets, dtype=np.int64)})
 
 
-class DatasetScreen(Screen):
+def scan_status(report: ScanReport) -> Text:
+    """The line under the summary: where the scan is, how many images and problems (colour modes are notes)."""
+    problems = sum(1 for i in report.issues if i.kind != "mode")
+    if report.done:
+        state = "scan done" if not problems and not report.label_problems else "scan done: problems below"
+    elif report.cancelled:
+        state = "scan cancelled (r rescans)"
+    else:
+        state = "scanning… (x cancels)"
+    return Text(f" {state} · {report.scanned:,} of {report.images:,} images · {problems:,} problems "
+                f"in {report.seconds:.0f}s", style="dim")
+
+
+class DatasetScreen(LeakageAuditScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("x", "cancel_scan", "Cancel scan"),
@@ -110,49 +118,29 @@ class DatasetScreen(Screen):
         Binding("slash", "focus('#ds-search')", "Search"),
     ]
 
+    @dataclass
     class SplitRead(Message):
         """Rows of the current split: the first ones (``partial``) or all of them."""
 
-        def __init__(self, frame: pd.DataFrame, folder: Path | None, partial: bool) -> None:
-            super().__init__()
-            self.frame = frame
-            self.folder = folder
-            self.partial = partial
+        frame: pd.DataFrame
+        folder: Path | None
+        partial: bool
 
+    @dataclass
     class LabelsRead(Message):
         """The label files were read: (Dataset, problems), or None with the reason."""
 
-        def __init__(self, found, error: str | None = None) -> None:
-            super().__init__()
-            self.found = found
-            self.error = error
+        found: Any
+        error: str | None = None
 
+    @dataclass
     class ScanProgress(Message):
         """Where the health scan is; a newer report replaces any still queued (the scan outruns the screen)."""
 
-        def __init__(self, report: ScanReport) -> None:
-            super().__init__()
-            self.report = report
+        report: ScanReport
 
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, DatasetScreen.ScanProgress)
-
-    class AuditProgress(Message):
-        """Where the leakage audit is: what it does (hashing a split, comparing two), done of total."""
-
-        def __init__(self, what: str, done: int, total: int) -> None:
-            super().__init__()
-            self.what, self.done, self.total = what, done, total
-
-        def can_replace(self, message: Message) -> bool:
-            return isinstance(message, DatasetScreen.AuditProgress)
-
-    class AuditDone(Message):
-        """The leakage audit's report (engine.data.leakage.LeakageReport), or why it could not run."""
-
-        def __init__(self, report, error: str | None = None) -> None:
-            super().__init__()
-            self.report, self.error = report, error
 
     def __init__(self, root: Path | None, images: str = "halfcell") -> None:
         super().__init__()
@@ -281,93 +269,14 @@ class DatasetScreen(Screen):
             parts.append(shortcut_text(report.shortcut))
         summary.update(Group(*parts))
         bar.update(total=max(report.images, 1), progress=report.scanned)
-        issues = [i for i in report.issues if i.kind != "mode"]
-        if report.done:
-            state = "scan done" if not issues and not report.label_problems else "scan done: problems below"
+        if report.done or report.cancelled:
             bar.display = False
-        elif report.cancelled:
-            state = "scan cancelled (r rescans)"
-            bar.display = False
-        else:
-            state = "scanning… (x cancels)"
-        status.update(Text(f" {state} · {report.scanned:,} of {report.images:,} images · {len(issues):,} problems "
-                           f"in {report.seconds:.0f}s", style="dim"))
+        status.update(scan_status(report))
         table = self.query_one("#ds-issues", FrameTable)
         table.display = bool(report.issues)
         self.query_one("#issue-detail").display = bool(report.issues)
         if report.issues and (report.done or report.cancelled or table.row_count != len(report.issues)):
             table.set_frame(issues_frame(report), keep_index=table.index_at(table.cursor_row))
-
-    # ------------------------------------------------------------ the leakage audit
-
-    def action_leakage(self) -> None:
-        if self.root is None:
-            return
-        self._show_progress()
-        self._audit(self.root)
-
-    @work(thread=True, exclusive=True, group="dataset-leakage")
-    def _audit(self, root: Path) -> None:
-        from engine.data.dataset import find_dataset
-        from engine.data.leakage import audit
-
-        worker = get_current_worker()
-        try:
-            dataset = self._found[0] if self._found is not None else find_dataset(root, check_files=False)
-            self._pair_folders = {name: split.folder for name, split in dataset.splits.items()}
-            report = audit(root, on_progress=lambda what, done, total: self.post_message(self.AuditProgress(what, done, total)),
-                           should_stop=lambda: self._stop_scan or worker.is_cancelled, dataset=dataset)
-        except Exception as exc:  # not a dataset, no training split: the engine's own words
-            self.post_message(self.AuditDone(None, str(exc)))
-            return
-        self.post_message(self.AuditDone(report))
-
-    @on(AuditProgress)
-    def _audit_progress(self, message: AuditProgress) -> None:
-        self.query_one("#scan-progress", ProgressBar).update(total=max(message.total, 1), progress=message.done)
-        self.query_one("#scan-status", Static).update(
-            plain_text(f" leakage audit: {message.what} {message.done:,} of {message.total:,} (x cancels)", "dim"))
-
-    @on(AuditDone)
-    def _audit_done(self, message: AuditDone) -> None:
-        from engine.data.leakage import WARN_SHARE
-
-        self.query_one("#scan-progress", ProgressBar).display = False
-        status = self.query_one("#scan-status", Static)
-        report = message.report
-        if report is None:
-            status.update(plain_text(f" leakage audit: {message.error}", "red"))
-            return
-        if report.cancelled:
-            status.update(Text(" leakage audit cancelled (l runs it again)", style="dim"))
-            return
-        share = report.val_share
-        unhashable = f" · {len(report.unhashable):,} images could not be hashed" if report.unhashable else ""
-        style = "yellow" if share is not None and share > WARN_SHARE else "green"
-        status.update(plain_text(f" {report.headline()}{unhashable}", style))
-        table = self.query_one("#ds-pairs", FrameTable)
-        table.display = bool(report.pairs)
-        frame = pd.DataFrame([(p.split, p.name, p.other_split, p.other_name, p.distance) for p in report.pairs],
-                             columns=[c.key for c in PAIR_COLUMNS])
-        table.set_frame(frame)
-        table.border_title = f"near-copies: {len(frame):,} pairs"
-
-    @on(FrameTable.RowHighlighted, "#ds-pairs")
-    def _pair(self, event: FrameTable.RowHighlighted) -> None:
-        """Both pictures of the highlighted pair, side by side."""
-        get = lambda key: str(event.table.value_at(event.row, key))
-        split, name, other_split, other_name = get("split"), get("name"), get("other_split"), get("other_name")
-        if split not in self._pair_folders or other_split not in self._pair_folders:
-            return
-        distance = get("distance")
-        pair = self.query_one("#ds-pair-preview", ImagePreview)
-        pair.display = True
-        self.query_one("#ds-preview", ImagePreview).show(
-            self._pair_folders[split] / name, plain_text(f"{split}: {name}"), [])
-        pair.show(self._pair_folders[other_split] / other_name,
-                  plain_text(f"{other_split}: {other_name} · {distance} bits apart"), [])
-
-    # ------------------------------------------------------------ the images
 
     @on(Select.Changed, "#ds-split")
     def _split_changed(self) -> None:
@@ -399,8 +308,7 @@ class DatasetScreen(Screen):
         if folder is not None:
             self.split_folder = folder
         elif self.root is not None:
-            self.split_folder = self.root / {"train": "trainset", "val": "valset", "test": "testset"}[
-                str(self.query_one("#ds-split", Select).value)]
+            self.split_folder = self.root / FFDI_SPLITS[str(self.query_one("#ds-split", Select).value)]  # a quick read
         self._filter(partial)
 
     @on(Select.Changed, "#ds-class")

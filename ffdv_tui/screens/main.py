@@ -9,6 +9,7 @@ floods the screen. Widgets hold the snapshot in a reactive and redraw themselves
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual import on, work
@@ -19,8 +20,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
-from engine.contract.config import load_config
-from engine.contract.launch import launch_run
+from engine.contract.protocol import CheckpointSaved, RunError, RunFinished, RunWarning
 from engine.contract.runstore import append_command, new_command_id
 from engine.contract.status import LIVE_STATUSES, RunStatus
 from engine.contract.text import printable
@@ -52,13 +52,12 @@ class MainScreen(Screen):
                 tooltip="Every checkpoint: evaluate, submission, fine-tune, compare"),
     ]
 
+    @dataclass
     class Relaunched(Message):
         """A resumed run's engine could not be started."""
 
-        def __init__(self, run: str, error: str) -> None:
-            super().__init__()
-            self.run = run
-            self.error = error
+        run: str
+        error: str
 
     def __init__(self, runs_dir: str = "runs", data_hint: str = "") -> None:
         super().__init__()
@@ -204,17 +203,16 @@ class MainScreen(Screen):
 
     def _announce(self, answer: Answer) -> None:
         event, run = answer.event, printable(answer.run)
-        kind = event.get("kind")
-        if kind in ("error", "warning"):
-            self.notify(f"{run}: {printable(event.get('message'))}", severity="warning", markup=False)
-        elif kind == "run_finished":
-            self.notify(f"{run}: run {printable(event.get('status'))}", markup=False)
-        elif kind == "checkpoint_saved":
-            self.notify(f"{run}: checkpoint saved ({printable(event.get('path'))})", markup=False)
-        else:
-            epoch = event.get("epoch")
+        if isinstance(event, (RunError, RunWarning)):
+            self.notify(f"{run}: {printable(event.message)}", severity="warning", markup=False)
+        elif isinstance(event, RunFinished):
+            self.notify(f"{run}: run {printable(event.status)}", markup=False)
+        elif isinstance(event, CheckpointSaved):
+            self.notify(f"{run}: checkpoint saved ({printable(event.path)})", markup=False)
+        else:  # paused, resumed: where the run stands
+            epoch, step = getattr(event, "epoch", None), getattr(event, "step", None)
             epoch = epoch + 1 if isinstance(epoch, int) else "?"
-            self.notify(f"{run}: {printable(kind)} at epoch {epoch}, step {printable(event.get('step'))}", markup=False)
+            self.notify(f"{run}: {printable(event.kind)} at epoch {epoch}, step {printable(step)}", markup=False)
 
     def _send(self, command: str, allowed: tuple[str, ...]) -> None:
         run = self.selected_run
@@ -266,18 +264,20 @@ class MainScreen(Screen):
             else:
                 self.notify(f"{name} is {run.status}.", severity="warning", markup=False)
             return
-        if not any(run.paths.checkpoints.glob("*.state.pt")):
-            self.notify(f"{name} has no checkpoint to resume from.", severity="warning", markup=False)
-            return
-        self.notify(f"{name}: resuming from its newest checkpoint…", markup=False)
+        self.notify(f"{name}: resuming…", markup=False)
         self._relaunch(run)
 
     @work(thread=True, group="launch")
     def _relaunch(self, run: RunSnapshot) -> None:
+        from engine.contract.runstart import nothing_to_resume, resume_run  # reads label files with pandas
+
         try:
-            launch_run(run.paths, resume=True, dist=load_config(run.paths.config).dist)
+            launched = resume_run(run.paths)
         except Exception as exc:
             self.post_message(self.Relaunched(run.name, str(exc)))
+            return
+        if not launched.from_checkpoint:
+            self.app.call_from_thread(self.notify, nothing_to_resume(launched.paths), severity="warning", markup=False)
 
     @on(Relaunched)
     def _relaunch_failed(self, message: Relaunched) -> None:

@@ -9,6 +9,7 @@ to wrong" shows what the perturbation broke.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -18,11 +19,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Header, Label, Select, Static
 from textual_plotext import PlotextPlot
 
-from engine.contract.jobs import SubmissionResult
+from engine.contract.jobs import SubmissionResult, submission_args
 from engine.contract.matrixstore import (
     CLEAN,
     MatrixStoreError,
@@ -32,11 +32,11 @@ from engine.contract.matrixstore import (
     load_matrix,
     read_summary,
     row_predictions,
-    submission_args,
 )
+from engine.contract.submission import submission_in
 from engine.contract.text import plain_text, printable
-from ffdv_tui.checkpoint_catalog import JobError, run_engine_job
 from ffdv_tui.screens.job import JobRequest, JobScreen
+from ffdv_tui.screens.job_runner import JobRunnerScreen
 from ffdv_tui.screens.predictions import PredictionSource, PredictionsScreen
 from ffdv_tui.widgets.key_bar import KeyBar
 
@@ -68,21 +68,16 @@ def _value(row: pd.Series, key: str) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-class MatrixScreen(Screen):
+class MatrixScreen(JobRunnerScreen):
+    JOB_NOTE = "#matrix-note"
+    JOB_BAR = None
+
+    @dataclass
     class RowOpened(Message):
         """A row's per-image scores were found (``source``), or why not (``error``)."""
 
-        def __init__(self, source: PredictionSource | None, error: str | None = None) -> None:
-            super().__init__()
-            self.source = source
-            self.error = error
-
-    class Note(Message):
-        """What the submission job is doing, for the note under the matrix."""
-
-        def __init__(self, text: Text) -> None:
-            super().__init__()
-            self.text = text
+        source: PredictionSource | None
+        error: str | None = None
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
@@ -228,28 +223,19 @@ class MatrixScreen(Screen):
             return
         folder = dataset_folder(self.summary, self.dataset or "")
         data = str(folder.parent) if folder is not None else ""
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in model)
-        out = self.summary.folder / "submissions" / f"{safe}-test.csv"
+        out = submission_in(self.summary.folder, f"{model}-test")
         self.app.push_screen(JobScreen(printable(f"Write a submission from {model}"), data, "test", str(out)),
                              lambda request: request and self._predict(model, request))
 
-    @work(thread=True, exclusive=True, group="matrix-job")
     def _predict(self, model: str, request: JobRequest) -> None:
-        self.post_message(self.Note(plain_text(f"writing a submission from {model}…", "dim")))
         try:
-            args = submission_args(self.summary, model, str(request.data), str(request.out) if request.out else None)
-            from engine.data.dataset import looks_like_dataset_root
-
-            if looks_like_dataset_root(request.data):
-                args += ["--split", request.split]
-            result = run_engine_job(args)
-            if not isinstance(result, SubmissionResult):
-                raise JobError(f"the engine answered {result.kind}, not a submission")
-        except (JobError, MatrixStoreError) as exc:
-            self.post_message(self.Note(plain_text(f"submission failed: {exc}", "red")))
+            args = submission_args(self.summary, model, str(request.data), request.split,
+                                   str(request.out) if request.out else None)
+        except MatrixStoreError as exc:
+            self.post_message(self.JobDone(plain_text(f"submission failed: {exc}", "red")))
             return
-        self.post_message(self.Note(plain_text(f"submission written: {result.submission} ({result.rows:,} rows)", "green")))
 
-    @on(Note)
-    def _note(self, message: Note) -> None:
-        self.query_one("#matrix-note", Static).update(message.text)
+        def finish(result: SubmissionResult) -> JobRunnerScreen.JobDone:
+            return self.JobDone(plain_text(f"submission written: {result.submission} ({result.rows:,} rows)", "green"))
+
+        self.run_job(args, SubmissionResult, f"writing a submission from {model}…", "submission failed", finish)

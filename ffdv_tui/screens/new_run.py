@@ -53,6 +53,7 @@ FIELD_HELP = {
     "schedule": "cosine with warmup, step, or constant learning rate",
     "augment": "none; light: flip, random resized crop; strong: + colour jitter, blur, JPEG re-compression",
     "stem": "srm: the backbone sees fixed high-pass residuals (generalises best here); rgb: the image; rgb+srm: both",
+    "pseudo_fakes": "share of real images blended with a changed copy of themselves into fakes each epoch (0: off)",
     "amp": "auto: bf16 on CUDA, off elsewhere; bf16; fp16; off",
     "pretrained": "empty: from scratch; a .safetensors/.pth weights file; hub: timm's download (needs internet)",
     "gpus": "processes on this machine, one per GPU, through torchrun",
@@ -71,6 +72,7 @@ FIELDS = [
     Field("schedule", "Schedule", "optim.schedule", choices=SCHEDULES),
     Field("augment", "Augmentation", "data.augment", choices=AUGMENT_PRESETS),
     Field("stem", "Input filter", "model.stem", choices=STEMS),
+    Field("pseudo_fakes", "Pseudo-fakes", "data.pseudo_fakes", float),
     Field("amp", "Mixed precision", "train.amp", choices=AMP_MODES),
     Field("pretrained", "Pretrained file", "model.pretrained"),
     Field("gpus", "GPUs", None, int),
@@ -85,7 +87,7 @@ def default_values(config: Config) -> dict[str, str]:
         "epochs": str(config.train.epochs), "batch_size": str(config.train.batch_size),
         "lr": "auto" if not config.optim.lr else repr(config.optim.lr), "optimizer": config.optim.optimizer,
         "schedule": config.optim.schedule, "augment": config.data.augment, "stem": config.model.stem,
-        "amp": config.train.amp,
+        "pseudo_fakes": repr(config.data.pseudo_fakes), "amp": config.train.amp,
         "pretrained": config.model.pretrained, "gpus": str(config.dist.nproc_per_node), "name": config.run.name,
     }
 
@@ -173,28 +175,25 @@ class NewRunScreen(DialogScreen[str | None]):
         Binding("ctrl+s", "start", "Start", priority=True),
     ]
 
+    @dataclass
     class Checked(Message):
         """A field's check that ran in a worker is done (``error`` or ``note``)."""
 
-        def __init__(self, field: str, error: str | None, note: str | None, checked: str | None = None) -> None:
-            super().__init__()
-            self.field = field
-            self.error = error
-            self.note = note
-            self.checked = checked  # the text that was checked; a newer one makes this answer stale
+        field: str
+        error: str | None
+        note: str | None
+        checked: str | None = None  # the text that was checked; a newer one makes this answer stale
 
+    @dataclass
     class ModelsLoaded(Message):
-        def __init__(self, names: list[str]) -> None:
-            super().__init__()
-            self.names = names
+        names: list[str]
 
+    @dataclass
     class Started(Message):
         """The run's engine was started (``name``), or could not be (``error``)."""
 
-        def __init__(self, name: str | None, error: str | None = None) -> None:
-            super().__init__()
-            self.name = name
-            self.error = error
+        name: str | None
+        error: str | None = None
 
     def __init__(self, defaults: Config, runs_dir: Path, model_names: Callable[[], list[str]],
                  start_run: Callable[[Config, int], str], gpus_available: int) -> None:

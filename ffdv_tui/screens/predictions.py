@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -22,6 +23,7 @@ from textual.widgets import Button, Header, Input, Label, Select, Static
 
 from engine.contract.fmt import fmt_metric
 from engine.contract.text import plain_text, printable
+from engine.data.dataset import split_folder
 from ffdv_tui.predictions import (
     FILTERS,
     SORTS,
@@ -59,16 +61,7 @@ class PredictionSource:
 
 
 def run_source(run_dir: Path, data_root: str) -> PredictionSource:
-    return PredictionSource(run_dir.name, prediction_files(run_dir), validation_folder(data_root), run_dir)
-
-
-def validation_folder(data_root: str) -> Path | None:
-    """The val split's image folder of a dataset (FFDI valset/, or val/ of image folders)."""
-    root = Path(data_root)
-    for name in ("valset", "val", "valid", "validation"):
-        if (root / name).is_dir():
-            return root / name
-    return None
+    return PredictionSource(run_dir.name, prediction_files(run_dir), split_folder(data_root, "val"), run_dir)
 
 
 class PredictionsScreen(Screen):
@@ -81,23 +74,21 @@ class PredictionsScreen(Screen):
         Binding("s", "next_slice", "Slice by"),
     ]
 
+    @dataclass
     class Loaded(Message):
         """An epoch's predictions were read (``table``), or could not be (``error``)."""
 
-        def __init__(self, table: PredictionTable | None, error: str | None = None) -> None:
-            super().__init__()
-            self.table = table
-            self.error = error
+        table: PredictionTable | None
+        error: str | None = None
 
+    @dataclass
     class Computed(Message):
         """The rows, counts and confusion matrix at one threshold, filter, sort and search."""
 
-        def __init__(self, view, counts: dict[str, int], confusion, threshold: float) -> None:
-            super().__init__()
-            self.view = view
-            self.counts = counts
-            self.confusion = confusion
-            self.threshold = threshold
+        view: Any
+        counts: dict[str, int]
+        confusion: Any
+        threshold: float
 
     class HistoryLoaded(Message):
         """Every epoch's score of every image is known (the preview's sparkline)."""

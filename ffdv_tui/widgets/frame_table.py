@@ -72,14 +72,13 @@ class FrameTable(ScrollView, can_focus=True):
     cursor_row: reactive[int] = reactive(0)
     zebra_stripes = False  # every other row on a lighter background
 
+    @dataclass
     class RowHighlighted(Message):
         """The cursor moved to ``row`` (position in the table); ``index`` is the frame's index label."""
 
-        def __init__(self, table: FrameTable, row: int, index: Any) -> None:
-            super().__init__()
-            self.table = table
-            self.row = row
-            self.index = index
+        table: FrameTable
+        row: int
+        index: Any
 
         @property
         def control(self) -> FrameTable:

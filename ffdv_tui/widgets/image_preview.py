@@ -17,6 +17,7 @@ import sys
 import termios
 from collections import OrderedDict
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image as PILImage
@@ -159,13 +160,12 @@ class ImagePreview(Vertical):
     }
     """
 
+    @dataclass
     class Decoded(Message):
         """A thumbnail (or the reason there is none) is ready for ``path``."""
 
-        def __init__(self, path: Path, item: PILImage.Image | str) -> None:
-            super().__init__()
-            self.path = path
-            self.item = item
+        path: Path
+        item: PILImage.Image | str
 
     def __init__(self, mode: str = "halfcell", cache: ThumbnailCache | None = None, **kwargs) -> None:
         super().__init__(**kwargs)

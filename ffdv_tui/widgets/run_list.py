@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.text import Text
 from textual.message import Message
 from textual.reactive import reactive
@@ -61,10 +63,9 @@ class RunList(OptionList):
     runs: reactive[tuple[RunSnapshot, ...]] = reactive((), layout=False, repaint=False, init=False)
     selected: reactive[str | None] = reactive(None, layout=False, repaint=False, init=False)
 
+    @dataclass
     class RunSelected(Message):
-        def __init__(self, name: str) -> None:
-            super().__init__()
-            self.name = name
+        name: str
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -56,9 +56,9 @@ class RunProgress(SteadyText):
         if isinstance(s.lr, (int, float)):
             parts.append(f"lr {s.lr:.2e}")
         beat = s.heartbeat
-        if isinstance(beat.get("memory_used"), (int, float)):
-            total = f" / {fmt_bytes(beat['memory_total'])}" if isinstance(beat.get("memory_total"), (int, float)) else ""
-            parts.append(f"mem {fmt_bytes(beat['memory_used'])}{total}")
-        if isinstance(beat.get("utilization"), (int, float)):
-            parts.append(f"GPU {beat['utilization']:.0f}%")
+        if beat is not None and beat.memory_used is not None:
+            total = f" / {fmt_bytes(beat.memory_total)}" if beat.memory_total is not None else ""
+            parts.append(f"mem {fmt_bytes(beat.memory_used)}{total}")
+        if beat is not None and beat.utilization is not None:
+            parts.append(f"GPU {beat.utilization:.0f}%")
         self.update(Group(grid, Text(printable(" · ".join(parts)), style="dim", no_wrap=True, overflow="ellipsis")))
