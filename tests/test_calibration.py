@@ -147,3 +147,28 @@ def test_the_checkpoints_screen_shows_the_calibration_and_its_split(tmp_path: Pa
     assert "another split than this run's data" in text
     own = {**calibration, "split": f"{tmp_path / 'data' / 'valset'} (val)"}
     assert "another split" not in plain(calibration_text(own, str(tmp_path / "data")))
+
+
+async def test_c_on_the_predictions_screen_steps_through_the_stored_thresholds(tmp_path: Path) -> None:
+    from conftest import install_fixture_runs
+    from pilot_helpers import make_app, pick_run, wait_until
+    from textual.widgets import Input
+
+    from ffdv_tui.screens.predictions import PredictionsScreen
+
+    runs = install_fixture_runs(tmp_path / "runs")
+    sidecar = runs / "finished" / "checkpoints" / "epoch-003.json"  # the best (the recorded runs have no best.json)
+    data = json.loads(sidecar.read_text())
+    data["calibration"] = {"temperature": 1.5, "split": "/data/valset (val)", "thresholds": {
+        "fpr:0.01": {"raw": 0.91, "calibrated": 0.8}, "balanced": {"raw": 0.42, "calibrated": 0.45}}}
+    sidecar.write_text(json.dumps(data))
+    app = make_app(runs, images="none")
+    async with app.run_test(size=(140, 44)) as pilot:
+        await pick_run(pilot, app, "finished")
+        await pilot.press("v")
+        await wait_until(pilot, lambda: isinstance(app.screen, PredictionsScreen), 30, "the predictions screen")
+        threshold = app.screen.query_one("#threshold", Input)
+        await pilot.press("c")
+        await wait_until(pilot, lambda: threshold.value == "0.910000", 30, "the FPR 1e-2 threshold")
+        await pilot.press("c")
+        await wait_until(pilot, lambda: threshold.value == "0.420000", 30, "the balanced threshold")

@@ -24,6 +24,7 @@ from textual.widgets import Button, Header, Input, Label, Select, Static
 from engine.contract.fmt import fmt_metric
 from engine.contract.text import plain_text, printable
 from engine.data.dataset import split_folder
+from ffdv_tui.operating_points import stored_points
 from ffdv_tui.predictions import (
     FILTERS,
     SORTS,
@@ -72,6 +73,7 @@ class PredictionsScreen(Screen):
         Binding("e", "eer", "At EER"),
         Binding("f", "next_filter", "Next filter"),
         Binding("s", "next_slice", "Slice by"),
+        Binding("c", "next_point", "Stored threshold"),
     ]
 
     @dataclass
@@ -102,6 +104,7 @@ class PredictionsScreen(Screen):
         self._history_loaded = False
         self._view = None
         self._slice: frozenset[str] | None = None  # the image names of the chosen slice (SlicesTable)
+        self._point = -1  # the stored threshold last chosen with c
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -234,6 +237,19 @@ class PredictionsScreen(Screen):
             self.notify("The EER needs both real and fake images.", severity="warning")
             return
         self.query_one("#threshold", Input).value = f"{threshold:.4f}"
+
+    def action_next_point(self) -> None:
+        """The next threshold `ffdv calibrate` stored for the run's best checkpoint (at FPR 1e-3, 1e-2, 5e-2, balanced)."""
+        points, split = stored_points(self.source.run_dir)
+        if not points:
+            self.notify("No stored thresholds: run `ffdv calibrate --checkpoint RUN --data VAL` first.",
+                        severity="warning", markup=False)
+            return
+        self._point = (self._point + 1) % len(points)
+        name, threshold = points[self._point]
+        self.query_one("#threshold", Input).value = f"{threshold:.6f}"
+        self.notify(printable(f"{name}: threshold {threshold:.4f} of the best checkpoint, fitted on {split}", 300),
+                    markup=False)
 
     def action_next_slice(self) -> None:
         self.query_one(SlicesTable).next_column()
