@@ -34,7 +34,7 @@ def roc_auc(scores: np.ndarray, targets: np.ndarray) -> float | None:
 def image_facts(folder: Path | None, names) -> pd.DataFrame:
     """Format, JPEG quality and size bucket of each image (headers only), "unknown" without the folder."""
     names = list(names)
-    if folder is None:
+    if folder is None or not Path(folder).is_dir():
         return pd.DataFrame({c: ["unknown"] * len(names) for c in FACT_COLUMNS})
     metas = [read_meta(Path(folder) / str(n)) for n in names]
     return pd.DataFrame({"format": [m.format for m in metas], "jpeg quality": [m.quality_label for m in metas],

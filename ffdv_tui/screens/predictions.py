@@ -268,8 +268,8 @@ class PredictionsScreen(Screen):
 
     @on(FrameTable.RowHighlighted, "#pred-table")
     def _row(self, event: FrameTable.RowHighlighted) -> None:
-        if self._view is None or event.index is None:
-            return
+        if self._view is None or event.index is None or event.index not in self._view.index:
+            return  # a row of the view before the last filter, sort or slice
         row = self._view.loc[event.index]
         name = str(row["img_name"])
         caption = Text.assemble((printable(name), "bold"), "\n", f"true {LABELS.get(int(row['target']), '?')} · ",
