@@ -2,7 +2,8 @@
 
 Evaluate, predict and the matrix share this one way: the sidecar names the model, input
 size, normalisation, crops and stem; a lost sidecar can be stood in for with
-``--model``; the stem the sidecar names must be the one the weights were saved with.
+``--model``, or by what a timm ``train.py`` checkpoint says (``arch``, ``args.img_size``); the
+stem the sidecar names must be the one the weights were saved with.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from engine.contract.errors import CheckpointError, ModelError
 from engine.contract.sidecar import Sidecar, SidecarError, read_sidecar, sidecar_path
 from engine.device import DeviceSetup, setup_device
 from engine.loader import ImageSpec
-from engine.models import build_network, check_model_name, read_state_dict
+from engine.models import build_network, check_model_name, read_checkpoint, read_state_dict
 from engine.stems import STEM_KEY, backbone_of, stem_of_state
 
 
@@ -39,17 +40,23 @@ def load_checkpoint(path: Path | str, setup: DeviceSetup, model_name: str | None
     if img_size is not None and not lo <= img_size <= hi:
         raise CheckpointError(f"--img-size {img_size}: the input size must be from {lo} to {hi} pixels "
                               "(the rule of data.img_size). Fix: pass the size the model was trained at.")
-    lost = False
+    lost, state, train_py = False, None, None
     try:
         sidecar = read_sidecar(weights_path)
-    except SidecarError:
-        if not model_name:
-            raise
-        sidecar, lost = Sidecar(model=model_name, img_size=img_size or 224), True
+    except SidecarError as missing:
+        if weights_path.suffix != ".safetensors":  # weights from elsewhere: timm's train.py names its model (arch)
+            try:
+                state, train_py = read_checkpoint(weights_path)
+            except ModelError as exc:
+                raise CheckpointError(str(exc)) from None
+        if not model_name and train_py is None:
+            raise missing from None
+        size = img_size or (train_py.img_size if train_py is not None else 224)  # None: the model's own size
+        sidecar, lost = Sidecar(model=model_name or train_py.arch, img_size=size), True
     name = model_name or sidecar.model
     check_model_name(name)
     try:  # ffdv's safetensors, or weights trained elsewhere (a state dict read with weights_only=True)
-        state = read_state_dict(weights_path)
+        state = state if state is not None else read_state_dict(weights_path)
     except ModelError as exc:
         raise CheckpointError(str(exc)) from None
     stem = check_stem(weights_path, sidecar, state, from_sidecar=not lost)

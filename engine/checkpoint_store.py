@@ -236,7 +236,8 @@ def resolve_checkpoint(path: Path | str) -> Path:
     """A .safetensors file from what a user typed: the file, its sidecar, a checkpoints folder or a run folder."""
     path = Path(path)
     if path.is_dir():
-        for candidate in (path / "checkpoints" / "best.safetensors", path / "best.safetensors"):
+        for candidate in (path / "checkpoints" / "best.safetensors", path / "best.safetensors",
+                          path / "model_best.pth.tar"):  # the last: a timm train.py output folder
             if candidate.exists():
                 return candidate
         raise CheckpointError(f"{path}: no best.safetensors in this folder (has the run validated yet?)")

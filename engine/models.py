@@ -7,17 +7,20 @@ two classes and is left at its fresh initialisation; every other tensor must fit
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import difflib
 import pickle
 import socket
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import timm
 import torch
 from torch import nn
 
-from engine.contract.config import Config
+from engine.contract.config import IMG_SIZE_RANGE, Config
 from engine.contract.errors import ModelError
 from engine.loader import ImageSpec
 from engine.stems import STEM_KEY, SRMStem, StemmedModel, backbone_of
@@ -58,29 +61,62 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
-    """Tensors of a weights file, unwrapped from the usual containers and prefixes."""
+@dataclass(frozen=True)
+class TrainPyInfo:
+    """What a checkpoint of timm's ``train.py`` says about its model: ``arch``, and the input size in ``args``."""
+
+    arch: str
+    img_size: int | None
+
+
+# timm's train.py pickles its arguments as an argparse.Namespace: the one class allowed besides tensors.
+TRAIN_PY_GLOBALS = (argparse.Namespace,)
+
+
+def _train_py_info(raw: object) -> TrainPyInfo | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("arch"), str) or not isinstance(raw.get("state_dict"), dict):
+        return None
+    args = raw.get("args")
+    size = getattr(args, "img_size", None) if isinstance(args, argparse.Namespace) else None
+    if size is None and isinstance(args, argparse.Namespace):
+        input_size = getattr(args, "input_size", None)
+        size = input_size[-1] if isinstance(input_size, (list, tuple)) and input_size else None
+    lo, hi = IMG_SIZE_RANGE
+    return TrainPyInfo(raw["arch"], size if type(size) is int and lo <= size <= hi else None)
+
+
+def _load_tensors(path: Path) -> object:
+    """torch.load with weights_only=True; timm's Namespace of arguments is allowed, nothing else."""
+    allow = getattr(torch.serialization, "safe_globals", None)
+    with warnings.catch_warnings(), (allow(list(TRAIN_PY_GLOBALS)) if allow else contextlib.nullcontext()):
+        warnings.simplefilter("ignore", UserWarning)  # torch warns about pickle protocols before it refuses or reads
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def read_checkpoint(path: Path | str) -> tuple[dict[str, torch.Tensor], TrainPyInfo | None]:
+    """Tensors of a weights file, unwrapped from the usual containers and prefixes, and what timm's train.py
+    wrote about the model when it made the file (else None)."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: weights file not found")
-    fix = "Fix: pass a .safetensors file or a plain state dict saved with torch.save(model.state_dict())."
+    fix = ("Fix: pass a .safetensors file, a plain state dict saved with torch.save(model.state_dict()), "
+           "or a checkpoint of timm's train.py.")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
             state = load_file(str(path))
         else:
-            with warnings.catch_warnings():  # torch warns about pickle protocols before it refuses or reads
-                warnings.simplefilter("ignore", UserWarning)
-                state = torch.load(path, map_location="cpu", weights_only=True)
+            state = _load_tensors(path)
     except pickle.UnpicklingError:
         raise ModelError(
-            f"{path}: cannot read weights: the file holds pickled Python objects besides tensors, and ffdv "
-            f"never unpickles those (torch.load with weights_only=True). {fix}"
+            f"{path}: cannot read weights: the file holds pickled Python objects besides tensors (and the "
+            f"argparse.Namespace of timm's train.py), and ffdv never unpickles those (torch.load with weights_only=True). {fix}"
         ) from None
     except Exception as exc:
         reason = (str(exc).strip().splitlines() or [""])[0][:300]
         raise ModelError(f"{path}: cannot read weights ({type(exc).__name__}: {reason}). {fix}") from None
+    info = _train_py_info(state)
     for key in ("state_dict_ema", "state_dict", "model_ema", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -91,7 +127,12 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     for prefix in prefixes:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
-    return state
+    return state, info
+
+
+def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
+    """Tensors of a weights file, unwrapped from the usual containers and prefixes."""
+    return read_checkpoint(path)[0]
 
 
 def load_weights_file(model: nn.Module, path: Path | str, name: str) -> list[str]:

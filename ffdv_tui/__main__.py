@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     if probe is not None:
         probe.join()  # the terminal's answers must be in before Textual takes the keyboard
     message = app.run()
+    if app.return_code:  # the app ended on an unhandled exception: Textual has printed its traceback
+        return app.return_code
     if message:
         print(message)
     return 0

@@ -203,6 +203,17 @@ class FfdvApp(App[str]):
 
         self.push_screen(CheckpointsScreen(self.runs_dir, self.list_models, self.images))
 
+    def action_compare(self) -> None:
+        """The marked runs side by side (one marked run: with the selected one)."""
+        from ffdv_tui.screens.compare import CompareScreen
+
+        runs = self.main.compared_runs()
+        if len(runs) < 2:
+            self.notify("Mark two runs or more with space (a marks every run shown), then m compares them.",
+                        severity="warning")
+            return
+        self.push_screen(CompareScreen(runs))
+
     def resume_run_named(self, name: str) -> None:
         if name in self.runs:
             self.select_run(name)

@@ -8,7 +8,7 @@ the render path takes a lock or reads a structure another thread is changing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -16,7 +16,9 @@ from engine.contract.launch import Exit
 from engine.contract.protocol import Heartbeat
 from engine.contract.runstate import RunState
 from engine.contract.runstore import RunPaths
+from engine.contract.runsummary import LOWER_IS_BETTER, NOT_METRICS, NOT_SETTINGS, RunSummary, flatten, inside
 from engine.contract.status import LIVE_STATUSES, RunStatus
+from engine.contract.timm_run import is_timm_run
 
 WARNINGS_SHOWN = 2
 
@@ -64,6 +66,9 @@ class RunSnapshot:
     last_error: str | None = None
     newer_protocol: int | None = None
     problem: str | None = None  # the run folder is damaged: why
+    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # flat: {"optim.lr": 0.001}
+    epoch_losses: Mapping[int, float] = field(default_factory=lambda: MappingProxyType({}))  # epoch -> mean train loss
+    predictions: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))  # epoch -> path in the folder
 
     @property
     def is_live(self) -> bool:
@@ -91,5 +96,48 @@ class RunSnapshot:
             warnings=tuple(str(w) for w in state.warnings[-WARNINGS_SHOWN:]),
             leaky_validation=str(state.leaky_validation),
             last_error=state.errors[-1].message if state.errors else None,
-            newer_protocol=state.newer_protocol, problem=problem,
+            newer_protocol=state.newer_protocol, problem=problem, settings=_settings(config),
+            epoch_losses=_frozen(state.epoch_losses), predictions=_frozen(state.predictions),
         )
+
+    def summary(self) -> RunSummary:
+        """The run as a comparison reads it (``engine.contract.runsummary``), from what the watcher already folded:
+        opening a comparison replays no event log."""
+        metrics = {v.epoch: {k: float(x) for k, x in v.metrics.items()
+                             if type(x) in (int, float) and x == x and k not in NOT_METRICS} for v in self.validations}
+        root = self.paths.root
+        timm = is_timm_run(root)
+        return RunSummary(
+            name=self.name, root=root, kind="timm" if timm else "ffdv", status=str(self.status), settings=self.settings,
+            epochs=tuple(sorted(metrics)), metrics=metrics, train_loss=self.epoch_losses,
+            images_per_epoch=self.num_train, steps_per_epoch=self.steps_per_epoch, images_per_sec=self.images_per_sec,
+            duration=self.duration, started_at=self.started_at, best_metric=self.best_metric, best_epoch=self.best_epoch,
+            predictions={e: root / p for e, p in self.predictions.items() if isinstance(p, str) and inside(root, p)},
+        )
+
+    @property
+    def model(self) -> str:
+        return str(self.settings.get("model.name", ""))
+
+    def best(self, metric: str) -> float | None:
+        """The best value of ``metric`` over the run's validations (not the last; lower is better for loss, EER)."""
+        values = [v.metrics.get(metric) for v in self.validations]
+        values = [v for v in values if type(v) in (int, float) and v == v]
+        if not values:
+            return None
+        return min(values) if metric in LOWER_IS_BETTER else max(values)
+
+
+_SETTINGS_CACHE: dict[int, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
+
+
+def _settings(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The run's settings, flat; made once per config (a live run's snapshots share its unchanged config)."""
+    cached = _SETTINGS_CACHE.get(id(config))
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    flat = MappingProxyType({k: v for k, v in flatten(config).items() if not k.startswith(NOT_SETTINGS)})
+    if len(_SETTINGS_CACHE) > 4096:
+        _SETTINGS_CACHE.clear()
+    _SETTINGS_CACHE[id(config)] = (config, flat)
+    return flat

@@ -21,6 +21,7 @@ from engine.contract.protocol import Event
 from engine.contract.runstate import RunFollower
 from engine.contract.runstore import RunPaths, run_folders
 from engine.contract.status import RunStatus
+from engine.contract.timm_run import TimmFollower, timm_folders
 from ffdv_tui.run_snapshot import RunSnapshot
 
 BACKGROUND_POLL_S = 1.0
@@ -150,6 +151,12 @@ class RunsModel:
             if folder.name not in self.runs:
                 paths = RunPaths(folder)
                 self.runs[folder.name] = RunEntry(folder.name, paths, RunFollower(folder), mtime=_mtime(paths.events))
+                found.add(folder.name)
+        for folder in timm_folders(self.runs_dir):  # timm train.py output, read-only: curves from its summary.csv
+            if folder.name not in self.runs:
+                follower = TimmFollower(folder)
+                self.runs[folder.name] = RunEntry(folder.name, follower.paths, follower,  # type: ignore[arg-type]
+                                                  mtime=_mtime(folder / "summary.csv"))
                 found.add(folder.name)
         gone = {name for name, entry in self.runs.items() if not entry.paths.root.exists()}
         for name in gone:

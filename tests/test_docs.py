@@ -207,6 +207,8 @@ SCREENS = {  # the first column of the workbench page's keys table: the screen i
     "dataset (`d`)": "ffdv_tui.screens.dataset:DatasetScreen",
     "checkpoints (`k`)": "ffdv_tui.screens.checkpoints:CheckpointsScreen",
     "matrix": "ffdv_tui.screens.matrix:MatrixScreen",
+    "comparison (`m`)": "ffdv_tui.screens.compare:CompareScreen",
+    "runs filter (`/`)": "ffdv_tui.screens.filter:FilterScreen",
     "new-run form": "ffdv_tui.screens.new_run:NewRunScreen",
     "evaluate / submission form": "ffdv_tui.screens.job:JobScreen",
     "evaluation matrix form": "ffdv_tui.screens.matrix_form:MatrixFormScreen",

@@ -87,7 +87,7 @@ def readme_keys() -> set[str]:
 def test_the_readme_keys_table_is_the_main_screens_bindings() -> None:
     list_keys = {"↑", "↓"}  # the run list's own movement
     documented = readme_keys()
-    display = {"question_mark": "?"}
+    display = {"question_mark": "?", "slash": "/"}
     bound = {display.get(k.strip(), k.strip()) for b in own_bindings(MainScreen) + own_bindings(FfdvApp)
              for k in b.key.split(",")} | {FfdvApp.COMMAND_PALETTE_BINDING}
     assert documented - list_keys == bound, (

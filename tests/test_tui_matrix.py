@@ -74,7 +74,7 @@ def test_the_store_reads_a_matrix_and_builds_commands(tmp_path: Path) -> None:
         "predict", "--checkpoint", "/runs/a/checkpoints/best.safetensors", "/runs/b/checkpoints/best.safetensors",
         "--data", "/d", "--split", "test", "--ensemble", "mean"]
     assert submission_args(summary, "a +flip", "/d")[-2:] == ["--tta", "flip"]
-    path = row_predictions(summary, "a", "valset", "jpeg:50")
+    path = row_predictions(summary, "a", "valset", "jpeg:50").path
     table = PredictionTable(load_predictions(path))
     scores = pd.read_parquet(folder / "scores.parquet")
     clean = scores[scores["perturbation"] == "none"]["a"].round(6).to_numpy()

@@ -11,13 +11,13 @@ import argparse
 import sys
 
 from engine import __version__
-from engine.cli import calibrate, data, judge, models, runs, train
+from engine.cli import calibrate, compare, data, judge, models, runs, train
 from engine.cli.common import ERROR_LIMIT, json_line
 from engine.contract.errors import FfdvError
 from engine.contract.jobs import JobFailed
 from engine.contract.text import printable
 
-COMMAND_GROUPS = (train, runs, judge, calibrate, data, models)
+COMMAND_GROUPS = (train, runs, compare, judge, calibrate, data, models)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

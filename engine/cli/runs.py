@@ -133,16 +133,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from engine.contract.launch import run_status
     from engine.contract.runstate import load_run
     from engine.contract.runstore import RunPaths, run_folders
+    from engine.contract.timm_run import TimmFollower, is_timm_run, timm_folders
 
     root = Path(args.runs)
-    folders = run_folders(root)
+    folders = sorted(run_folders(root) + timm_folders(root))  # timm's train.py output folders too, read-only
     if not folders:
         print(f"no runs in {printable(root)}/ yet; start one with `ffdv train --data DATA`")
         return 0
     rows = []
     for folder in folders:
-        state = load_run(folder)
-        status = run_status(RunPaths(folder), state)
+        if is_timm_run(folder):  # timm's train.py output: read-only, from its summary.csv
+            timm = TimmFollower(folder)
+            timm.poll()
+            state, status = timm.state, timm.state.status
+            state.problems += [timm.problem] if timm.problem else []
+        else:
+            state = load_run(folder)
+            status = run_status(RunPaths(folder), state)
         started = time.strftime("%m-%d %H:%M", time.localtime(state.started_at)) if state.started_at else "–"
         best = f"{state.best_metric} {fmt_metric(state.best_value)}" if state.best_value is not None else "–"
         epochs = f"{state.epoch}/{state.epochs}" if state.epochs else "–"

@@ -63,9 +63,9 @@ def split_table(report: ScanReport) -> Table:
         size = lambda s: f"{s[0]}×{s[1]}" if s else "–"
         formats = ", ".join(f"{k} {v:,}" for k, v in sorted(stats.formats.items(), key=lambda kv: -kv[1])) or "–"
         issues = stats.issues - stats.issue_counts.get("mode", 0)
-        table.add_row(stats.split, f"{stats.images:,}", "–" if stats.real is None else f"{stats.real:,}",
+        table.add_row(plain_text(stats.split), f"{stats.images:,}", "–" if stats.real is None else f"{stats.real:,}",
                       "–" if stats.fake is None else f"{stats.fake:,}", f"{stats.scanned:,}", size(stats.min_size),
-                      size(stats.max_size), formats, Text(f"{issues:,}", style="red" if issues else "green"))
+                      size(stats.max_size), plain_text(formats), Text(f"{issues:,}", style="red" if issues else "green"))
     return table
 
 

@@ -78,6 +78,7 @@ def dialog_rows() -> tuple[KeyRow, ...]:
     Made once (the app makes it while idle after the first frame: it imports the dialogs' modules).
     """
     from ffdv_tui.screens.confirm import ConfirmScreen
+    from ffdv_tui.screens.filter import FilterScreen
     from ffdv_tui.screens.job import JobScreen
     from ffdv_tui.screens.matrix_form import MatrixFormScreen
     from ffdv_tui.screens.matrix_list import MatrixListScreen
@@ -86,7 +87,7 @@ def dialog_rows() -> tuple[KeyRow, ...]:
     rows = []
     for title, dialog in (("New-run form", NewRunScreen), ("Evaluate / submission", JobScreen),
                           ("Evaluation matrix form", MatrixFormScreen), ("Past matrices", MatrixListScreen),
-                          ("Questions (stop, quit)", ConfirmScreen)):
+                          ("Questions (stop, quit)", ConfirmScreen), ("Runs filter (/)", FilterScreen)):
         for binding in dialog.BINDINGS:
             if isinstance(binding, Binding):
                 keys = " / ".join(k.strip() for k in binding.key.split(","))

@@ -24,9 +24,11 @@ from engine.contract.protocol import CheckpointSaved, RunError, RunFinished, Run
 from engine.contract.runstore import append_command, new_command_id
 from engine.contract.status import LIVE_STATUSES, RunStatus
 from engine.contract.text import printable
+from ffdv_tui.run_filter import SORTS
 from ffdv_tui.run_snapshot import RunSnapshot
 from ffdv_tui.runs import Answer, RunsUpdate, ordered
 from ffdv_tui.screens.confirm import ConfirmScreen
+from ffdv_tui.screens.run_choice import RunChoice
 from ffdv_tui.widgets.curves import LossPlot, MetricPlot
 from ffdv_tui.widgets.key_bar import KeyBar
 from ffdv_tui.widgets.log_tail import LogTail
@@ -39,7 +41,7 @@ REPAINT_S = 0.25  # header and progress of the selected run
 FULL_REPAINT_S = 1.0  # its curves, table and log: a whole frame's work, once a second is plenty
 
 
-class MainScreen(Screen):
+class MainScreen(RunChoice, Screen):
     BINDINGS = [
         Binding("n", "app.new_run", "New run", tooltip="Start a training run (the form)"),
         Binding("p", "pause_resume", "Pause/Resume", tooltip="Pause the selected run, or resume it"),
@@ -50,6 +52,14 @@ class MainScreen(Screen):
         Binding("d", "app.dataset", "Dataset", tooltip="Splits, balance, sizes, a health scan, the images"),
         Binding("k", "app.checkpoints", "Checkpoints",
                 tooltip="Every checkpoint: evaluate, submission, fine-tune, compare"),
+        # Comparing runs (docs/compare.md); left out of the key bar, listed by ? and the palette.
+        Binding("space", "mark", "Mark", tooltip="Mark the selected run for a comparison (again: unmark)", show=False),
+        Binding("a", "mark_shown", "Mark shown", tooltip="Mark every run the filter shows (again: unmark them)",
+                show=False),
+        Binding("m", "app.compare", "Compare", tooltip="Compare the marked runs: curves, table, ROC", show=False),
+        Binding("slash", "filter", "Filter", tooltip="Filter the runs: a name, a status, auc>0.8, model=resnet*",
+                show=False),
+        Binding("o", "sort", "Sort", tooltip="Sort the runs: newest, best AUC, name (in turn)", show=False),
     ]
 
     @dataclass
@@ -72,6 +82,9 @@ class MainScreen(Screen):
         self._complete = False  # the watcher has read every run folder once
         self._last_full = 0.0
         self._mounted = False  # the watcher's first update can come before the widgets exist
+        self.marked: set[str] = set()  # runs marked for a comparison
+        self.filter_text = ""  # the runs list's filter (ffdv_tui.run_filter)
+        self.sort = SORTS[0]
 
     def compose(self) -> ComposeResult:
         yield SteadyHeader()
@@ -129,7 +142,7 @@ class MainScreen(Screen):
         if not self._dirty and self._listed:
             return
         dirty, self._dirty = self._dirty, set()
-        runs = ordered(self.runs)
+        runs = self.shown(ordered(self.runs))
         if self.selected is None and runs:
             self.selected = runs[0].name
             self.app.follow_closely(self.selected)
@@ -143,6 +156,8 @@ class MainScreen(Screen):
         run_list = self.query_one(RunList)
         run_list.runs = tuple(runs)
         run_list.selected = self.selected
+        if self.filter_text:
+            self.show_list_title(len(runs))  # runs come and go while a filter is on: its count follows
         if not runs and not self._complete:
             self.query_one("#empty", Static).update(Text(f"Reading the runs in {printable(self.runs_dir)}/ …"))
         elif not runs:

@@ -9,7 +9,7 @@ to wrong" shows what the perturbation broke.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -29,8 +29,7 @@ from engine.contract.matrixstore import (
     MatrixSummary,
     auc_by_jpeg,
     dataset_folder,
-    load_matrix,
-    read_summary,
+    open_matrix,
     row_predictions,
 )
 from engine.contract.submission import submission_in
@@ -74,10 +73,11 @@ class MatrixScreen(JobRunnerScreen):
 
     @dataclass
     class RowOpened(Message):
-        """A row's per-image scores were found (``source``), or why not (``error``)."""
+        """A row's per-image scores were found (``source``, with what was set right in ``warnings``), or why not."""
 
         source: PredictionSource | None
         error: str | None = None
+        warnings: list[str] = field(default_factory=list)
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
@@ -91,6 +91,7 @@ class MatrixScreen(JobRunnerScreen):
         self.images = images
         self.summary: MatrixSummary | None = None
         self.frame: pd.DataFrame | None = None
+        self.warnings: list[str] = []
         self.models: list[str] = []
 
     def compose(self) -> ComposeResult:
@@ -108,17 +109,18 @@ class MatrixScreen(JobRunnerScreen):
 
     def on_mount(self) -> None:
         try:
-            self.summary = read_summary(self.folder)
-            self.frame = load_matrix(self.folder)
+            matrix = open_matrix(self.folder)
         except MatrixStoreError as exc:
-            self.query_one("#matrix-note", Static).update(plain_text(str(exc), "red"))
+            self.query_one("#matrix-note", Static).update(plain_text(f"damaged: {exc}", "red", multiline=True))
             return
+        self.summary, self.frame, self.warnings = matrix.summary, matrix.frame, matrix.warnings
         self.app.sub_title = printable(f"matrix · {self.summary.name}")
-        datasets = self.summary.datasets
-        self.query_one("#matrix-dataset", Select).set_options([(printable(d), d) for d in datasets])
+        datasets = self.summary.datasets  # names from files: plain Text prompts, never markup
+        self.query_one("#matrix-dataset", Select).set_options([(plain_text(d, limit=80), d) for d in datasets])
         self.query_one("#matrix-dataset", Select).value = datasets[0]
         perturbations = self.summary.perturbations
-        self.query_one("#matrix-perturbation", Select).set_options([(printable(p), p) for p in perturbations])
+        self.query_one("#matrix-perturbation", Select).set_options([(plain_text(p, limit=80), p)
+                                                                    for p in perturbations])
         self.query_one("#matrix-perturbation", Select).value = next((p for p in perturbations if p != CLEAN), CLEAN)
         self.show()
         self.query_one(DataTable).focus()
@@ -144,9 +146,9 @@ class MatrixScreen(JobRunnerScreen):
         perturbations = list(dict.fromkeys(part["perturbation"]))
         table = self.query_one(DataTable)
         table.clear(columns=True)
-        table.add_column("model", key="model")
-        for name in perturbations:
-            table.add_column(plain_text(name), key=name)
+        table.add_column("model")
+        for name in perturbations:  # keys left to the table: a perturbation may be called "model"
+            table.add_column(plain_text(name))
         best = {p: part[part["perturbation"] == p]["auc"].max() for p in perturbations}
         self.models = []
         for model, rows in part.groupby("model", sort=False):
@@ -157,13 +159,15 @@ class MatrixScreen(JobRunnerScreen):
                 auc = _value(row, "auc") if row is not None else None
                 drop = _value(row, "drop_auc") if row is not None else None
                 cells.append(cell(auc, drop, auc is not None and auc == best[name]))
-            table.add_row(*cells, key=str(model))
+            table.add_row(*cells)
             self.models.append(str(model))
         self._chart(part)
         count = int(part["images"].max()) if len(part) else 0
-        self.query_one("#matrix-note", Static).update(plain_text(
-            f"{self.summary.title} · {count:,} images · s: submission from the row · o: its per-image scores under "
-            f"the selected perturbation", "dim"))
+        note = plain_text(f"{self.summary.title} · {count:,} images · s: submission from the row · o: its per-image "
+                          f"scores under the selected perturbation", "dim")
+        for warning in self.warnings:
+            note.append_text(plain_text(f"\n{warning}", "yellow", multiline=True))
+        self.query_one("#matrix-note", Static).update(note)
 
     def _chart(self, part: pd.DataFrame) -> None:
         plot = self.query_one(PlotextPlot)
@@ -201,20 +205,22 @@ class MatrixScreen(JobRunnerScreen):
     @work(thread=True, exclusive=True, group="matrix-open")
     def _open(self, model: str, dataset: str, perturbation: str) -> None:
         try:
-            path = row_predictions(self.summary, model, dataset, perturbation)
+            scores = row_predictions(self.summary, model, dataset, perturbation)
         except MatrixStoreError as exc:
             self.post_message(self.RowOpened(None, str(exc)))
             return
-        source = PredictionSource(printable(f"{model} on {dataset} under {perturbation}"), {0: path},
+        source = PredictionSource(printable(f"{model} on {dataset} under {perturbation}"), {0: scores.path},
                                   dataset_folder(self.summary, dataset))
-        self.post_message(self.RowOpened(source))
+        self.post_message(self.RowOpened(source, warnings=scores.warnings))
 
     @on(RowOpened)
     def _row_opened(self, message: RowOpened) -> None:
         if message.source is None:
             self.notify(printable(message.error), severity="error", markup=False)
-        else:
-            self.app.push_screen(PredictionsScreen(message.source, self.images))
+            return
+        for warning in message.warnings:
+            self.notify(printable(warning), severity="warning", timeout=10, markup=False)
+        self.app.push_screen(PredictionsScreen(message.source, self.images))
 
     def action_submission(self) -> None:
         model = self.row_model

@@ -11,14 +11,43 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, SelectionList, Static
 
+from engine.contract.errors import FfdvError
 from engine.contract.perturbspec import STANDARD_SUITE, check_spec
-from engine.contract.text import plain_text
+from engine.contract.text import plain_text, printable
 from ffdv_tui.screens.dialog import DialogScreen
 from ffdv_tui.widgets.path_suggester import PathSuggester
 
 ENSEMBLE_CHOICES = (("mean of probabilities", "mean"), ("mean of ranks", "rank"), ("weight average (soup)", "soup"),
                     ("greedy soup", "greedy"))
 TTA_CHOICES = (("horizontal flip", "flip"), ("scales 0.875 / 1 / 1.125", "scales"))
+
+
+def spec_problem(text: str) -> str | None:
+    """What is wrong with a typed spec, or None; the form's boundary, so no spec or suite file can end the app.
+
+    check_spec answers most problems; a value it cannot turn into a number (``jpeg:inf``), a suite that
+    names itself (endless recursion) or an unreadable path raise instead, and are said the same way.
+    """
+    if not text:
+        return None
+    try:
+        return check_spec(text)
+    except RecursionError:
+        return f"{printable(text, 200)}: a suite file that names itself (directly or through another); remove that line"
+    except (FfdvError, ValueError, OverflowError, OSError, RuntimeError) as exc:
+        return f"{printable(text, 200)}: {printable(exc, 400)}"
+
+
+def missing_folder(datasets: list[str]) -> str | None:
+    """The first dataset that is not a folder here (``~nobody`` and NUL bytes included), or None."""
+    for dataset in datasets:
+        try:
+            if Path(dataset).expanduser().exists():
+                continue
+        except (RuntimeError, ValueError, OSError):  # ~user with no such user; a NUL byte
+            pass
+        return dataset
+    return None
 
 
 @dataclass(frozen=True)
@@ -77,21 +106,21 @@ class MatrixFormScreen(DialogScreen[MatrixRequest | None]):
 
     @on(Input.Changed, "#matrix-custom")
     def _check_custom(self, event: Input.Changed) -> None:
-        text = event.value.strip()
-        problem = check_spec(text) if text else None
+        problem = spec_problem(event.value.strip())
         self.query_one("#matrix-why", Static).update(plain_text(problem or "", "red"))
 
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
         why = self.query_one("#matrix-why", Static)
         datasets = self.query_one("#matrix-data", Input).value.split()
-        missing = [d for d in datasets if not Path(d).expanduser().exists()]
+        missing = missing_folder(datasets)
         if not datasets or missing:
-            why.update(plain_text(f"{missing[0]}: no such folder" if missing else "give at least one dataset", "red"))
+            why.update(plain_text(f"{missing}: no such folder" if missing else "give at least one dataset", "red"))
             return
         custom = self.query_one("#matrix-custom", Input).value.strip()
-        if custom and check_spec(custom):
-            why.update(plain_text(check_spec(custom) or "", "red"))
+        problem = spec_problem(custom)
+        if problem:
+            why.update(plain_text(problem, "red"))
             return
         perturbations = list(self.query_one("#matrix-perturbations", SelectionList).selected)
         if custom:

@@ -1,4 +1,8 @@
-"""Past evaluation matrices of the chosen checkpoints' runs, newest first; Enter reopens one from its files."""
+"""Past evaluation matrices of the chosen checkpoints' runs, newest first; Enter reopens one from its files.
+
+A damaged matrix is listed in red with its problem (opening it shows the whole message), a partial one
+with its count of warnings.
+"""
 
 from __future__ import annotations
 
@@ -44,7 +48,11 @@ class MatrixListScreen(DialogScreen[Path | None]):
             options = []
             for i, summary in enumerate(self.matrices):
                 when = time.strftime("%m-%d %H:%M", time.localtime(summary.time)) if summary.time else "?"
-                options.append(Option(Text.assemble((f"{when}  ", "dim"), printable(summary.title, 120)), id=str(i)))
+                title = Text(printable(summary.title, 120), style="red" if summary.problem else "")
+                if summary.warnings:
+                    title.append(f"  ({len(summary.warnings)} warning{'s' if len(summary.warnings) > 1 else ''})",
+                                 style="yellow")
+                options.append(Option(Text.assemble((f"{when}  ", "dim"), title), id=str(i)))
             yield OptionList(*options, id="matrix-list")
 
     @on(OptionList.OptionSelected, "#matrix-list")

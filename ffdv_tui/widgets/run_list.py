@@ -62,6 +62,7 @@ class RunList(OptionList):
 
     runs: reactive[tuple[RunSnapshot, ...]] = reactive((), layout=False, repaint=False, init=False)
     selected: reactive[str | None] = reactive(None, layout=False, repaint=False, init=False)
+    marked: reactive[frozenset[str]] = reactive(frozenset(), layout=False, repaint=False, init=False)
 
     @dataclass
     class RunSelected(Message):
@@ -83,7 +84,8 @@ class RunList(OptionList):
         """Rebuild the list only when something shown changed; keep the highlight on the selected run."""
         made = {r: self._made.get(r) or run_prompt(r) for r in runs}
         self._made = made
-        prompts = [made[r] for r in runs]
+        marked = self.marked
+        prompts = [Text.assemble(("● ", "bold magenta"), made[r]) if r.name in marked else made[r] for r in runs]
         names = [r.name for r in runs]
         plain = [p.plain + r.status for p, r in zip(prompts, runs)]
         if names == self._names and plain == self._prompts:
@@ -97,6 +99,9 @@ class RunList(OptionList):
                 self.set_options([Option(p, id=n) for p, n in zip(prompts, names)])
         self._names, self._prompts = names, plain
         self.watch_selected(self.selected)  # and forget an index asked for: the indices changed
+
+    def watch_marked(self, marked: frozenset[str]) -> None:
+        self.watch_runs(self.runs)  # a mark is drawn before the run's status mark
 
     def watch_selected(self, name: str | None) -> None:
         self._asked = None
