@@ -251,10 +251,10 @@ def read_label_file(
         blocks = [format_problems(path, what, problems, fix) for what, problems, fix in groups]
         raise DataError("\n".join(blocks))
     return Split(split or folder.name, folder, names.tolist(), targets, path, "ffdi" if targets is not None else "list",
-                 _extra_columns(frame))
+                 _extra_columns(frame, b"/" in raw))
 
 
-def _extra_columns(frame: pd.DataFrame) -> dict[str, list[str]]:
+def _extra_columns(frame: pd.DataFrame, may_nest: bool = True) -> dict[str, list[str]]:
     """Every column beside img_name and target, as text; ``source`` from a source-like column, or from the first
     folder of the names when every name lies in a sub-folder."""
     extra = {str(c): frame[c].astype(str).tolist() for c in frame.columns if c not in ("img_name", "target")}
@@ -263,7 +263,7 @@ def _extra_columns(frame: pd.DataFrame) -> dict[str, list[str]]:
         names = frame["img_name"]
         if column is not None:
             extra[SOURCE] = extra[column]
-        elif len(names) and names.str.contains("/", regex=False).all():
+        elif may_nest and len(names) and names.str.contains("/", regex=False).all():
             extra[SOURCE] = names.str.split("/", n=1).str[0].tolist()
     return extra
 
