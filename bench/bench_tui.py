@@ -134,9 +134,9 @@ def press_keys(term: Terminal, presses: int) -> dict[str, list[float]]:
     kinds: dict[str, list[float]] = {"open the keys screen": [], "close it": [], "show another run": []}
     for i in range(presses):
         term.press(b"?")  # the keys screen opens over the workbench
-        kinds["open the keys screen"].append(term.wait_for(lambda s: "This screen" in s, 10))
+        kinds["open the keys screen"].append(term.wait_for(lambda s: "On this screen" in s, 10))
         term.press(b"?")  # and closes again
-        kinds["close it"].append(term.wait_for(lambda s: "This screen" not in s, 10))
+        kinds["close it"].append(term.wait_for(lambda s: "On this screen" not in s, 10))
         header = term.text().splitlines()[0]
         term.press(b"\x1b[B" if i % 2 == 0 else b"\x1b[A")  # another run: header, curves, table, log
         kinds["show another run"].append(term.wait_for(lambda s, h=header: s.splitlines()[0] != h, 10))

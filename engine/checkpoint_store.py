@@ -111,8 +111,8 @@ class CheckpointManager:
         self._point("last", name)
         if is_best:
             self._point("best", name)
-        elif previous_best is None and self.best() is None:
-            self._point("best", name)  # no metric yet: best is the newest, so best.* always exists
+        elif previous_best is None and self.best() is None and reason != "recovery":
+            self._point("best", name)  # no metric yet: best is the newest epoch checkpoint (never a recovery one)
         kill_point(reason, "links")
         dropped = self._drop_records()
         self._write_index(reason)
@@ -147,10 +147,24 @@ class CheckpointManager:
             newest = max(self.records, key=_age)
             if self._target("last") != newest.name:
                 self._point("last", newest.name)
-            best = self.best() or newest
-            if self._target("best") != best.name:
+            best = self.best() or self._newest_unscored()
+            if best is None:
+                self._unpoint("best")
+            elif self._target("best") != best.name:
                 self._point("best", best.name)
         return notes
+
+    def _newest_unscored(self) -> Record | None:
+        """Before the first validation: the newest checkpoint written at an epoch's end or on command; a recovery
+        checkpoint from mid-epoch is for resuming, never a "best" to judge or ship."""
+        candidates = [r for r in self.records if r.reason != "recovery"]
+        return max(candidates, key=_age) if candidates else None
+
+    def _unpoint(self, alias: str) -> None:
+        for suffix in (".safetensors", ".json"):
+            link = self.folder / f"{alias}{suffix}"
+            if link.is_symlink():
+                link.unlink()
 
     def _point(self, alias: str, name: str) -> None:
         for suffix in (".safetensors", ".json"):

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from engine.contract.fmt import fmt_duration, fmt_metric
+from engine.contract.fmt import fmt_count, fmt_duration, fmt_metric
 from engine.contract.protocol import (
     METRIC_LABELS,
     CheckpointSaved,
@@ -120,7 +120,8 @@ class ConsoleView:
     def _on_run_started(self, e: RunStarted) -> None:
         self.print(
             plain_text(e.run_id, "bold"), ": ", plain_text(e.model), " on ", plain_text(e.device),
-            f" · {e.num_train} train / {e.num_val} val images · {e.epochs} epochs × {e.steps_per_epoch} steps"
+            f" · {e.num_train} train / {e.num_val} val images · {fmt_count(e.epochs, 'epoch')}"
+            f" × {fmt_count(e.steps_per_epoch, 'step')}"
             + (f" · {e.world_size} processes" if e.world_size > 1 else "")
         )
         if self.live and self.progress is None:
@@ -194,7 +195,7 @@ class ConsoleView:
                 if e.best_value is not None else ("no validation yet",))
         bad = f" · {e.bad_images} unreadable images skipped" if e.bad_images else ""
         self.print(Text.assemble("run ", plain_text(e.status), style=f"bold {colour}"),
-                   f" after {e.epochs_completed} epochs in {fmt_duration(e.duration_s)} · ", *best, bad)
+                   f" after {fmt_count(e.epochs_completed, 'epoch')} in {fmt_duration(e.duration_s)} · ", *best, bad)
         if e.message and e.status != RunOutcome.COMPLETED:
             self.print(plain_text(e.message, multiline=True))
 

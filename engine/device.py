@@ -54,7 +54,19 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"train.device = {name!r} but this machine has no usable CUDA GPU. Fix: use device = \"auto\" or \"cpu\".")
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError(f"train.device = {name!r} but MPS is not available here. Fix: use device = \"auto\" or \"cpu\".")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ConfigError(f"train.device = {name!r} but this machine has {count} visible GPU(s), cuda:0 to "
+                          f"cuda:{count - 1}. Fix: pick one of those, or device = \"auto\".")
     return device
+
+
+def check_device(config: Config) -> None:
+    """Before a run folder is made: the device exists, and there is a GPU for each process that wants one."""
+    device = resolve_device(config.train.device)
+    if device.type == "cuda" and config.dist.nproc_per_node > torch.cuda.device_count():
+        raise ConfigError(f"dist.nproc_per_node = {config.dist.nproc_per_node} but this machine has "
+                          f"{torch.cuda.device_count()} visible GPU(s): one process per GPU. Fix: set it to at most that.")
 
 
 def setup_device(config: Config, device_name: str | None = None) -> DeviceSetup:

@@ -241,8 +241,13 @@ class EpochSampler(Sampler):
     ``start`` skips the first samples of this rank's share: resuming mid-epoch.
     """
 
-    def __init__(self, size: int, shuffle: bool, seed: int, num_replicas: int = 1, rank: int = 0):
-        self.inner = DistributedSampler(range(size), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+    def __init__(self, size: int, shuffle: bool, seed: int, num_replicas: int = 1, rank: int = 0,
+                 repeats: np.ndarray | None = None):
+        # repeats (data.sample_weights): image i is drawn repeats[i] times per epoch
+        self.repeats = repeats
+        self.order = np.repeat(np.arange(size), repeats) if repeats is not None else None
+        total = len(self.order) if self.order is not None else size
+        self.inner = DistributedSampler(range(total), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
         self.epoch = 0
         self.start = 0
 
@@ -255,7 +260,7 @@ class EpochSampler(Sampler):
         epoch = self.epoch
         for i, index in enumerate(self.inner):
             if i >= self.start:
-                yield index, epoch
+                yield (int(self.order[index]) if self.order is not None else index), epoch
 
     def __len__(self) -> int:
         return len(self.inner) - self.start

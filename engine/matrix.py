@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -33,14 +33,16 @@ from torch.utils.data import DataLoader
 
 from engine.checkpoint_loading import LoadedCheckpoint, load_checkpoint
 from engine.contract.errors import FfdvError
+from engine.contract.matrixfolder import own_matrix_folder
 from engine.contract.perturbspec import Perturbation
 from engine.contract.protocol import clean_number
 from engine.contract.runstore import atomic_path, atomic_write_json
+from engine.contract.text import printable
 from engine.data.dataset import Split
 from engine.data.images import BadImage, open_rgb
 from engine.device import DeviceSetup
 from engine.ensemble import (
-    TTA_SCALES,
+    SoupError,
     average_state_dicts,
     check_soupable,
     mean_ensemble,
@@ -51,8 +53,21 @@ from engine.ensemble import (
 )
 from engine.inference import Scores, image_scores, reduce_crops
 from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, ImageSpec, eval_transform, sample_seed
+from engine.matrix_keys import (
+    bounded_name,
+    cell_digest,
+    checkpoint_content,
+    digest,
+    matches_split,
+    perturbation_slug,
+    read_cell,
+    row_digest,
+    spec_fields,
+    split_digest,
+    state_digest,
+    write_cell,
+)
 from engine.metrics import detection_metrics
-from engine.models import read_state_dict
 from engine.perturb import perturb_image, perturbation_seed
 from engine.predict import check_finite_scores
 
@@ -72,6 +87,8 @@ class Member:
     kind: str  # "checkpoint", "soup" or "greedy-soup"
     loaded: LoadedCheckpoint
     sources: list[str]
+    content: str = ""  # a hash of its weights as loaded and its input spec: what its scores depend on
+    weights_sha256: str = ""
 
     @property
     def spec(self) -> ImageSpec:
@@ -131,9 +148,12 @@ def load_members(checkpoints: list[str], setup: DeviceSetup, model_name: str | N
                  img_size: int | None = None) -> list[Member]:
     taken: set[str] = set()
     members = []
-    for text in checkpoints:
+    for text in checkpoints:  # each checkpoint is read once; soups average these weights, never the file again
         loaded = load_checkpoint(text, setup, model_name, img_size)
-        members.append(Member(member_key(loaded.path, taken), "checkpoint", loaded, [str(loaded.path.resolve())]))
+        weights = state_digest(loaded.model)
+        content = checkpoint_content(weights, loaded.sidecar.model, loaded.sidecar.stem, loaded.spec)
+        members.append(Member(member_key(loaded.path, taken), "checkpoint", loaded, [str(loaded.path.resolve())],
+                              content, weights))
     return members
 
 
@@ -159,8 +179,9 @@ def refuse_unlabelled(split: Split) -> None:
 
 
 def soup_member(key: str, kind: str, members: list[Member], setup: DeviceSetup) -> Member:
-    """The weight average of the members, loaded into a copy of the first one's model."""
-    states = [read_state_dict(m.loaded.path) for m in members]
+    """The weight average of the members (their weights as loaded, not re-read), in a copy of the first one's model."""
+    check_soup_plan(members)
+    states = [{k: v.detach().cpu() for k, v in m.loaded.model.state_dict().items()} for m in members]
     check_soupable([m.key for m in members], [m.loaded.sidecar.model for m in members], states)
     first = members[0].loaded
     model = copy.deepcopy(first.model)
@@ -170,14 +191,21 @@ def soup_member(key: str, kind: str, members: list[Member], setup: DeviceSetup) 
         model.to(memory_format=torch.channels_last)
     sidecar = replace(first.sidecar, extra={**first.sidecar.extra, "soup_of": [m.key for m in members]})
     loaded = LoadedCheckpoint(model, first.spec, sidecar, first.path)
-    return Member(key, kind, loaded, [s for m in members for s in m.sources])
+    return Member(key, kind, loaded, [s for m in members for s in m.sources], digest("soup", [m.content for m in members]))
 
 
 def check_soup_plan(members: list[Member]) -> None:
-    """Refuse a soup across architectures before any image is decoded."""
+    """Refuse a soup across architectures or input specs before any image is decoded: the average would be
+    judged at the first member's input size, which is not what the others were trained for."""
     names = [m.loaded.sidecar.model for m in members]
     if len(set(names)) > 1:
         check_soupable([m.key for m in members], names, [{}] * len(members))
+    specs = [spec_fields(m.spec) for m in members]
+    if any(spec != specs[0] for spec in specs):
+        listed = ", ".join(f"{m.key} takes {m.spec.img_size} px ({m.spec.crop}, mean {list(m.spec.mean)})" for m in members)
+        raise SoupError(f"a soup averages checkpoints that take the same input, but {listed}. Fix: pass only "
+                        "checkpoints of one input size and normalisation to --ensemble soup/greedy (mean and rank "
+                        "work across input sizes)")
 
 
 # ---------------------------------------------------------------- one pass over a cell
@@ -186,26 +214,36 @@ def check_soup_plan(members: list[Member]) -> None:
 class CellDataset(ImageDataset):
     """Items: (one uint8 H x W x 3 tensor per input group, or None; target; index; reason).
 
-    The loader's dataset, with the cell's perturbation applied to the decoded image at its own
-    resolution and one transform per input group (models of one size share a resized image).
+    A perturbed cell decodes the file at its full resolution, perturbs that image once and
+    gives each input group its own resize of it: a perturbation means the same for every
+    model, whatever else is in the matrix. The clean cell decodes as ``ffdv evaluate`` does for
+    each group (JPEG draft to the group's size), so each model's clean row equals its evaluate.
+    An image whose perturbation fails is scored as unreadable in this cell, with the reason.
     """
 
-    def __init__(self, split: Split, perturbation: Perturbation, transforms: list, decode_size: int, seed: int):
-        super().__init__(split, transform=None, decode_size=decode_size, seed=seed)
+    def __init__(self, split: Split, perturbation: Perturbation, transforms: list, decode_sizes: list[int], seed: int):
+        super().__init__(split, transform=None, decode_size=0, seed=seed)
         self.perturbation = perturbation
         self.transforms = transforms
+        self.decode_sizes = list(decode_sizes) if perturbation.is_clean else [0] * len(decode_sizes)
 
     def __getitem__(self, key):
         index = key[0] if isinstance(key, tuple) else key
         target = int(self.targets[index])
         try:
-            img = open_rgb(f"{self.folder}/{self.name(index)}", self.decode_size, self.max_pixels)
+            images = {size: open_rgb(f"{self.folder}/{self.name(index)}", size, self.max_pixels)
+                      for size in dict.fromkeys(self.decode_sizes)}
         except BadImage as exc:
             return None, target, index, str(exc)
-        img = perturb_image(self.perturbation, img, perturbation_seed(self.seed, self.perturbation, index))
+        if not self.perturbation.is_clean:
+            seed = perturbation_seed(self.seed, self.perturbation, index)
+            try:
+                images = {0: perturb_image(self.perturbation, images[0], seed)}
+            except (RuntimeError, ValueError, OSError) as exc:
+                return None, target, index, f"{self.perturbation.name} failed on this image: {str(exc)[:200]}"
         with torch.random.fork_rng(devices=[]):  # the same seeding as the loader's, should a transform draw
             torch.default_generator.manual_seed(sample_seed(self.seed, 0, index))
-            return tuple(t(img) for t in self.transforms), target, index, ""
+            return tuple(t(images[size]) for t, size in zip(self.transforms, self.decode_sizes)), target, index, ""
 
 
 def collate_groups(items: list):
@@ -253,8 +291,7 @@ def score_pass(
             transform, decode = eval_transform(member.spec)
             transforms.append(transform)
             decode_sizes.append(decode)
-    decode_size = 0 if 0 in decode_sizes else max(decode_sizes)  # 0: full resolution, as native crops need
-    dataset = CellDataset(split, perturbation, transforms, decode_size, seed)
+    dataset = CellDataset(split, perturbation, transforms, decode_sizes, seed)
     loader = DataLoader(dataset, batch_size=batch_size, sampler=EpochSampler(len(dataset), False, 0),
                         num_workers=workers, collate_fn=collate_groups, pin_memory=setup.is_cuda,
                         persistent_workers=False, prefetch_factor=4 if workers > 0 else None,
@@ -330,23 +367,18 @@ def cell_metrics(score: np.ndarray, target: np.ndarray, loss: np.ndarray) -> dic
 # ---------------------------------------------------------------- the whole matrix
 
 
-def perturbation_slug(perturbation: Perturbation) -> str:
-    return perturbation.name.replace(":", "-").replace("+", "_")
+def cell_file(out: Path, source: DataSource, perturbation: Perturbation) -> Path:
+    """cells/<dataset>/<perturbation>.parquet, both names bounded (a long chain is hashed)."""
+    return Path(out) / "cells" / bounded_name(source.key) / f"{perturbation_slug(perturbation)}.parquet"
 
 
 def fingerprint(plan: Plan) -> dict[str, Any]:
-    """What the per-image scores depend on: a re-run with the same fingerprint reuses finished cells."""
-    def file_id(path: str) -> list:
-        stat = os.stat(path)
-        return [path, stat.st_size, stat.st_mtime_ns]
-
+    """What the matrix's scores depend on, by content (weights, images and labels): its default name."""
     return {
         "format": FORMAT,
-        "members": {m.key: [m.kind, [file_id(s) for s in m.sources]] for m in plan.members if m.kind != "greedy-soup"},
-        "datasets": {d.key: [str(d.split.folder.resolve()), str(d.split.label_file or ""), len(d.split)]
-                     for d in plan.datasets},
+        "members": {m.key: [m.kind, m.content] for m in plan.members if m.kind != "greedy-soup"},
+        "datasets": {d.key: split_digest(d.split) for d in plan.datasets},
         "seed": plan.seed,
-        "tta_scales": list(TTA_SCALES),
     }
 
 
@@ -375,46 +407,51 @@ class Progress:
 
 
 class MatrixRunner:
+    """Scores the cells a matrix lacks into ``out/cells`` (a folder it owns and locks), reusing only cells and rows
+    whose content keys match (matrix_keys)."""
+
     def __init__(self, plan: Plan, setup: DeviceSetup, out: Path,
-                 on_progress: Callable[[Progress], None] | None = None):
+                 on_progress: Callable[[Progress], None] | None = None,
+                 on_warning: Callable[[str], None] | None = None):
         self.plan = plan
         self.setup = setup
         self.out = Path(out)
         self.cells = self.out / "cells"
         self.on_progress = on_progress
+        self.on_warning = on_warning or (lambda text: print(f"warning: {text}", file=sys.stderr))
         self.done = 0
         self.total = 0
         self.started = time.monotonic()
         self.computed_cells: list[str] = []
         self.reused_cells: list[str] = []
         self.greedy: dict[str, Any] | None = None
+        self._split_keys: dict[str, str] = {}
 
     # -------------------------------------------------------- bookkeeping
 
-    def _prepare(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        stamp = self.cells / "fingerprint.json"
-        current = json.loads(json.dumps(fingerprint(self.plan), default=str))
-        if stamp.is_file():
-            try:
-                old = json.loads(stamp.read_text())
-            except (OSError, ValueError):
-                old = None
-            if old != current:  # other checkpoints, data or seed under the same folder: its cells are stale
-                for path in sorted(self.cells.rglob("*"), reverse=True):
-                    path.unlink() if path.is_file() else path.rmdir()
-        atomic_write_json(stamp, current)
+    def split_key(self, source: DataSource) -> str:
+        if source.key not in self._split_keys:
+            self._split_keys[source.key] = split_digest(source.split)
+        return self._split_keys[source.key]
+
+    def cell_key(self, source: DataSource, perturbation: Perturbation) -> str:
+        return cell_digest(self.split_key(source), perturbation, self.plan.seed)
 
     def cell_path(self, source: DataSource, perturbation: Perturbation) -> Path:
-        return self.cells / source.key / f"{perturbation_slug(perturbation)}.parquet"
+        return cell_file(self.out, source, perturbation)
 
-    def _read_cell(self, path: Path) -> pd.DataFrame | None:
-        if not path.is_file():
+    def _row_keys(self, rows: list[tuple[Row, Member]]) -> dict[str, str]:
+        return {row.key: row_digest(member.content, row.tta) for row, member in rows}
+
+    def _read_cell(self, source: DataSource, perturbation: Perturbation) -> tuple[pd.DataFrame, dict[str, str]] | None:
+        """The cell's frame with only the rows whose keys still match, or None when the cell is stale."""
+        found = read_cell(self.cell_path(source, perturbation))
+        if found is None:
             return None
-        try:
-            return pd.read_parquet(path)
-        except Exception:
-            return None  # a half-written file cannot exist (atomic rename); anything unreadable is redone
+        frame, meta = found
+        if meta.get("cell") != self.cell_key(source, perturbation) or not matches_split(frame, source.split):
+            return None
+        return frame, {k: v for k, v in meta["columns"].items() if isinstance(v, str) and k in frame}
 
     def _rows(self) -> list[tuple[Row, Member]]:
         rows = []
@@ -435,15 +472,20 @@ class MatrixRunner:
 
     # -------------------------------------------------------- passes
 
+    def _missing(self, source: DataSource, perturbation: Perturbation, rows: list[tuple[Row, Member]]):
+        found = self._read_cell(source, perturbation)
+        frame, columns = found if found is not None else (None, {})
+        wanted = self._row_keys(rows)
+        missing = [(row, member) for row, member in rows if columns.get(row.key) != wanted[row.key]]
+        return frame, columns, missing
+
     def _score_cell(self, source: DataSource, perturbation: Perturbation, rows: list[tuple[Row, Member]]) -> pd.DataFrame:
-        """The rows a cell's file lacks, scored in one pass and merged into it."""
-        path = self.cell_path(source, perturbation)
-        frame = self._read_cell(path)
-        have = set(frame.columns) if frame is not None else set()
-        missing = [(row, member) for row, member in rows if row.key not in have]
+        """The rows a cell's file lacks (or holds for other content), scored in one pass and merged into it."""
+        frame, columns, missing = self._missing(source, perturbation, rows)
         name = f"{source.key} · {perturbation.name}"
         if not missing:
-            self.reused_cells.append(name)
+            if name not in self.computed_cells and name not in self.reused_cells:
+                self.reused_cells.append(name)
             return frame
         result = score_pass(missing, source.split, perturbation, self.setup, self.plan.batch_size, self.plan.workers,
                             self.plan.seed, self._tick(name))
@@ -451,21 +493,47 @@ class MatrixRunner:
             targets = source.split.targets if source.split.targets is not None else np.full(len(source.split), -1)
             frame = pd.DataFrame({"img_name": source.split.names, "target": np.asarray(targets, dtype=np.int64)})
             frame["unreadable"] = [result.bad.get(i, "") for i in range(len(source.split))]
+        wanted = self._row_keys(missing)
         for row, _ in missing:
             frame[row.key] = result.scores[row.key]
             frame[f"loss|{row.key}"] = result.losses[row.key]
+            columns[row.key] = wanted[row.key]
+        path = self.cell_path(source, perturbation)
+        path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            frame.to_parquet(tmp, index=False)
-        self.computed_cells.append(name)
+            write_cell(tmp, frame, {"cell": self.cell_key(source, perturbation), "columns": columns})
+        if name in self.reused_cells:
+            self.reused_cells.remove(name)
+        if name not in self.computed_cells:
+            self.computed_cells.append(name)
         return frame
 
-    def _greedy_soup(self, first_clean: pd.DataFrame) -> Member:
-        """Checkpoints best first by the first dataset's clean AUC; each joins while the soup's AUC improves."""
+    def _greedy_key(self) -> str:
+        first = self.plan.datasets[0]
+        return digest("greedy", self.cell_key(first, Perturbation()), [[m.key, m.content] for m in self.plan.checkpoints])
+
+    def _saved_greedy(self) -> list[Member] | None:
+        """The ingredients greedy.json chose for these very checkpoints and data; a damaged or stale file is redone."""
         saved = self.cells / "greedy.json"
+        if not saved.is_file():
+            return None
         checkpoints = {m.key: m for m in self.plan.checkpoints}
-        if saved.is_file():
-            self.greedy = json.loads(saved.read_text())
-            chosen = [checkpoints[k] for k in self.greedy["ingredients"]]
+        try:
+            data = json.loads(saved.read_text())
+            if data.get("key") != self._greedy_key():
+                return None
+            chosen = [checkpoints[k] for k in data["ingredients"]]
+            if not chosen:
+                raise ValueError("no ingredients")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            self.on_warning(f"{saved}: unreadable ({printable(exc, 200)}); the greedy soup is chosen again")
+            return None
+        self.greedy = data
+        return chosen
+
+    def _greedy_soup(self, first_clean: pd.DataFrame, chosen: list[Member] | None) -> Member:
+        """Checkpoints best first by the first dataset's clean AUC; each joins while the soup's AUC improves."""
+        if chosen is not None:
             return soup_member("greedy-soup", "greedy-soup", chosen, self.setup)
         source = self.plan.datasets[0]
         target = first_clean["target"].to_numpy()
@@ -490,34 +558,33 @@ class MatrixRunner:
             if kept:
                 chosen.append(candidate)
                 best = value
-        self.greedy = {"ingredients": [m.key for m in chosen], "auc": best, "history": history,
-                       "validation": f"{source.key} · none"}
-        atomic_write_json(saved, self.greedy)
+        self.greedy = {"key": self._greedy_key(), "ingredients": [m.key for m in chosen], "auc": best,
+                       "history": history, "validation": f"{source.key} · none"}
+        atomic_write_json(self.cells / "greedy.json", self.greedy)
         return soup_member("greedy-soup", "greedy-soup", chosen, self.setup)
 
     def run(self) -> dict[str, Any]:
-        """Score every unfinished cell; returns the per-cell frames' locations and what was reused."""
-        self._prepare()
+        """Score every unfinished cell; returns the rows. Claims and locks ``out`` first (matrixfolder)."""
+        with own_matrix_folder(self.out):
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
         plan = self.plan
+        self.cells.mkdir(parents=True, exist_ok=True)
         cells = [(d, p) for d in plan.datasets for p in plan.perturbations]
         rows = self._rows()
-        wanted = {r.key for r, _ in rows}
         greedy = "greedy" in plan.ensembles
-        todo_images = 0
-        for source, perturbation in cells:
-            frame = self._read_cell(self.cell_path(source, perturbation))
-            if frame is None or not wanted <= set(frame.columns) or greedy:
-                todo_images += len(source.split)
-        if greedy and not (self.cells / "greedy.json").is_file():
-            todo_images += len(plan.datasets[0].split) * (len(plan.checkpoints) - 1)
-        self.total = todo_images
+        self.total = sum(len(source.split) for source, perturbation in cells
+                         if greedy or self._missing(source, perturbation, rows)[2])
+        saved = self._saved_greedy() if greedy else None
+        if greedy and saved is None:
+            self.total += len(plan.datasets[0].split) * (len(plan.checkpoints) - 1)
         first = cells[0]
         first_frame = self._score_cell(*first, rows)
         if greedy:
-            member = self._greedy_soup(first_frame)
-            plan.members.append(member)
+            plan.members.append(self._greedy_soup(first_frame, saved))
             rows = self._rows()
-            first_frame = self._score_cell(*first, rows)
+            self._score_cell(*first, rows)
         for source, perturbation in cells[1:]:
             self._score_cell(source, perturbation, rows)
         return {"rows": [r.key for r, _ in rows]}
@@ -560,7 +627,7 @@ def matrix_frames(plan: Plan, out: Path) -> tuple[pd.DataFrame, list[tuple[DataS
     for source in plan.datasets:
         clean: dict[str, dict[str, Any]] = {}
         for perturbation in plan.perturbations:
-            path = Path(out) / "cells" / source.key / f"{perturbation_slug(perturbation)}.parquet"
+            path = cell_file(out, source, perturbation)
             frame = add_ensembles(pd.read_parquet(path), plan)
             cells.append((source, perturbation, path))  # one cell in memory at a time
             target = frame["target"].to_numpy()

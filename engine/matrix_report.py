@@ -36,6 +36,7 @@ DROP_RED = 0.01  # an AUC drop above this is red; a smaller one yellow
 def settings(plan: Plan, setup: DeviceSetup) -> dict[str, Any]:
     return {
         "checkpoints": [{"key": m.key, "kind": m.kind, "path": str(m.loaded.path), "sources": m.sources,
+                         "weights_sha256": m.weights_sha256 or None, "content": m.content,
                          "model": m.loaded.sidecar.model, "epoch": m.loaded.sidecar.epoch,
                          "img_size": m.spec.img_size, "mean": list(m.spec.mean), "std": list(m.spec.std),
                          "eval_crop": m.spec.eval_crop, "crop": m.spec.crop, "eval_grid": m.spec.eval_grid,

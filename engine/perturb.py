@@ -23,8 +23,10 @@ def perturbation_seed(seed: int, perturbation: Perturbation, index: int) -> int:
     return (seed * 1_000_003 + zlib.crc32(perturbation.name.encode()) * 1_000_000_007 + index) % (1 << 62)
 
 
-def _blur_kernel(sigma: float) -> int:
-    return 2 * math.ceil(3.0 * sigma) + 1
+def _blur_kernel(sigma: float, height: int, width: int) -> int:
+    """Three sigmas each side, clamped to the image: reflect padding must be smaller than the image's sides, so a
+    1 x 1 image (or a 32 px one under blur:20) is blurred by the widest kernel it has room for."""
+    return min(2 * math.ceil(3.0 * sigma) + 1, 2 * min(height, width) - 1)
 
 
 def _jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
@@ -44,7 +46,7 @@ def apply_step(step: Step, image: torch.Tensor, generator: torch.Generator) -> t
         small = (max(1, round(height * step.value)), max(1, round(width * step.value)))
         return TF.resize(TF.resize(image, list(small), antialias=True), [height, width], antialias=True)
     if step.kind == "blur":
-        kernel = _blur_kernel(step.value)
+        kernel = _blur_kernel(step.value, height, width)
         return TF.gaussian_blur(image, [kernel, kernel], [step.value, step.value])
     if step.kind == "noise":
         noise = torch.randn(image.shape, generator=generator) * (step.value * 255.0)

@@ -109,6 +109,8 @@ def check_output_file(out: Path | None, flag: str) -> None:
 def write_evaluation(out: Path, report: dict[str, Any], split: Split, scores: Scores) -> Path:
     """The report as JSON, and beside it the per-image predictions (``.csv``): both or neither."""
     predictions = out.with_suffix(".csv")
+    if predictions == out:
+        raise FfdvError(f"{out}: the metrics and the predictions would be one file. Fix: pass --out NAME.json")
     with atomic_path(predictions) as tmp:
         predictions_frame(split, scores).to_csv(tmp, index=False)
     report = {**report, "predictions": str(predictions)}

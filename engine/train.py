@@ -45,6 +45,7 @@ from engine.contract.sidecar import Sidecar
 from engine.control import Control
 from engine.data.dataset import Dataset
 from engine.data.leakage import leakage_warning
+from engine.data.sample_weights import weighted_images
 from engine.device import memory_and_utilization
 from engine.distributed import DistContext, destroy_process_group, gather_objects, record_rank_error
 from engine.inference import predictions_frame
@@ -91,6 +92,7 @@ def run_sidecar(config: Config, p: TrainingParts, paths: RunPaths, metrics: dict
         model=config.model.name, img_size=p.spec.img_size, mean=tuple(p.spec.mean),
         std=tuple(p.spec.std), eval_crop=p.spec.eval_crop, crop=p.spec.crop, eval_grid=p.spec.eval_grid,
         eval_reduce=p.spec.eval_reduce, stem=config.model.stem, weights="ema" if p.ema is not None else "model",
+        sample_weights=weighted_images(p.loaders.train_sampler.repeats, p.train_split),
         metrics=metrics, run=paths.root.name, config=config.to_dict(), versions=versions(),
     )
 

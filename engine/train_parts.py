@@ -24,6 +24,7 @@ from engine.contract.config import BEST_METRICS, Config, resolve_lr, resolve_wor
 from engine.contract.errors import ConfigError, DataError
 from engine.contract.runstore import RunPaths
 from engine.data.dataset import Split, training_splits
+from engine.data.sample_weights import read_sample_weights
 from engine.data.self_blend import check_pseudo_fakes
 from engine.device import DeviceSetup, setup_device
 from engine.distributed import DistContext, init_process_group
@@ -113,7 +114,8 @@ def build_loaders(cfg: Config, train_split: Split, val_split: Split, spec: Image
     check_pseudo_fakes(cfg.data.pseudo_fakes, train_split)
     train_set = ImageDataset(train_split, transform, decode, cfg.train.seed, int(cfg.data.max_image_mpix * 1e6),
                              pseudo_fakes=cfg.data.pseudo_fakes)
-    train_sampler = EpochSampler(len(train_set), True, cfg.train.seed, dist.world_size, dist.rank)
+    repeats = read_sample_weights(cfg.data.sample_weights, train_split) if cfg.data.sample_weights else None
+    train_sampler = EpochSampler(len(train_set), True, cfg.train.seed, dist.world_size, dist.rank, repeats)
     drop_last = len(train_sampler) > cfg.train.batch_size
     train = make_loader(train_set, train_sampler, cfg.train.batch_size, workers, pin, drop_last, nice)
     transform, decode = eval_transform(spec)

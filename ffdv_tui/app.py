@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
+from copy import deepcopy
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -21,12 +22,12 @@ from pathlib import Path
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.markup import escape
 from textual.message import Message
 from textual.reactive import Reactive
 from textual.screen import Screen
 
 from engine.contract.config import Config, load_config
+from engine.contract.queue import queued_marker
 from engine.contract.text import printable
 from ffdv_tui.model_names import model_names
 from ffdv_tui.run_snapshot import RunSnapshot
@@ -76,6 +77,7 @@ class FfdvApp(App[str]):
     BINDINGS = [
         Binding("question_mark", "keys", "Keys", tooltip="Every key of this screen (this list)"),
         Binding("q", "quit_app", "Quit", tooltip="Quit; engines keep running"),
+        Binding("ctrl+q", "quit_app", "Quit", show=False, tooltip="Quit; engines keep running"),  # asks too
     ]
 
     @dataclass
@@ -100,6 +102,8 @@ class FfdvApp(App[str]):
         self.gpus = 0
         self._keys_screens: list[str] = []  # names of the installed keys screens, oldest first
         self._freeze_once_read = False  # freeze the heap again when the watcher has read every run folder
+        self.kept_settings: dict[tuple[str, str], dict] = {}  # a screen's filter, sort, threshold per (screen, run)
+        self.last_started: Config | None = None  # the new-run form's values of the last run started here
 
     def get_default_screen(self) -> Screen:
         return self.main
@@ -203,6 +207,10 @@ class FfdvApp(App[str]):
 
         self.push_screen(CheckpointsScreen(self.runs_dir, self.list_models, self.images))
 
+    def action_queue(self) -> None:
+        from ffdv_tui.screens.queue import QueueScreen
+
+        self.push_screen(QueueScreen(Path(self.runs_dir)))
     def action_compare(self) -> None:
         """The marked runs side by side (one marked run: with the selected one)."""
         from ffdv_tui.screens.compare import CompareScreen
@@ -222,6 +230,12 @@ class FfdvApp(App[str]):
     # ------------------------------------------------------------ new run
 
     def form_defaults(self) -> Config:
+        """The last run started here (its model, size, epochs...: people change one thing at a time), else the defaults."""
+        if self.last_started is not None:
+            config = deepcopy(self.last_started)
+            config.run.name = ""
+            config.model.pretrained = ""
+            return config
         config = load_config()
         config.data.root = str(self.data_dir) if self.data_dir else ""
         return config
@@ -238,11 +252,14 @@ class FfdvApp(App[str]):
         config.run.name = name
         self._push_new_run(config)
 
-    def start_run(self, config: Config, gpus: int = 1) -> str:
-        """Create the run folder and launch its engine (called from the form's worker thread)."""
-        from engine.contract.runstart import start_run  # reads label files with pandas: not for the first frame
+    def start_run(self, config: Config, gpus: int = 1, queued: bool = False) -> str:
+        """Create the run folder and launch its engine, or queue it (called from the form's worker thread)."""
+        from engine.contract.runstart import queue_run, start_run  # reads label files with pandas: not for the first frame
 
         config.dist.nproc_per_node = gpus
+        self.last_started = deepcopy(config)  # as the form had it ("auto" still auto): the next form's values
+        if queued:
+            return queue_run(config, self.runs_dir).root.name
         return start_run(config, self.runs_dir).name
 
     def action_new_run(self) -> None:
@@ -253,7 +270,8 @@ class FfdvApp(App[str]):
 
         def started(name: str | None) -> None:
             if name:
-                self.notify(f"{printable(name)}: engine started", markup=False)
+                what = "queued" if queued_marker(Path(self.runs_dir) / name).exists() else "engine started"
+                self.notify(f"{printable(name)}: {what}", markup=False)
                 while not isinstance(self.screen, MainScreen) and len(self.screen_stack) > 1:
                     self.pop_screen()
                 self.main.select_run(name, expected=True)
@@ -275,14 +293,11 @@ class FfdvApp(App[str]):
         self.push_screen(name)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """The palette: every key of the screen below it (from its bindings), then every run by name."""
-        for row in key_rows(screen):
-            if row.run is not None:
-                yield SystemCommand(escape(row.description), escape(row.help), row.run)
-        for run in ordered(self.runs):
-            name = printable(run.name, 200)
-            yield SystemCommand(escape(f"Show run {name}"), escape(run.status), lambda n=run.name: self.select_run(n))
-        yield from super().get_system_commands(screen)
+        """The palette: the map of the app (ffdv_tui.palette), then Textual's own commands that add something."""
+        from ffdv_tui.palette import TEXTUAL_DUPLICATES, palette_commands
+
+        yield from palette_commands(self, screen)
+        yield from (c for c in super().get_system_commands(screen) if c.title not in TEXTUAL_DUPLICATES)
 
     def action_quit_app(self) -> None:
         live = [printable(r.name, 200) for r in ordered(self.runs) if r.is_live]

@@ -96,5 +96,27 @@ def install_fixture_runs(target: Path) -> Path:
     return runs
 
 
+def install_fixture_weights(runs: Path, saved: float | None = None) -> list[Path]:
+    """Stand-in weights (zero bytes) beside the recorded runs' checkpoint sidecars, and best.safetensors, so the
+    checkpoints screen lists them (the fixture keeps sidecars, not weights)."""
+    import json
+    import os
+
+    written = []
+    for sidecar in sorted(runs.glob("*/checkpoints/*.json")):
+        if sidecar.name == "index.json":
+            continue
+        weights = sidecar.with_suffix(".safetensors")
+        weights.write_bytes(b"\0" * 4096)
+        if saved is not None:
+            os.utime(weights, (saved, saved))
+        if json.loads(sidecar.read_text()).get("is_best"):
+            best = sidecar.parent / "best.safetensors"
+            best.unlink(missing_ok=True)
+            best.symlink_to(weights.name)
+        written.append(weights)
+    return written
+
+
 MODEL_NAMES = ["resnet10t", "resnet18", "resnet50", "efficientnet_b0", "efficientnet_b1", "test_resnet",
                "test_efficientnet", "vit_tiny_patch16_224"]

@@ -75,6 +75,11 @@ def screen_text(app) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
 
 
+def screen_lines(app) -> list[str]:
+    """The screen as plain lines of text, as a terminal would show them (no styles)."""
+    return ["".join(segment.text for segment in strip) for strip in app.screen._compositor.render_strips()]
+
+
 async def wait_until_listed(pilot, app: FfdvApp) -> None:
     """The app has started: its first frame lists the runs (or says there are none)."""
     await wait_until(pilot, lambda: app.main.listed, TIMEOUT_S, "the app's first repaint")

@@ -479,3 +479,36 @@ def test_resolve_writes_the_automatic_lr_into_the_config():
     resolved = resolve(config)
     assert resolved.optim.lr == pytest.approx(3 * LR_FROM_SCRATCH)
     assert resolve_lr(resolved) == resolved.optim.lr  # resolving again changes nothing
+
+
+# ---------------------------------------------------------------- issue 24: values no setting can mean
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "+inf"])
+@pytest.mark.parametrize("key", ["optim.weight_decay", "optim.lr", "train.recovery_every_min", "data.max_image_mpix"])
+def test_non_finite_values_are_refused_naming_the_setting(tmp_path, key, value):
+    section, name = key.split(".")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, f"[{section}]\n{name} = {value}\n"))
+    assert f"{key} must be a finite number" in str(caught.value) and "cfg.toml:2" in str(caught.value)
+
+
+def test_a_derived_learning_rate_out_of_the_rules_is_refused_with_the_config(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, "[train]\nbatch_size = 1e9\n"))
+    message = str(caught.value)
+    assert "automatic learning rate would be 31250" in message and "batch_size" in message
+
+
+def test_a_toml_nested_100000_deep_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, "[data]\nroot = " + "[" * 100_000 + "]" * 100_000 + "\n"))
+    assert "nested too deeply" in str(caught.value)
+
+
+@pytest.mark.parametrize(("key", "value", "fragment"), [("data.workers", 100_000, "data.workers = 100000 is more"),
+                                                        ("dist.nproc_per_node", 100_000, "dist.nproc_per_node = 100000")])
+def test_processes_are_capped_by_the_machine(key, value, fragment):
+    with pytest.raises(ConfigError) as caught:
+        load_config(overrides={key: value})
+    assert fragment in str(caught.value) and "CPU cores" in str(caught.value)

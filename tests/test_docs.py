@@ -207,6 +207,7 @@ SCREENS = {  # the first column of the workbench page's keys table: the screen i
     "dataset (`d`)": "ffdv_tui.screens.dataset:DatasetScreen",
     "checkpoints (`k`)": "ffdv_tui.screens.checkpoints:CheckpointsScreen",
     "matrix": "ffdv_tui.screens.matrix:MatrixScreen",
+    "queue (`u`)": "ffdv_tui.screens.queue:QueueScreen",
     "comparison (`m`)": "ffdv_tui.screens.compare:CompareScreen",
     "runs filter (`/`)": "ffdv_tui.screens.filter:FilterScreen",
     "new-run form": "ffdv_tui.screens.new_run:NewRunScreen",
@@ -238,7 +239,7 @@ def test_the_workbench_page_lists_every_key_of_each_screen(screen: str) -> None:
 
     module, name = SCREENS[screen].split(":")
     cls = getattr(importlib.import_module(module), name)
-    display = {"question_mark": "?", "slash": "/"}
+    display = {"question_mark": "?", "slash": "/", "left_square_bracket": "[", "right_square_bracket": "]"}
     bound = {display.get(k.strip(), k.strip()) for b in own_bindings(cls) for k in b.key.split(",")}
     documented = workbench_keys().get(screen, set())
     assert documented == bound, (f"docs/workbench.md lists {sorted(documented - bound)} for {screen} that no binding has, "

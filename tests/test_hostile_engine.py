@@ -446,3 +446,45 @@ def test_recovery_checkpoints_are_written_between_steps_and_pruned(tmp_path: Pat
     assert [e.step for e in saved if e.reason == "recovery"][:3] == [1, 2, 3]
     assert [p.name for p in paths.checkpoints.glob("*.state.pt")] == ["epoch-001.state.pt"]
     assert not list(paths.checkpoints.glob("*-step-*"))
+
+
+# ---------------------------------------------------------------- issue 24: run settings refused before a folder exists
+
+
+@pytest.mark.parametrize(("flags", "fragment"), [(["--device", "cuda:99"], "train.device = 'cuda:99'"),
+                                                  (["--batch-size", "1000000000"], "automatic learning rate would be"),
+                                                  (["--workers", "100000"], "data.workers = 100000")])
+def test_a_run_that_cannot_start_leaves_no_run_folder(tmp_path: Path, tiny_split: Path, capsys, flags, fragment) -> None:
+    runs = tmp_path / "runs"
+    code = main(["train", "--data", str(tiny_split), "--runs", str(runs), "--model", "test_resnet", "--epochs", "1",
+                 *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and fragment in err and "Traceback" not in err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_recovery_every_min_has_a_train_flag() -> None:
+    from engine.cli import build_parser
+    from engine.cli.common import overrides
+
+    args = build_parser()[0].parse_args(["train", "--recovery-every-min", "2.5"])
+    assert overrides(args)["train.recovery_every_min"] == 2.5
+
+
+def test_best_never_points_at_an_unvalidated_recovery_checkpoint(tmp_path: Path) -> None:
+    manager = CheckpointManager(tmp_path, "auc", True, keep_top_k=2)
+    manager.save(epoch=1, step=5, weights=weights(1), sidecar=Sidecar(model="toy"), state={"epoch": 1},
+                 metric_value=None, reason="recovery")
+    assert not (tmp_path / "best.safetensors").exists() and (tmp_path / "last.safetensors").exists()
+    assert manager.recover() == [] and not (tmp_path / "best.safetensors").exists()
+    manager.save(epoch=1, step=10, weights=weights(2), sidecar=Sidecar(model="toy"), state={"epoch": 1},
+                 metric_value=0.7, reason="epoch")
+    assert os.readlink(tmp_path / "best.safetensors") == "epoch-001.safetensors"
+
+
+def test_a_huge_run_name_prints_a_bounded_message(tmp_path: Path, tiny_split: Path, capsys) -> None:
+    code = main(["train", "--data", str(tiny_split), "--runs", str(tmp_path / "runs"), "--model", "test_resnet",
+                 "--name", "x/" * 2_500_000])
+    err = capsys.readouterr().err
+    assert code == 2 and "is not usable as a folder name" in err and "5000000 characters" in err
+    assert len(err) < 2000

@@ -43,7 +43,7 @@ def assert_listed(app: FfdvApp, text: str, bindings: list[Binding], where: str) 
                 f"{where}: {key.strip()} ({binding.description}) is not on the keys screen:\n{text}"
 
 
-@pytest.mark.parametrize("key", [None, "v", "d", "k"], ids=["main", "predictions", "dataset", "checkpoints"])
+@pytest.mark.parametrize("key", [None, "v", "d", "k", "u"], ids=["main", "predictions", "dataset", "checkpoints", "queue"])
 async def test_the_keys_screen_lists_every_key_of_the_screen_it_opens_over(tmp_path: Path, key: str | None) -> None:
     runs = install_fixture_runs(tmp_path / "runs")
     app = make_app(runs, images="none")

@@ -139,3 +139,26 @@ def test_status_corrects_a_live_looking_log_by_the_process(tmp_path: Path, reque
     (run / "engine.json").unlink()
     write_events(run, [])
     assert run_status(paths, load_run(run)) == RunStatus.STARTING  # a folder made a moment ago, engine not up yet
+
+
+def test_a_pause_shows_the_engines_step_and_no_stale_speed() -> None:
+    """Steps are logged every few: "paused at epoch 1, step 10" must not sit beside a bar at 9/10 and 50 img/s."""
+    state = RunState()
+    fold(state, [started(), step(2, 0, 9), ev(3, "paused", epoch=0, step=10)])
+    assert state.status == RunStatus.PAUSED
+    assert (state.epoch, state.epoch_step, state.step) == (0, 10, 10)
+    assert state.images_per_sec is None
+    fold(state, [ev(4, "resumed", epoch=0, step=10), step(5, 1, 1)])
+    assert state.status == RunStatus.RUNNING and state.images_per_sec == 50.0
+
+
+def test_elapsed_is_the_engines_own_time_and_leaves_out_the_time_between_a_stop_and_a_resume() -> None:
+    state = RunState()
+    fold(state, [started(1), step(2, 0, 5),
+                 ev(3, "run_finished", status="stopped", epochs_completed=0, duration_s=42.0)])
+    assert state.duration == 42.0  # as the engine's "run stopped ... in 0:42" says
+    resumed = started(1000)  # resumed 1000 seconds later
+    fold(state, [resumed, ev(1010, "heartbeat")])
+    assert state.duration == 42.0 + 10.0
+    fold(state, [ev(1020, "run_finished", status="completed", epochs_completed=3, duration_s=20.0)])
+    assert state.duration == 62.0

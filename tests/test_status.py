@@ -9,8 +9,8 @@ from engine.contract.status import LIVE_STATUSES, RunOutcome, RunStatus
 
 
 def test_values_are_the_strings_of_existing_logs() -> None:
-    assert [s.value for s in RunStatus] == ["starting", "running", "paused", "finished", "stopped", "failed", "crashed",
-                                            "unresponsive"]
+    assert [s.value for s in RunStatus] == ["queued", "cancelled", "starting", "running", "paused", "finished",
+                                            "stopped", "failed", "crashed", "unresponsive"]
     assert RunStatus.RUNNING == "running" and f"{RunStatus.CRASHED}" == "crashed"
     assert json.dumps({"status": RunStatus.PAUSED}) == '{"status": "paused"}'
     assert {s for s in RunStatus if s.is_live} == LIVE_STATUSES == {"starting", "running", "paused"}

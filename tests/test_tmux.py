@@ -114,10 +114,10 @@ def test_screens_with_previews_open_without_stray_keys(tmp_path: Path, images: s
     tmux = Tmux(f"ffdv-{images}-{key}-{os.getpid()}", 120, 36, f"--runs {runs} --data {SAMPLE_DATA} --images {images}",
                 tmp_path, tmp_path / "cache")
     try:
-        tmux.wait_for(lambda s: "n New run" in s and "finished" in s, 60, "the workbench")
+        tmux.wait_for(lambda s: "n New" in s and "finished" in s, 60, "the workbench")
         tmux.keys(key)
-        tmux.wait_for(lambda s: "esc Back" in s and "n New run" not in s, 60, "the screen behind the key")
+        tmux.wait_for(lambda s: "esc Back" in s and "n New" not in s, 60, "the screen behind the key")
         tmux.keys("Escape")  # leaves that screen, unless a keys screen opened on top of it
-        tmux.wait_for(lambda s: "n New run" in s and "This screen" not in s, 60, "the workbench again")
+        tmux.wait_for(lambda s: "n New" in s and "On this screen" not in s, 60, "the workbench again")
     finally:
         tmux.close()

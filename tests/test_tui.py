@@ -45,7 +45,7 @@ async def test_a_long_run_name_ends_in_an_ellipsis_at_the_lists_width(runs: Path
     async with app.run_test(size=(100, 30)) as pilot:
         run_list = await wait_for_runs(pilot, app, {"crashed", "stopped", long_name})
         width = run_list.scrollable_content_region.width
-        lines = [line.strip("│ ") for line in rendered(run_list).splitlines()]  # inside the border
+        lines = [line.strip("│┃ ") for line in rendered(run_list).splitlines()]  # inside the border
         row = next(line for line in lines if "efficientnet" in line)
         assert row.endswith("…") and len(row) <= width and row.startswith("✓ efficientnet_b4-")
         assert "3/3 · auc 0.8206" in lines  # the second line: it fits, so it is whole
@@ -215,7 +215,7 @@ async def set_field(pilot, form: NewRunScreen, name: str, value: str) -> None:
 
 
 BAD_VALUES = [
-    ("model", "resnet10", "not a timm model: resnet10t"),
+    ("model", "resnet10", "not a timm model; did you mean resnet10t"),
     ("img_size", "8", "between 16 and 4096"),
     ("img_size", "big", "whole number"),
     ("epochs", "0", "at least 1"),

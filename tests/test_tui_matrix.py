@@ -177,7 +177,7 @@ async def test_mark_two_checkpoints_run_a_matrix_and_reopen_it(tmp_path: Path, m
                                                                                         "blur:1"]
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is screen, 5, "back")
-        await pilot.press("p")
+        await pilot.press("l")
         await wait_until(pilot, lambda: isinstance(app.screen, MatrixListScreen), 5, "the past matrices")
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, MatrixScreen)

@@ -15,7 +15,7 @@ import types
 from pathlib import Path
 
 import pytest
-from conftest import MODEL_NAMES, REPO, install_fixture_runs
+from conftest import MODEL_NAMES, REPO, install_fixture_runs, install_fixture_weights
 from pilot_helpers import settle, wait_until
 
 from ffdv_tui.app import FfdvApp
@@ -93,16 +93,7 @@ def test_dataset_screen_after_the_scan(snap_compare, tmp_path: Path, monkeypatch
 
 def test_checkpoints_screen(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, utc, model_cache) -> None:
     runs = install_fixture_runs(tmp_path / "runs")
-    for sidecar in sorted(runs.glob("*/checkpoints/*.json")):  # the fixture keeps sidecars, not weights
-        if sidecar.name == "index.json":
-            continue
-        weights = sidecar.with_suffix(".safetensors")
-        weights.write_bytes(b"\0" * 4096)
-        os.utime(weights, (SAVED, SAVED))
-        if json.loads(sidecar.read_text()).get("is_best"):
-            best = sidecar.parent / "best.safetensors"
-            best.unlink(missing_ok=True)
-            best.symlink_to(weights.name)
+    install_fixture_weights(runs, SAVED)
     monkeypatch.chdir(tmp_path)  # the catalog's paths read runs/<run>/checkpoints/...
     app = FfdvApp(runs_dir=Path("runs"), data_dir=REPO / "sample_data", images="none",
                   model_names=lambda: MODEL_NAMES)

@@ -1,4 +1,4 @@
-"""``ffdv``: the engine without the app (train, evaluate, predict, scan, models).
+"""``ffdv``: the engine without the app (train, evaluate, predict, explain, scan, models).
 
 One module per command group; each adds its sub-parsers and names their handlers
 (``add_commands``). Every input problem a user can fix ends the command with a
@@ -11,23 +11,26 @@ import argparse
 import sys
 
 from engine import __version__
-from engine.cli import calibrate, compare, data, judge, models, runs, train
+from engine.cli import calibrate, compare, data, explain, hard, judge, models, queue, runs, train
 from engine.cli.common import ERROR_LIMIT, json_line
+from engine.cli.help import polish
 from engine.contract.errors import FfdvError
 from engine.contract.jobs import JobFailed
 from engine.contract.text import printable
 
-COMMAND_GROUPS = (train, runs, compare, judge, calibrate, data, models)
+COMMAND_GROUPS = (train, runs, queue, compare, judge, calibrate, explain, hard, data, models)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     """The parser and the handler of each command."""
-    parser = argparse.ArgumentParser(prog="ffdv", description="Train and judge deepfake image detectors, headless.")
+    parser = argparse.ArgumentParser(prog="ffdv", description="Train and judge deepfake image detectors, headless.",
+                                     epilog="`ffdv COMMAND --help` shows a command's options and examples.")
     parser.add_argument("--version", action="version", version=f"ffdv {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     handlers: dict = {}
     for group in COMMAND_GROUPS:
         handlers.update(group.add_commands(sub))
+    polish(parser)
     return parser, handlers
 
 

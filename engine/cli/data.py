@@ -43,27 +43,32 @@ def _progress(mode: str) -> Iterator[Callable[[str, int, int], None]]:
 
 def add_commands(sub) -> dict:
     scan = sub.add_parser("scan", help="health scan of a dataset; --leakage: near-copies across its splits")
-    scan.add_argument("data", type=Path, help="dataset folder")
+    scan.add_argument("data", type=Path, metavar="DATA", help="dataset folder")
     scan.add_argument("--leakage", action="store_true",
                       help="find validation and test images with a near-copy in training (perceptual hashes)")
-    scan.add_argument("--threshold", type=int, help="near-copy: at most this many of 64 hash bits differ (default 8)")
-    scan.add_argument("--predictions", type=Path,
+    scan.add_argument("--threshold", type=int, metavar="BITS", help="near-copy: at most this many of 64 hash bits differ (default 8)")
+    scan.add_argument("--predictions", type=Path, metavar="PATH",
                       help="a run folder or its per-image predictions CSV: metrics with and without the near-copies")
-    scan.add_argument("--out", type=Path, help="write leakage.json, leakage_pairs.csv (and unhashable.csv) here")
-    scan.add_argument("--workers", type=int, default=0, help="hashing processes (0: one per core)")
+    scan.add_argument("--spectrum", action="store_true",
+                      help="mean residual spectra of real and fake images, their difference and radial profiles")
+    scan.add_argument("--split", help="--spectrum: which split (default train)")
+    scan.add_argument("--sample", type=int, default=200, metavar="N", help="--spectrum: images per class (default 200)")
+    scan.add_argument("--out", type=Path, metavar="DIR", help="write leakage.json, leakage_pairs.csv (and unhashable.csv) "
+                      "here; --spectrum: the spectra (default DATA/spectrum-<split>)")
+    scan.add_argument("--workers", type=int, default=0, metavar="N", help="hashing processes (0: one per core)")
     scan.add_argument("--no-cache", action="store_true", help="hash every image again (the cache is still written)")
     scan.add_argument("--progress", choices=("bar", "json"), default="bar",
                       help="json: one JSON object a line (progress, then the result), for programs such as the app")
 
     split = sub.add_parser("split", help="write a new train/val split where near-duplicates never span two splits")
-    split.add_argument("data", type=Path, help="dataset folder")
+    split.add_argument("data", type=Path, metavar="DATA", help="dataset folder")
     split.add_argument("--by", choices=("hash-group", "cluster"), default="hash-group",
                        help="hash-group: near-copies stay together; cluster: also looser look-alikes (crops of one photo)")
-    split.add_argument("--val", type=float, default=0.2, help="share of the images in the new validation split")
-    split.add_argument("--seed", type=int, default=0)
-    split.add_argument("--threshold", type=int, help="link images whose hashes differ in at most this many bits")
-    split.add_argument("--out", type=Path, help="new dataset folder (label files and links only; default DATA-split)")
-    split.add_argument("--workers", type=int, default=0, help="hashing processes (0: one per core)")
+    split.add_argument("--val", type=float, default=0.2, metavar="SHARE", help="share of the images in the new validation split")
+    split.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the random split")
+    split.add_argument("--threshold", type=int, metavar="BITS", help="link images whose hashes differ in at most this many bits")
+    split.add_argument("--out", type=Path, metavar="DIR", help="new dataset folder (label files and links only; default DATA-split)")
+    split.add_argument("--workers", type=int, default=0, metavar="N", help="hashing processes (0: one per core)")
 
     return {"scan": run_scan, "split": run_split}
 
@@ -151,7 +156,36 @@ def _leakage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spectrum(args: argparse.Namespace) -> int:
+    from engine.contract.errors import DataError
+    from engine.data.dataset import resolve_split
+    from engine.data.spectrum import class_spectra, radial_profile, write_spectra
+
+    if args.sample < 1:
+        raise DataError(f"--sample {args.sample}: must be at least 1 image per class")
+    split = resolve_split(args.data, args.split, None, default_split="train")
+    with _progress(args.progress) as update:
+        result = class_spectra(split, args.sample, on_progress=lambda done, total: update("spectra", done, total))
+    out = args.out or Path(args.data) / f"spectrum-{split.folder.name}"
+    written = write_spectra(result, out)
+    if args.progress == "json":
+        print_json({"result": {"counts": result.counts, "unreadable": result.unreadable, "out": str(out),
+                               "written": [str(p) for p in written]}})
+        return 0
+    for name, power in result.mean_power.items():
+        profile = radial_profile(power)
+        top = len(profile) // 2
+        print(f"{name}: {result.counts[name]} images; high-frequency share of residual power "
+              f"{profile[top:].sum() / max(profile.sum(), 1e-12):.3f}")
+    for name, reason in list(result.unreadable.items())[:20]:
+        print(printable(f"  could not read {name}: {reason}", 500), file=sys.stderr)
+    print(printable(f"wrote {len(written)} files to {out}", 500))
+    return 0
+
+
 def run_scan(args: argparse.Namespace) -> int:
+    if args.spectrum:
+        return _spectrum(args)
     return _leakage(args) if args.leakage else _health(args)
 
 

@@ -11,34 +11,43 @@ from engine.cli.common import json_line
 from engine.contract.jobs import EvaluationResult, JobProgress, SubmissionResult
 from engine.contract.text import plain_text, printable
 
+OUT_HELP = {
+    "evaluate": "one checkpoint on one split: --out NAME writes NAME.json (metrics) and NAME.csv (per-image "
+                "predictions), any other suffix of NAME replaced, so neither overwrites the other; a matrix: a new "
+                "or empty folder that becomes its own (matrix.csv, scores.parquet, matrix.json, cells/). Default: "
+                "evaluations/ of the run",
+    "predict": "the submission CSV (img_name,y_pred); default: submissions/ of the run",
+}
+
 
 def add_commands(sub) -> dict:
     for name, text in (("evaluate", "metrics of a checkpoint on a labelled split"),
                        ("predict", "write a submission CSV (img_name,y_pred) for a split")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--checkpoint", required=True, nargs="+",
+        p.add_argument("--checkpoint", required=True, nargs="+", metavar="CHECKPOINT",
                        help=".safetensors files or run folders (their best); several make a matrix or an ensemble")
-        p.add_argument("--data", required=True, type=Path, nargs="+" if name == "evaluate" else None,
+        p.add_argument("--data", required=True, type=Path, nargs="+" if name == "evaluate" else None, metavar="PATH",
                        help="split folders, label files or dataset roots" if name == "evaluate"
                        else "a split folder, its label file, or a dataset root")
-        p.add_argument("--split", help="with a dataset root: train, val or test")
-        p.add_argument("--labels", type=Path, help="label or list file, when it is not beside the folder")
-        p.add_argument("--out", type=Path, help="output file (default: in the run folder)")
-        p.add_argument("--batch-size", type=int, default=64)
-        p.add_argument("--workers", type=int, default=-1)
-        p.add_argument("--device", default="auto")
-        p.add_argument("--model", help="model name, for weights without a sidecar (lost, or trained elsewhere)")
-        p.add_argument("--img-size", type=int, help="input size, for weights without a sidecar")
+        p.add_argument("--split", metavar="{train,val,test}", help="with a dataset root: the split to read")
+        p.add_argument("--labels", type=Path, metavar="FILE", help="label or list file, when it is not beside the folder")
+        p.add_argument("--out", type=Path, metavar="PATH" if name == "evaluate" else "FILE", help=OUT_HELP[name])
+        p.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per batch")
+        p.add_argument("--workers", type=int, default=-1, metavar="N",
+                       help="data loader processes (-1: one per core, at most 8; 0: in this process)")
+        p.add_argument("--device", default="auto", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps")
+        p.add_argument("--model", metavar="NAME", help="model name, for weights without a sidecar (lost, or trained elsewhere)")
+        p.add_argument("--img-size", type=int, metavar="PX", help="input size, for weights without a sidecar")
         p.add_argument("--progress", choices=("bar", "json"), default="bar",
                        help="json: one JSON object a line (progress, then the result), for programs such as the app")
         if name == "evaluate":
             p.add_argument("--perturb", nargs="+", metavar="SPEC",
                            help="perturbations: standard, jpeg:Q, resize:F, blur:S, noise:S, crop:F, chains a+b, a .toml")
-            p.add_argument("--name", help="the matrix's folder name under evaluations/ (default: from its settings)")
-            p.add_argument("--seed", type=int, default=0, help="seed of the per-image perturbation noise")
-        p.add_argument("--ensemble", help="mean, rank, soup" + (", greedy (comma separated; each a row)"
+            p.add_argument("--name", metavar="NAME", help="the matrix's folder name under evaluations/ (default: from its settings)")
+            p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the per-image perturbation noise")
+        p.add_argument("--ensemble", metavar="METHODS", help="mean, rank, soup" + (", greedy (comma separated; each a row)"
                                                                  if name == "evaluate" else " (one)"))
-        p.add_argument("--tta", help="test-time augmentation: flip, scales (comma separated"
+        p.add_argument("--tta", metavar="KINDS", help="test-time augmentation: flip, scales (comma separated"
                        + ("; each a row beside the plain one)" if name == "evaluate" else ")"))
         if name == "predict":
             p.add_argument("--calibrated", action="store_true",
@@ -109,6 +118,9 @@ def _evaluate_one(args: argparse.Namespace) -> int:
     from engine.predict import check_output_file, default_evaluation_paths, evaluation_report, write_evaluation
 
     check_output_file(args.out, "--out")
+    if args.out is not None and args.out.suffix.lower() != ".json":  # X.csv: metrics X.json, predictions X.csv
+        args.out = args.out.with_suffix(".json")
+        check_output_file(args.out, "--out")
     loaded, split, scores, seconds = _score(args, "val")
     report = evaluation_report(loaded, split, scores, seconds)
     out = args.out or default_evaluation_paths(loaded.path, split)

@@ -15,8 +15,9 @@ from pathlib import Path
 from engine.checkpoint_loading import inference_setup
 from engine.contract.config import resolve_workers
 from engine.contract.errors import FfdvError
-from engine.contract.fmt import fmt_duration
+from engine.contract.fmt import fmt_duration, fmt_metric
 from engine.contract.jobs import JobMessage, JobProgress, MatrixResult, SubmissionResult
+from engine.contract.matrixfolder import own_matrix_folder
 from engine.contract.perturbspec import Perturbation, parse_suite
 from engine.contract.submission import UNDECODABLE_SCORE, default_submission
 from engine.contract.text import plain_text, printable
@@ -38,6 +39,7 @@ from engine.matrix import (
 )
 
 PREDICT_ENSEMBLES = ("mean", "rank", "soup")
+PIPED_WIDTH = 100_000
 
 
 def build_plan(args: argparse.Namespace, setup) -> Plan:
@@ -61,6 +63,7 @@ def build_plan(args: argparse.Namespace, setup) -> Plan:
 
 
 def cmd_matrix(args: argparse.Namespace, json_line: Callable[[JobMessage], None]) -> int:
+    import pandas as pd
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
     from rich.progress import Progress as Bar
@@ -72,50 +75,72 @@ def cmd_matrix(args: argparse.Namespace, json_line: Callable[[JobMessage], None]
     out = Path(args.out) if args.out else default_out(plan, args.name or default_name(plan))
     started = time.monotonic()
     console = Console(stderr=args.progress == "json")
-    if args.progress == "json":
-        def show(p: Progress) -> None:
-            json_line(JobProgress(done=p.done, total=p.total, stage=p.stage,
-                                  eta_s=None if p.eta_s is None else round(p.eta_s, 1)))
-
-        json_line(JobProgress(done=0, total=0, stage="loading"))
-        runner = MatrixRunner(plan, setup, out, show)
-        runner.run()
-    else:
-        console.print(plain_text(f"matrix {out}: {len(plan.members)} models x {len(plan.datasets)} datasets x "
-                                 f"{len(plan.perturbations)} perturbations on {setup.describe()}"))
-        with Bar(TextColumn("{task.fields[stage]}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                 console=console, transient=True) as bar:
-            task = bar.add_task("matrix", total=None, stage="")
-
+    if not console.is_terminal:  # piped or redirected: tables at their natural width, never an AUC split over lines
+        console = Console(stderr=args.progress == "json", width=PIPED_WIDTH)
+    with own_matrix_folder(out):  # refuses a folder it does not own, or one another matrix is writing
+        if args.progress == "json":
             def show(p: Progress) -> None:
-                bar.update(task, completed=p.done, total=p.total, stage=printable(p.stage, 60))
+                json_line(JobProgress(done=p.done, total=p.total, stage=p.stage,
+                                      eta_s=None if p.eta_s is None else round(p.eta_s, 1)))
 
+            json_line(JobProgress(done=0, total=0, stage="loading"))
             runner = MatrixRunner(plan, setup, out, show)
             runner.run()
-    report = finish_matrix(runner, time.monotonic() - started)
+        else:
+            console.print(plain_text(f"matrix {out}: {len(plan.members)} models x {len(plan.datasets)} datasets x "
+                                     f"{len(plan.perturbations)} perturbations on {setup.describe()}"))
+            with Bar(TextColumn("{task.fields[stage]}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                     console=console, transient=True) as bar:
+                task = bar.add_task("matrix", total=None, stage="")
+
+                def show(p: Progress) -> None:
+                    bar.update(task, completed=p.done, total=p.total, stage=printable(p.stage, 60))
+
+                runner = MatrixRunner(plan, setup, out, show)
+                runner.run()
+        report = finish_matrix(runner, time.monotonic() - started)
     if args.progress == "json":
         json_line(MatrixResult(matrix_dir=str(out), matrix=report["files"]["matrix"], scores=report["files"]["scores"],
                                rows=report["rows"], reused_cells=len(runner.reused_cells),
                                computed_cells=len(runner.computed_cells)))
         return 0
-    for grid in matrix_tables(read_matrix_csv(out)):
+    table = read_matrix_csv(out)
+    for grid in matrix_tables(table):
         console.print(grid)
     if "by_source" in report["files"]:
         for grid in source_tables(Path(report["files"]["by_source"])):
             console.print(grid)
-    if runner.greedy:
+    if runner.greedy:  # the table's own number for the soup, so the console and matrix.csv never disagree
+        first = plan.datasets[0].key
+        found = table[(table["model"] == "greedy-soup") & (table["dataset"] == first) & (table["perturbation"] == "none")]
+        auc = fmt_metric(None if found.empty or pd.isna(found["auc"].iloc[0]) else float(found["auc"].iloc[0]))
         console.print(plain_text(f"greedy soup: {' + '.join(runner.greedy['ingredients'])} "
-                                 f"(AUC {runner.greedy['auc']:.4f} on {runner.greedy['validation']})"))
+                                 f"(AUC {auc} on {first} · none)"))
     for key, count in report["unreadable"].items():
         if count:
             print(f"warning: {count} images of {printable(key)} could not be decoded (left out of the metrics)",
                   file=sys.stderr)
+    for (dataset, perturbation), count in perturbation_failures(table).items():
+        print(f"warning: {count} images of {printable(dataset)} could not be perturbed by {printable(perturbation)} "
+              "(unreadable in that cell only; the reasons are in scores.parquet)", file=sys.stderr)
     reused = f", {len(runner.reused_cells)} reused from an earlier run" if runner.reused_cells else ""
     console.print(plain_text(f"{len(runner.computed_cells)} cells scored in {fmt_duration(report['seconds'])}{reused}"))
     for label, path in (("matrix", report["files"]["matrix"]), ("scores", report["files"]["scores"]),
                         ("settings", out / "matrix.json")):
         console.print(plain_text(f"{label}: {path}"))
     return 0
+
+
+def perturbation_failures(table) -> dict[tuple[str, str], int]:
+    """Images a perturbation failed on, per cell: unreadable there beyond the dataset's undecodable ones."""
+    found = {}
+    for dataset, part in table.groupby("dataset", sort=False):
+        clean = int(part[part["perturbation"] == "none"]["unreadable"].max())
+        for perturbation, rows in part.groupby("perturbation", sort=False):
+            extra = int(rows["unreadable"].max()) - clean
+            if extra > 0:
+                found[(str(dataset), str(perturbation))] = extra
+    return found
 
 
 def cmd_predict_ensemble(args: argparse.Namespace, json_line: Callable[[JobMessage], None]) -> int:
@@ -162,7 +187,7 @@ def cmd_predict_ensemble(args: argparse.Namespace, json_line: Callable[[JobMessa
         names = [split.names[i] for i in sorted(result.bad)][:20]
         print(f"warning: {len(result.bad)} images could not be decoded (y_pred {UNDECODABLE_SCORE}): "
               f"{', '.join(printable(n) for n in names)}", file=sys.stderr)
-    what = f"{ensembles[0]} of {len(members)}" if len(args.checkpoint) > 1 else "1 checkpoint"
+    what = f"{ensembles[0]} of {len(args.checkpoint)}" if len(args.checkpoint) > 1 else "1 checkpoint"
     print(f"wrote {out}: {len(split)} rows (img_name,y_pred) from {what}{' with TTA ' + '+'.join(tta) if tta else ''} "
           f"in {time.monotonic() - started:.1f}s")
     return 0

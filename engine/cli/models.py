@@ -8,7 +8,8 @@ import json
 
 def add_commands(sub) -> dict:
     models = sub.add_parser("models", help="list timm model names (optionally matching a pattern like '*efficientnet*')")
-    models.add_argument("pattern", nargs="?", default="")
+    models.add_argument("pattern", nargs="?", default="", metavar="PATTERN",
+                        help="a shell-style pattern such as '*efficientnet*' (default: every name)")
     models.add_argument("--json", action="store_true", help="as a JSON list")
     return {"models": cmd_models}
 

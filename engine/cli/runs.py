@@ -9,26 +9,27 @@ from pathlib import Path
 
 from engine.cli.common import find_run
 from engine.contract.errors import FfdvError
+from engine.contract.fmt import fmt_count
 from engine.contract.status import RunStatus
 from engine.contract.text import plain_text, printable
 
 
 def add_commands(sub) -> dict:
     runs = sub.add_parser("runs", help="list the runs: status, epoch, best metric, start, duration")
-    runs.add_argument("--runs", default="runs", help="folder that holds the run folders")
+    runs.add_argument("--runs", default="runs", metavar="DIR", help="folder that holds the run folders")
 
     watch = sub.add_parser("watch", help="follow a run, live or finished (Ctrl+C leaves it running)")
-    watch.add_argument("run", help="run folder or name")
-    watch.add_argument("--runs", default="runs")
+    watch.add_argument("run", metavar="RUN", help="run folder or name")
+    watch.add_argument("--runs", default="runs", metavar="DIR", help="folder that holds the run folders")
     watch.add_argument("--from-end", action="store_true", help="show only what happens from now on")
 
     for name, text in (("pause", "pause a running run at its next step"), ("resume", "continue a paused run"),
                        ("stop", "stop a run cleanly (checkpoint first)"),
                        ("checkpoint", "save a checkpoint of a running run now")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("run", help="run folder or name")
-        p.add_argument("--runs", default="runs")
-        p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the engine's answer")
+        p.add_argument("run", metavar="RUN", help="run folder or name")
+        p.add_argument("--runs", default="runs", metavar="DIR", help="folder that holds the run folders")
+        p.add_argument("--wait", type=float, default=60.0, metavar="SECONDS", help="seconds to wait for the engine's answer")
     return {"runs": cmd_runs, "watch": cmd_watch, "pause": cmd_control, "resume": cmd_control, "stop": cmd_control,
             "checkpoint": cmd_control}
 
@@ -221,5 +222,5 @@ def _describe_answer(event) -> str:
     if event.kind == "checkpoint_saved":
         return f"checkpoint saved: {printable(event.path)}"
     if event.kind == "run_finished":
-        return f"run {printable(event.status)} after {event.epochs_completed} epochs"
+        return f"run {printable(event.status)} after {fmt_count(event.epochs_completed, 'epoch')}"
     return event.kind

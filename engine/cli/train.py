@@ -8,6 +8,18 @@ from pathlib import Path
 
 from engine.cli.common import find_run
 from engine.cli.common import overrides as cli_overrides
+from engine.contract.config import (
+    AMP_MODES,
+    AUGMENT_PRESETS,
+    BAD_IMAGE_POLICIES,
+    BEST_METRICS,
+    CROP_MODES,
+    EVAL_REDUCES,
+    OPTIMIZERS,
+    SCHEDULES,
+    STEMS,
+    Config,
+)
 from engine.contract.errors import FfdvError
 from engine.contract.status import RunOutcome
 from engine.contract.text import plain_text
@@ -23,6 +35,8 @@ TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
     ("--eval-reduce", "data.eval_reduce", str, "native crops: an image's score is the mean or max of its crops'"),
     ("--workers", "data.workers", int, "data loader processes (-1: one per core, at most 8)"),
     ("--on-bad-image", "data.on_bad_image", str, "unreadable image: skip (default) or fail"),
+    ("--sample-weights", "data.sample_weights", str, "CSV of img_name[,weight] (e.g. from `ffdv hard`): those training "
+     "images are drawn weight times per epoch (default 2)"),
     ("--pseudo-fakes", "data.pseudo_fakes", float, "share of real training images turned into self-blended fakes "
      "each epoch, 0 to 1 (0: off)"),
     ("--model", "model.name", str, "any timm model name"),
@@ -44,6 +58,8 @@ TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
     ("--device", "train.device", str, "auto, cpu, cuda, cuda:N or mps"),
     ("--amp", "train.amp", str, "mixed precision: auto, bf16, fp16 or off"),
     ("--best-metric", "train.best_metric", str, "metric that picks the best checkpoint (default auc)"),
+    ("--recovery-every-min", "train.recovery_every_min", float,
+     "minutes between mid-epoch recovery checkpoints (default 10; 0: never)"),
     ("--nproc-per-node", "dist.nproc_per_node", int, "processes on this machine, one per GPU (torchrun)"),
     ("--nnodes", "dist.nnodes", int, "machines taking part (the run folder on a shared file system)"),
     ("--node-rank", "dist.node_rank", int, "this machine's number, 0 to nnodes-1 (0 writes the run store)"),
@@ -53,22 +69,56 @@ TRAIN_FLAGS: list[tuple[str, str, type, str]] = [
 ]
 
 
+def _braces(choices) -> str:
+    return "{" + ",".join(choices) + "}"
+
+
+# What to type after each flag: a word for the kind of value, or the choices in braces.
+TRAIN_METAVARS = {
+    "--data": "DIR", "--img-size": "PX", "--augment": _braces(AUGMENT_PRESETS), "--crop": _braces(CROP_MODES),
+    "--eval-grid": "N", "--eval-reduce": _braces(EVAL_REDUCES), "--workers": "N",
+    "--on-bad-image": _braces(BAD_IMAGE_POLICIES), "--model": "NAME", "--pretrained": "FILE", "--stem": _braces(STEMS),
+    "--optimizer": _braces(OPTIMIZERS), "--lr": "LR", "--weight-decay": "WD", "--schedule": _braces(SCHEDULES),
+    "--warmup-epochs": "N", "--clip-grad": "NORM", "--accum-steps": "N", "--label-smoothing": "EPS",
+    "--mixup": "ALPHA", "--cutmix": "ALPHA", "--epochs": "N", "--batch-size": "N", "--seed": "N",
+    "--device": "DEVICE", "--amp": _braces(AMP_MODES), "--best-metric": _braces(BEST_METRICS),
+    "--nproc-per-node": "N", "--nnodes": "N", "--node-rank": "N", "--rdzv-endpoint": "HOST:PORT", "--runs": "DIR",
+    "--name": "NAME", "--pseudo-fakes": "SHARE",
+}
+KIND_METAVARS = {int: "N", float: "X", str: "VALUE"}  # a flag added without its word above
+
+
+def _with_default(dest: str, help_text: str) -> str:
+    """The flag's help and the config's default (the flag itself defaults to "not given": the config file wins)."""
+    section, key = dest.split(".")
+    value = getattr(getattr(Config(), section), key)
+    if "default" in help_text or value in ("", None) or isinstance(value, bool):
+        return help_text
+    return f"{help_text} (default: {value})"
+
+
 def add_commands(sub) -> dict:
-    train = sub.add_parser("train", help="train a model (shows progress; the run folder keeps everything)")
-    train.add_argument("--config", type=Path, help="TOML config; flags override it")
+    train = sub.add_parser("train", help="train a model (shows progress; the run folder keeps everything)",
+                           description="Train a detector. Settings come from the defaults, then --config, then the "
+                                       "flags; the resolved config is saved in the run folder.")
+    train.add_argument("--config", type=Path, metavar="FILE", help="TOML config; flags override it")
     for flag, dest, kind, help_text in TRAIN_FLAGS:
-        train.add_argument(flag, dest=dest, type=kind, help=help_text)
+        train.add_argument(flag, dest=dest, type=kind, metavar=TRAIN_METAVARS.get(flag, KIND_METAVARS[kind]),
+                           help=_with_default(dest, help_text).replace("%", "%%"))
     train.add_argument("--ema", dest="train.ema", action="store_true", default=None, help="keep an EMA of weights")
     train.add_argument("--compile", dest="train.compile", action="store_true", default=None, help="torch.compile")
     train.add_argument("--sync-bn", dest="dist.sync_bn", action="store_true", default=None,
                        help="SyncBatchNorm over all processes")
     train.add_argument("--resume", metavar="RUN", help="continue a stopped or crashed run (folder or name)")
     train.add_argument("--detach", action="store_true", help="start the run and return at once")
+    train.add_argument("--queue", action="store_true",
+                       help="queue the run instead of starting it (`ffdv queue run` starts it in its turn)")
 
-    run = sub.add_parser("run", help=argparse.SUPPRESS)  # python -m engine run RUN_DIR: the engine process
+    # Internal, so not listed (no help): python -m engine run RUN_DIR is the engine process,
+    run = sub.add_parser("run")
     run.add_argument("run_dir", type=Path)
     run.add_argument("--resume", action="store_true")
-    supervise = sub.add_parser("supervise", help=argparse.SUPPRESS)  # the engine's parent (engine/contract/launch.py)
+    supervise = sub.add_parser("supervise")  # and supervise its parent (engine/contract/launch.py)
     supervise.add_argument("run_dir", type=Path)
     supervise.add_argument("--resume", action="store_true")
     supervise.add_argument("--daemon", action="store_true")
@@ -81,13 +131,16 @@ def add_commands(sub) -> dict:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from engine.contract.config import load_config, resolve
-    from engine.contract.runstart import create_run, nothing_to_resume, resume_run
+    from engine.contract.runstart import create_run, nothing_to_resume, queue_run, resume_run
     from engine.contract.runstore import RunPaths
     from engine.data.dataset import training_splits
+    from engine.device import check_device
     from engine.models import check_model_name
 
     overrides = cli_overrides(args)
     if args.resume:
+        if args.queue:
+            raise FfdvError("--queue makes a new queued run; --resume continues a run now. Pass one of them.")
         launched = resume_run(RunPaths(find_run(args.resume, overrides.get("run.runs", "runs"))), overrides)
         if not launched.from_checkpoint:
             print(nothing_to_resume(launched.paths), file=sys.stderr)
@@ -98,6 +151,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_model_name(config.model.name)
         return _join(config, args.detach)
     check_model_name(config.model.name)
+    check_device(config)  # cuda:99, or more processes than GPUs: refused before a run folder exists
+    if args.queue:
+        paths = queue_run(config)  # checks the label files before the run folder exists
+        print(paths.root)
+        print(f"queued; `ffdv queue run --runs {config.run.runs}` starts it in its turn", file=sys.stderr)
+        return 0
     paths = create_run(config)  # checks the label files before the run folder exists
     return _start(paths, config, detach=args.detach)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import sys
@@ -47,6 +48,7 @@ EVAL_CROP_RANGE = (0.1, 1.0)
 EVAL_GRID_RANGE = (1, 8)
 LR_FROM_SCRATCH = 1e-3
 LR_FINE_TUNE = 2e-4
+MACHINE_WORKERS_PER_CORE = 4  # loader processes mostly wait on files: a few per core, never thousands
 
 
 @dataclass
@@ -61,6 +63,7 @@ class DataConfig:
     workers: int = -1  # -1: one per CPU core, at most 8
     on_bad_image: str = "skip"
     max_image_mpix: float = 100.0  # images above this many megapixels (after JPEG draft reduction) are refused; 0: no limit
+    sample_weights: str = ""  # a CSV of img_name[,weight]: those training images are drawn weight times per epoch (2)
     pseudo_fakes: float = 0.0  # share of real training images blended with a changed copy of themselves into fakes
 
 
@@ -169,6 +172,8 @@ def _line_of(text: str, section: str, key: str | None) -> int | None:
 
 def _coerce(section: str, key: str, value: Any, expected: type) -> Any:
     """Check a value's type, allowing ints for floats; raise a message that says what was expected."""
+    if isinstance(value, float) and not math.isfinite(value):  # TOML has inf and nan; no setting means them
+        raise ConfigError(f"{section}.{key} must be a finite number, got {value!r}")
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if expected is int and isinstance(value, float) and value.is_integer():
@@ -243,6 +248,9 @@ def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None
             values = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}. Fix that line (strings need quotes).") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply. Fix: a config has "
+                              "[sections] of plain settings") from None
         if "meta" in values and "stem" not in values.get("model", {}):
             # a run folder's config.toml saved before stems existed (their default was then rgb): the same model
             values.setdefault("model", {})["stem"] = "rgb"
@@ -317,6 +325,7 @@ def check_config(config: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    check_derived(config)
     if config.run.name:
         from engine.contract.runstore import check_run_name
 
@@ -324,6 +333,28 @@ def check_config(config: Config) -> None:
             check_run_name(config.run.name)
         except ValueError as exc:
             raise ConfigError(f"run.name: {exc}") from None
+
+
+def machine_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def check_derived(config: Config) -> None:
+    """Values computed from others, and what the machine can hold, checked with the config: a run folder is never
+    made for a run that cannot start (nor a --resume advised that fails the same way)."""
+    cores = machine_cores()
+    limit = max(MACHINE_WORKERS_PER_CORE * cores, 8)
+    if config.data.workers > limit:
+        raise ConfigError(f"data.workers = {config.data.workers} is more than this machine can run ({cores} CPU cores: "
+                          f"at most {limit} loader processes). Fix: set data.workers = -1 (one per core, at most 8)")
+    if config.dist.nproc_per_node > cores:
+        raise ConfigError(f"dist.nproc_per_node = {config.dist.nproc_per_node} is more processes than this machine has "
+                          f"CPU cores ({cores}); one process per GPU is the rule. Fix: set it to the number of GPUs")
+    lr = resolve_lr(config)
+    if not lr < 10:
+        raise ConfigError(f"the automatic learning rate would be {lr:g} (optim.lr = 0: {LR_FROM_SCRATCH:g} from scratch, "
+                          f"{LR_FINE_TUNE:g} fine-tuning, times the effective batch {effective_batch_size(config)} / 32), "
+                          "and optim.lr must be below 10. Fix: a smaller train.batch_size, or set optim.lr")
 
 
 def effective_batch_size(config: Config) -> int:
@@ -354,7 +385,7 @@ def resolve_workers(workers: int) -> int:
     """Data loader processes from ``data.workers`` or ``--workers``: -1 is one per usable core, at most 8."""
     if workers >= 0:
         return workers
-    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    return max(1, min(8, machine_cores()))
 
 
 def versions() -> dict[str, str]:

@@ -33,3 +33,8 @@ def fmt_bytes(count: float | None) -> str:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1024
     return f"{count:.1f} TB"
+
+
+def fmt_count(count: int, noun: str) -> str:
+    """``1 epoch``, ``3 epochs``: a count with its noun, singular for one."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"

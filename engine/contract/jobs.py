@@ -81,6 +81,19 @@ class MatrixResult(JobMessage):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExplainResult(JobMessage):
+    """Class-activation maps written: ``csv`` (img_name,target,score,map,overlay; files relative to ``out_dir``)."""
+
+    kind: ClassVar[str] = "explain"
+    out_dir: str
+    csv: str
+    method: str
+    layer: str
+    explained: int
+    unreadable: dict[str, str] = field(default_factory=dict)  # image name -> why it could not be decoded
+
+
+@dataclass(frozen=True, kw_only=True)
 class JobFailed(JobMessage):
     """The job ended with an input problem; ``message`` says which file and the fix."""
 
@@ -89,8 +102,8 @@ class JobFailed(JobMessage):
 
 
 JOB_TYPES: dict[str, type[JobMessage]] = {cls.kind: cls for cls in (JobProgress, EvaluationResult, SubmissionResult,
-                                                                      MatrixResult, JobFailed)}
-JobResult = EvaluationResult | SubmissionResult | MatrixResult
+                                                                      MatrixResult, ExplainResult, JobFailed)}
+JobResult = EvaluationResult | SubmissionResult | MatrixResult | ExplainResult
 _SKIP = frozenset({"extra", "problems"})
 _BASE_KEYS = {"v", "kind"}
 
@@ -203,7 +216,7 @@ def run_engine_job(args: list[str], on_progress: Callable[[int, int], None] | No
             message = decode_job_message(line)
             if isinstance(message, JobProgress) and on_progress is not None:
                 on_progress(message.done, message.total)
-            elif isinstance(message, (EvaluationResult, SubmissionResult, MatrixResult)):
+            elif isinstance(message, (EvaluationResult, SubmissionResult, MatrixResult, ExplainResult)):
                 result = message
             elif isinstance(message, JobFailed):
                 error = message.message

@@ -30,6 +30,7 @@ from typing import Any
 from engine.contract.config import DistConfig
 from engine.contract.errors import FfdvError
 from engine.contract.protocol import RunError
+from engine.contract.queue import queue_status
 from engine.contract.runstate import RunState
 from engine.contract.runstore import EventReader, EventWriter, RunPaths, atomic_write_json
 from engine.contract.status import RunStatus
@@ -48,13 +49,16 @@ def lock_path(paths: RunPaths) -> Path:
 # ---------------------------------------------------------------- starting
 
 
-def launch_run(paths: RunPaths, resume: bool = False, dist: DistConfig | None = None) -> int:
-    """Start the run's engine in the background; returns the supervisor's pid once it runs."""
+def launch_run(paths: RunPaths, resume: bool = False, dist: DistConfig | None = None,
+               env: dict[str, str] | None = None) -> int:
+    """Start the run's engine in the background; returns the supervisor's pid once it runs.
+
+    ``env``: variables set for this run only (the queue runner's ``CUDA_VISIBLE_DEVICES``)."""
     dist = dist or DistConfig()
     cmd = [sys.executable, "-m", "engine", "supervise", str(paths.root), "--daemon", *dist_args(dist)]
     if resume:
         cmd.append("--resume")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     paths.exit.unlink(missing_ok=True)
     result = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
                             start_new_session=True, timeout=60)
@@ -304,7 +308,11 @@ STALE_AFTER_S = 60.0  # three missed heartbeats and more: a live-looking run on 
 
 
 def run_status(paths: RunPaths, state: RunState) -> RunStatus:
-    """The status to show: the log's, corrected by whether the engine process still lives."""
+    """The status to show: the log's, corrected by whether the engine process still lives (or waits in the queue)."""
+    if state.last_seq == 0 and state.status == RunStatus.STARTING:
+        waiting = queue_status(paths)
+        if waiting is not None:
+            return waiting
     if not state.is_live:
         return state.status
     alive = engine_alive(paths)

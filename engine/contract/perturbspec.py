@@ -94,13 +94,20 @@ def _step(token: str, spec: str) -> Step:
     except ValueError:
         raise PerturbationError(f"{spec!r}: {number!r} in token {token!r} is not a number; {accepted_forms()}") from None
     in_range = math.isfinite(value) and (lo <= value if low_in else lo < value) and value <= hi
-    if integer and value != int(value):
+    if in_range and integer and value != int(value):  # int() of inf or nan raises: only finite values get here
         in_range = False
     if not in_range:
         bounds = f"{int(lo) if integer else lo:g} to {hi:g}" + (" (whole numbers)" if integer else f", above {lo:g}")
         raise PerturbationError(f"{spec!r}: {kind} value {number!r} in token {token!r} is out of range ({bounds}); "
                                 f"{kind}:{LETTERS[kind]} means: {what}; {accepted_forms()}")
-    return Step(kind, value)
+    return Step(kind, canonical(value))
+
+
+def canonical(value: float) -> float:
+    """The value as its name shows it (6 significant digits): blur:1 and blur:1.0000001 are one row, not two rows
+    that print alike."""
+    canon = float(f"{value:g}")
+    return canon if canon > 0 or value == 0 else value
 
 
 def parse_perturbation(spec: str) -> Perturbation:
@@ -129,23 +136,38 @@ def parse_suite(specs: list[str] | tuple[str, ...] | str) -> list[Perturbation]:
     return [clean] + [p for p in found if not p.is_clean]
 
 
-def _expand(item: str) -> list[Perturbation]:
+def _expand(item: str, seen: tuple[Path, ...] = ()) -> list[Perturbation]:
     item = item.strip()
     if item.lower().endswith(".toml"):
-        return [p for spec in suite_file(Path(item)) for p in _expand(spec)]
+        path = Path(item)
+        return [p for spec in suite_file(path, seen) for p in _expand(spec, (*seen, _identity(path)))]
     if item.lower() in SUITES:
         return [parse_perturbation(s) for s in SUITES[item.lower()]]
     if "," in item:
-        return [p for part in item.split(",") if part.strip() for p in _expand(part)]
+        return [p for part in item.split(",") if part.strip() for p in _expand(part, seen)]
     return [parse_perturbation(item)]
 
 
-def suite_file(path: Path) -> list[str]:
-    """A TOML suite: ``perturbations = ["none", "jpeg:60", "resize:0.5+jpeg:75"]`` (may name ``standard``)."""
+def _identity(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
+def suite_file(path: Path, seen: tuple[Path, ...] = ()) -> list[str]:
+    """A TOML suite: ``perturbations = ["none", "jpeg:60", "resize:0.5+jpeg:75"]`` (may name ``standard`` or another
+    suite file, but not itself: a cycle is refused, naming the files)."""
+    if _identity(path) in seen:
+        chain = " -> ".join(str(p) for p in (*seen, _identity(path)))
+        raise PerturbationError(f"{path}: this suite file names itself through {chain}. Fix: list specs in it "
+                                "instead of the file that includes it")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PerturbationError(f"{path}: suite file not found. Fix: pass an existing .toml file") from None
+    except RecursionError:
+        raise PerturbationError(f"{path}: not a readable TOML file (nested too deeply)") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise PerturbationError(f"{path}: not a readable TOML file ({exc})") from None
     specs = data.get("perturbations")
@@ -154,7 +176,7 @@ def suite_file(path: Path) -> list[str]:
                                 f"Fix: write that line; {accepted_forms()}")
     for spec in specs:
         try:
-            _expand(spec)
+            _expand(spec, (*seen, _identity(path)))
         except PerturbationError as exc:
             raise PerturbationError(f"{path}: {exc}") from None
     return specs

@@ -15,6 +15,7 @@ from typing import Any
 from engine.contract.config import Config, load_config, resolve, save_config
 from engine.contract.errors import FfdvError
 from engine.contract.launch import engine_alive, launch_run
+from engine.contract.queue import append_to_queue, claim_to_start_now, mark_queued
 from engine.contract.runstate import load_run
 from engine.contract.runstore import RunPaths, create_run_dir
 from engine.data.dataset import training_splits
@@ -41,20 +42,36 @@ def nothing_to_resume(paths: RunPaths) -> str:
             "from the beginning in the same folder.")
 
 
-def create_run(config: Config, runs_dir: Path | str | None = None) -> RunPaths:
-    """The run folder with its resolved config.toml; the label files are checked before it exists."""
-    config = resolve(config)
-    train, _ = training_splits(config.data.root)  # a broken label file stops us before a run folder exists
+def check_run_inputs(config: Config) -> None:
+    """What a run reads before it starts: the label files, the pseudo-fakes setting (DataError, ConfigError)."""
+    train, _ = training_splits(config.data.root)
     check_pseudo_fakes(config.data.pseudo_fakes, train)
+
+
+def create_run(config: Config, runs_dir: Path | str | None = None, queued: bool = False) -> RunPaths:
+    """The run folder with its resolved config.toml; the label files are checked before it exists.
+
+    ``queued``: a queued run (engine/contract/queue.py), marked before its config.toml makes it visible."""
+    config = resolve(config)
+    check_run_inputs(config)  # a broken label file stops us before a run folder exists
     if runs_dir is not None:
         config.run.runs = str(runs_dir)
     paths = create_run_dir(config.run.runs, config.run.name or None, default_stem=config.model.name)
     config.run.name = paths.root.name
     try:
+        if queued:
+            mark_queued(paths)
         save_config(paths, config)
     except BaseException:
         shutil.rmtree(paths.root, ignore_errors=True)  # a full or read-only disk leaves no empty run folder behind
         raise
+    return paths
+
+
+def queue_run(config: Config, runs_dir: Path | str | None = None) -> RunPaths:
+    """A queued run: its folder and config, last in the queue; no engine until a queue runner starts it."""
+    paths = create_run(config, runs_dir, queued=True)
+    append_to_queue(Path(config.run.runs), paths.root.name)
     return paths
 
 
@@ -65,11 +82,13 @@ def start_run(config: Config, runs_dir: Path | str | None = None) -> Launched:
 
 
 def resume_run(paths: RunPaths, overrides: dict[str, Any] | None = None) -> Launched:
-    """Launch a stopped or crashed run's engine again, from its newest checkpoint when it has one."""
+    """Launch a stopped or crashed run's engine again, from its newest checkpoint when it has one (or a queued run now)."""
+    claim_to_start_now(paths)
     if engine_alive(paths):
         raise FfdvError(f"{paths.root}: the run is still running; watch it with `ffdv watch {paths.root}`")
-    # a resume may change how long the run goes on and where its processes run; nothing else
-    keep = {k: v for k, v in (overrides or {}).items() if k == "train.epochs" or k.startswith("dist.")}
+    # a resume may change how long the run goes on, where its processes run and how many loader processes feed
+    # them (a run moved to a smaller machine: data.workers is capped by its cores); nothing else
+    keep = {k: v for k, v in (overrides or {}).items() if k in ("train.epochs", "data.workers") or k.startswith("dist.")}
     config = load_config(paths.config, keep)
     training_splits(config.data.root)
     save_config(paths, config)

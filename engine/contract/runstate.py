@@ -113,6 +113,8 @@ class RunState:
     errors: list[RunError] = field(default_factory=list)
     heartbeat: Heartbeat | None = None
     started_at: float | None = None
+    session_started: float | None = None  # the running engine's run_started time
+    earlier_sessions_s: float = 0.0  # how long the engines that ended ran (a resumed run had several)
     finished: RunFinished | None = None
     last_time: float | None = None
     last_seq: int = 0
@@ -182,6 +184,7 @@ class RunState:
         self.best_metric = metric if isinstance(metric, str) else "auc"
         if self.started_at is None:
             self.started_at = e.time
+        self.session_started = e.time
 
     def _take_step(self, e: Step) -> None:
         self.epoch = e.epoch
@@ -209,7 +212,13 @@ class RunState:
         self.checkpoints.append(e)
 
     def _paused(self, e: Paused) -> None:
+        """Where the engine says it stopped (steps are logged only every few): its step, and no speed while paused."""
         self.status = RunStatus.PAUSED
+        self.epoch = e.epoch
+        self.step = e.step
+        if self.steps_per_epoch:
+            self.epoch_step = min(max(e.step - e.epoch * self.steps_per_epoch, 0), self.steps_per_epoch)
+        self.images_per_sec = None
 
     def _resumed(self, e: Resumed) -> None:
         self.status = RunStatus.RUNNING
@@ -226,6 +235,9 @@ class RunState:
         self.heartbeat = e
 
     def _run_finished(self, e: RunFinished) -> None:
+        if self.session_started is not None:  # the engine's own count, so "elapsed" matches its "completed in"
+            self.earlier_sessions_s += e.duration_s if e.duration_s > 0 else max(0.0, e.time - self.session_started)
+            self.session_started = None
         self.finished = e
         self.status = RunStatus.of_outcome(e.status)
         self.bad_images = e.bad_images
@@ -245,10 +257,17 @@ class RunState:
 
     @property
     def duration(self) -> float | None:
+        """How long the run's engines have run: each finished one as it reported it, and the current one so far.
+
+        Time between a stop and a resume does not count: "elapsed" beside an engine's "run completed after 3 epochs
+        in 0:42" says 0:42 too.
+        """
         if self.started_at is None:
             return None
-        end = self.finished.time if self.finished else (self.last_time or time.time())
-        return max(0.0, (end or time.time()) - self.started_at)
+        if self.session_started is None:
+            return self.earlier_sessions_s
+        end = self.last_time or time.time()
+        return self.earlier_sessions_s + max(0.0, end - self.session_started)
 
     @property
     def is_live(self) -> bool:
@@ -282,7 +301,7 @@ def training_eta(p: TrainingProgress) -> float | None:
     return max(0.0, steps_left * images_per_step / p.images_per_sec) if images_per_step else None
 
 
-_MOVES_PROGRESS = frozenset({RunStarted, EpochEnded, RunFinished})
+_MOVES_PROGRESS = frozenset({RunStarted, EpochEnded, RunFinished, Paused})
 _HANDLERS: dict[type[Event], Callable[[RunState, Any], None]] = {
     RunStarted: RunState._run_started,
     EpochEnded: RunState._epoch_ended,

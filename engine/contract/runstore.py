@@ -26,6 +26,7 @@ from typing import Any
 
 from engine.contract.errors import StorageError
 from engine.contract.protocol import COMMANDS, Event, decode_event, encode_event, event_from_dict
+from engine.contract.text import printable
 
 try:  # about ten times faster than json for replaying a long run; the standard library works too
     from orjson import loads as _loads
@@ -207,7 +208,8 @@ def check_run_name(name: str) -> str:
     """A run name is one folder name: letters, digits and ``._+-``, no path."""
     if not _NAME_OK.fullmatch(name):
         raise ValueError(
-            f"run name {name!r} is not usable as a folder name: use letters, digits, '.', '_', '+' or '-' "
+            f"run name {printable(name, 120)!r}{f' ({len(name)} characters)' if len(name) > 120 else ''} is not usable "
+            "as a folder name: use letters, digits, '.', '_', '+' or '-' "
             "(at most 128 characters, not starting with a dot)"
         )
     return name

@@ -44,6 +44,7 @@ class Sidecar:
     eval_grid: int = 1
     eval_reduce: str = "mean"
     stem: str = "rgb"  # model.stem: "srm" / "rgb+srm" put the fixed SRM residual stem before the timm model
+    sample_weights: dict[str, int] = field(default_factory=dict)  # data.sample_weights: up-weighted training images
     num_classes: int = 2
     classes: list[str] = field(default_factory=lambda: ["real", "fake"])
     weights: str = "model"  # "ema" or "model": which weights were saved

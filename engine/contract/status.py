@@ -20,6 +20,8 @@ class RunOutcome(StrEnum):
 class RunStatus(StrEnum):
     """A run as a viewer shows it: the log's word, corrected by whether its engine still lives."""
 
+    QUEUED = "queued"  # a run folder waiting for the queue runner (engine/contract/queue.py): no engine yet
+    CANCELLED = "cancelled"  # taken off the queue before it started
     STARTING = "starting"  # launched, no run_started yet
     RUNNING = "running"
     PAUSED = "paused"

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.contract.errors import DataError
+from engine.contract.text import printable
 from engine.data.dataset import Dataset, find_dataset
 from engine.data.hashes import hash_split
 from engine.data.leakage import DEFAULT_THRESHOLD
@@ -100,6 +101,25 @@ def _link(target: Path, link: Path) -> None:
     link.symlink_to(target, target_is_directory=True)
 
 
+def refuse_existing_out(out: Path) -> None:
+    """--out must be new (or an empty folder): a split never writes into another dataset or anything else."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise DataError(f"--out {out}: exists and is not a folder; nothing was written. Fix: pass a new folder.")
+    if out.is_dir() and any(out.iterdir()):
+        raise DataError(f"--out {out}: this folder exists and is not empty (another dataset, or other files); a split "
+                        "writes only into a new folder, so nothing was written. Fix: pass a new folder to --out.")
+
+
+def refuse_unwritable_names(dataset: Dataset) -> None:
+    """Names with control characters (a newline, ESC) cannot go into a label file that ffdv reads back."""
+    bad = [(split.name, name) for split in dataset.splits.values() for name in split.names
+           if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name)]
+    if bad:
+        shown = ", ".join(printable(f"{s}/{n}", 120) for s, n in bad[:5])
+        raise DataError(f"{dataset.root}: {len(bad)} image names hold control characters (a newline, tab or ESC), "
+                        f"which no label file can hold: {shown}; nothing was written. Fix: rename those files.")
+
+
 def _write_labels(path: Path, names: list[str], targets: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
@@ -127,9 +147,11 @@ def make_split(
     root, out = Path(root), Path(out)
     if out.resolve() == root.resolve():
         raise DataError(f"{out}: that is the dataset itself. Fix: pass another --out folder.")
+    refuse_existing_out(out)
     threshold = threshold if threshold is not None else (DEFAULT_THRESHOLD if by == "hash-group" else CLUSTER_THRESHOLD)
     dataset = find_dataset(root)
     sources, names, targets, splits = _pool(dataset)
+    refuse_unwritable_names(dataset)
     hashes, ok, unhashable = [], [], []
     for split in splits:
         what = f"hashing {split.name}"

@@ -7,7 +7,6 @@ predictions open in the predictions screen (o).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Header, ProgressBar, Static
 
-from engine.contract.fmt import fmt_bytes, fmt_metric
+from engine.contract.fmt import fmt_bytes, fmt_count, fmt_metric
 from engine.contract.jobs import (
     EvaluationResult,
     JobError,
@@ -42,35 +41,15 @@ from ffdv_tui.checkpoint_catalog import (
     catalog_frame,
     list_checkpoints,
 )
+from ffdv_tui.checkpoint_columns import fitted_columns, marks
 from ffdv_tui.screens.job import JobRequest, JobScreen
 from ffdv_tui.screens.job_runner import JobRunnerScreen
 from ffdv_tui.screens.matrix import MatrixScreen
 from ffdv_tui.screens.matrix_form import MatrixFormScreen, MatrixRequest
 from ffdv_tui.screens.matrix_list import MatrixListScreen
 from ffdv_tui.screens.predictions import PredictionSource, PredictionsScreen
-from ffdv_tui.widgets.frame_table import Column, FrameTable
+from ffdv_tui.widgets.frame_table import FrameTable
 from ffdv_tui.widgets.key_bar import KeyBar
-
-
-def _metric(value) -> str:
-    return "–" if value is None or value != value else f"{value:.4f}"
-
-
-COLUMNS = [
-    Column("best", "", 1, lambda v: "★" if v else "", style=lambda v: "bold green" if v else ""),
-    Column("run", "run", 18),
-    Column("checkpoint", "checkpoint", 18),
-    Column("problem", "problem", 24, style=lambda v: "red" if v else ""),
-    Column("auc", "AUC", 7, _metric, "right"),
-    Column("ap", "AP", 7, _metric, "right"),
-    Column("accuracy", "Acc", 7, _metric, "right"),
-    Column("f1", "F1", 7, _metric, "right"),
-    Column("eer", "EER", 7, _metric, "right"),
-    Column("tpr", "TPR@1e-3", 8, _metric, "right"),
-    Column("loss", "Loss", 7, _metric, "right"),
-    Column("size", "size", 9, lambda v: fmt_bytes(v), "right"),
-    Column("time", "saved", 11, lambda v: time.strftime("%m-%d %H:%M", time.localtime(v)), "right"),
-]
 
 
 def describe(entry: CheckpointEntry) -> Table:
@@ -128,10 +107,10 @@ class CheckpointsScreen(JobRunnerScreen):
         Binding("f", "fine_tune", "Fine-tune"),
         Binding("r", "resume", "Resume run"),
         Binding("m", "mark", "Mark to compare"),
-        Binding("o", "open_predictions", "Open predictions"),
-        Binding("space", "choose", "Mark for a matrix"),
-        Binding("x", "matrix", "Evaluation matrix"),
-        Binding("p", "past_matrices", "Past matrices"),
+        Binding("o", "open_predictions", "Predictions of the evaluation"),
+        Binding("space", "choose", "Pick for a matrix"),
+        Binding("x", "matrix", "Matrix of the picked checkpoints"),
+        Binding("l", "past_matrices", "Matrices made before"),  # not p: p pauses a run on the workbench
     ]
 
     @dataclass
@@ -161,15 +140,17 @@ class CheckpointsScreen(JobRunnerScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="ckpt-body"):
-            yield FrameTable(COLUMNS, id="ckpt-table", classes="pane")
+            yield FrameTable(fitted_columns([], 80), id="ckpt-table", classes="pane")
             with Vertical(id="ckpt-side", classes="pane"):
                 yield Static(id="ckpt-detail")
                 yield ProgressBar(id="job-progress", show_eta=True)
                 yield Static(id="job-result")
         yield KeyBar()
 
+    def on_screen_resume(self) -> None:
+        self.app.sub_title = f"checkpoints · {printable(self.runs_dir)}"  # again when a screen above it closes
+
     def on_mount(self) -> None:
-        self.app.sub_title = f"checkpoints · {printable(self.runs_dir)}"
         self.query_one("#job-progress").display = False
         self.reload()
         self.query_one(FrameTable).focus()
@@ -187,14 +168,28 @@ class CheckpointsScreen(JobRunnerScreen):
     @on(Listed)
     def _listed(self, message: Listed) -> None:
         entries = message.entries
-        table = self.query_one(FrameTable)
         keep = self.highlighted.key if self.highlighted else None
         self.entries = entries
-        frame = catalog_frame(entries)
         index = next((i for i, e in enumerate(entries) if e.key == keep), None)
-        table.set_frame(frame, keep_index=index)
+        self._show(index)
         if not entries:
             self.query_one("#ckpt-detail", Static).update(plain_text(f"No checkpoints in {self.runs_dir}/ yet."))
+
+    def _show(self, keep_index: int | None = None) -> None:
+        """The entries in the table, its columns fitted to its width, the marked rows marked."""
+        table = self.query_one(FrameTable)
+        chosen = set(self.chosen)
+        compared = self.marked.key if self.marked else None
+        frame = catalog_frame(self.entries).assign(mark=[marks(e, compared, chosen) for e in self.entries])
+        table.columns = fitted_columns(self.entries, table.scrollable_content_region.width or self.size.width)
+        table.set_frame(frame, keep_index=keep_index)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._refit)
+
+    def _refit(self) -> None:
+        if self.entries and self.is_attached:
+            self._show(self.query_one(FrameTable).index_at(self.query_one(FrameTable).cursor_row))
 
     @property
     def highlighted(self) -> CheckpointEntry | None:
@@ -222,8 +217,7 @@ class CheckpointsScreen(JobRunnerScreen):
             self.marked = None if self.marked is not None and self.marked.key == entry.key else entry
             self.notify(f"marked {printable(entry.key)} to compare" if self.marked else "mark cleared", timeout=3,
                         markup=False)
-            table = self.query_one(FrameTable)
-            table.post_message(FrameTable.RowHighlighted(table, table.cursor_row, table.index_at(table.cursor_row)))
+            self._show(self.query_one(FrameTable).index_at(self.query_one(FrameTable).cursor_row))
 
     def action_choose(self) -> None:
         entry = self.highlighted
@@ -231,9 +225,8 @@ class CheckpointsScreen(JobRunnerScreen):
             return
         if self.chosen.pop(entry.key, None) is None:
             self.chosen[entry.key] = entry
-        self.notify(f"{len(self.chosen)} checkpoints marked for a matrix", timeout=3)
-        table = self.query_one(FrameTable)
-        table.post_message(FrameTable.RowHighlighted(table, table.cursor_row, table.index_at(table.cursor_row)))
+        self.notify(f"{fmt_count(len(self.chosen), 'checkpoint')} picked for a matrix", timeout=3)
+        self._show(self.query_one(FrameTable).index_at(self.query_one(FrameTable).cursor_row))
 
     # ------------------------------------------------------------ evaluation matrix
 
@@ -259,7 +252,7 @@ class CheckpointsScreen(JobRunnerScreen):
     def _start_matrix(self, entries: list[CheckpointEntry], request: MatrixRequest) -> None:
         args = matrix_args([str(e.path) for e in entries], request.datasets, request.perturbations, request.ensembles,
                            request.tta)
-        self._job_started(self.JobStarted(f"evaluation matrix of {len(entries)} checkpoints… "
+        self._job_started(self.JobStarted(f"evaluation matrix of {fmt_count(len(entries), 'checkpoint')}… "
                                           "(it goes on if you leave this screen)"))
         self.app.run_worker(lambda: self._matrix_job(args), thread=True, group="matrix", exit_on_error=False)
 
@@ -279,7 +272,7 @@ class CheckpointsScreen(JobRunnerScreen):
                                      severity="error", markup=False)
             else:
                 app.call_from_thread(app.notify, f"evaluation matrix ready: {printable(done.folder)} "
-                                     "(checkpoints screen, p)", timeout=10, markup=False)
+                                     "(checkpoints screen, l)", timeout=10, markup=False)
 
     @on(MatrixDone)
     def _matrix_done(self, message: MatrixDone) -> None:
@@ -290,7 +283,7 @@ class CheckpointsScreen(JobRunnerScreen):
         if self.app.screen is self:
             self.app.push_screen(MatrixScreen(message.folder, self.images))
         else:
-            self.notify(f"evaluation matrix ready: {printable(message.folder)} (checkpoints screen, p)", timeout=10,
+            self.notify(f"evaluation matrix ready: {printable(message.folder)} (checkpoints screen, l)", timeout=10,
                         markup=False)
 
     def action_past_matrices(self) -> None:
@@ -341,7 +334,7 @@ class CheckpointsScreen(JobRunnerScreen):
             for metric, label in METRIC_LABELS.items():
                 table.add_row(label, fmt_metric(metrics.get(metric)))
             evaluation = PredictionSource(f"{entry.key} on {request.split}", {0: Path(result.predictions)},
-                                          Path(result.images))
+                                          Path(result.images), checkpoint=entry.path)
             note = plain_text(f"metrics: {result.metrics_file}\npress o to open its {metrics.get('count', 0):,} "
                               "predictions", "dim", multiline=True)
             return self.JobDone(Group(table, note), evaluation)

@@ -34,6 +34,7 @@ from textual.worker import get_current_worker
 from engine.contract.text import plain_text, printable
 from engine.data.dataset import FFDI_SPLITS, ffdi_label_file
 from engine.data.scan import ScanReport, scan_dataset
+from ffdv_tui.screens.input_exits import InputExits
 from ffdv_tui.screens.leakage_audit import PAIR_COLUMNS, LeakageAuditScreen
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
@@ -43,7 +44,7 @@ from ffdv_tui.widgets.path_suggester import PathSuggester
 QUICK_ROWS = 1000
 LABELS = {0: "real", 1: "fake", -1: "–"}
 IMAGE_COLUMNS = [
-    Column("img_name", "image", 44),
+    Column("img_name", "image", 44, min_width=12),
     Column("target", "label", 6, lambda v: LABELS.get(int(v), "?")),
 ]
 ISSUE_COLUMNS = [
@@ -109,12 +110,15 @@ def scan_status(report: ScanReport) -> Text:
                 f"in {report.seconds:.0f}s", style="dim")
 
 
-class DatasetScreen(LeakageAuditScreen):
+class DatasetScreen(InputExits, LeakageAuditScreen):
+    TABLE = "#ds-images"
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
+        *InputExits.EXIT_BINDINGS,
         Binding("x", "cancel_scan", "Cancel scan"),
         Binding("r", "rescan", "Rescan"),
         Binding("l", "leakage", "Leakage audit"),
+        Binding("s", "spectra", "Spectra", tooltip="Mean residual spectra of the split's real and fake images, "
+                "their difference and radial power (a sample of 100 per class)"),
         Binding("slash", "focus('#ds-search')", "Search"),
     ]
 
@@ -172,14 +176,16 @@ class DatasetScreen(LeakageAuditScreen):
                                  allow_blank=False, compact=True)
                     yield Select([(v, k) for k, v in CLASS_FILTERS.items()], value="all", id="ds-class",
                                  allow_blank=False, compact=True)
-                    yield Input(placeholder="search names (/)", id="ds-search", compact=True)
+                    yield Input(placeholder="search (/)", id="ds-search", compact=True)
                 yield FrameTable(IMAGE_COLUMNS, id="ds-images", classes="pane")
             yield ImagePreview(self.images_mode, id="ds-preview", classes="pane")
             yield ImagePreview(self.images_mode, id="ds-pair-preview", classes="pane")
         yield KeyBar()
 
+    def on_screen_resume(self) -> None:
+        self.app.sub_title = f"dataset · {printable(self.root)}" if self.root else "dataset"
+
     def on_mount(self) -> None:
-        self.app.sub_title = "dataset"
         self.query_one("#ds-issues").display = False
         self.query_one("#issue-detail").display = False
         self.query_one("#ds-pairs").display = False
@@ -205,6 +211,22 @@ class DatasetScreen(LeakageAuditScreen):
         bar = self.query_one("#scan-progress", ProgressBar)
         bar.display = True
         bar.update(total=None, progress=0)
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """x (cancel) is in the key bar only while a scan or an audit runs (its progress bar is shown)."""
+        if action == "cancel_scan":
+            bars = self.query("#scan-progress")
+            return bool(bars) and bars.first().display
+        return True
+
+    def action_spectra(self) -> None:
+        if self.root is None:
+            return
+        from ffdv_tui.screens.spectrum import SpectrumScreen
+
+        self.app.push_screen(SpectrumScreen(self.root, str(self.query_one("#ds-split", Select).value),
+                                           self.images_mode))
 
     def action_rescan(self) -> None:
         """Read the label files once: the image table and the scan both use what was read."""
@@ -261,6 +283,7 @@ class DatasetScreen(LeakageAuditScreen):
         if report.error:
             summary.update(plain_text(report.error, "red", multiline=True))
             bar.display = False
+            self.refresh_bindings()
             status.update("")
             return
         parts = [plain_text(f"{report.root} · {report.layout} layout", "bold"), split_table(report)]
@@ -271,6 +294,8 @@ class DatasetScreen(LeakageAuditScreen):
         bar.update(total=max(report.images, 1), progress=report.scanned)
         if report.done or report.cancelled:
             bar.display = False
+        if not bar.display:
+            self.refresh_bindings()
         status.update(scan_status(report))
         table = self.query_one("#ds-issues", FrameTable)
         table.display = bool(report.issues)

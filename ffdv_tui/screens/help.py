@@ -28,7 +28,7 @@ from ffdv_tui.screens.dialog import DialogScreen
 
 GAP = 2  # cells between the keys and what they do
 PALETTE_SKIPS = {"command_palette", "app.command_palette", "keys", "app.keys", "help_quit", "app.focus_next",
-                 "app.focus_previous", "screen.copy_text"}
+                 "app.focus_previous", "screen.copy_text", "quit", "app.quit"}  # one Quit: q, which asks first
 
 
 @dataclass(frozen=True)
@@ -40,22 +40,41 @@ class KeyRow:
     run: Callable[[], object] | None = None  # what the palette runs; None for keys that only act on a focused widget
 
 
+# What a person does with the focused widget's keys, by the widget's class (else "In the focused <class>").
+WIDGET_GROUPS = {"RunList": "Moving in the run list", "FrameTable": "Moving in the table",
+                 "DataTable": "Moving in the table", "MetricsTable": "Moving in the table",
+                 "Input": "Editing a text field", "Select": "Choosing from a list", "LogTail": "Reading the log"}
+# Keys that only scroll sideways, copy a selection or move the focus: noise in a list of what to do.
+NOISE = {"scroll_left", "scroll_right", "page_left", "page_right", "scroll_home", "scroll_end", "screen.copy_text",
+         "copy_text", "app.focus_next", "app.focus_previous", "focus_next", "focus_previous"}
+
+
 def group_title(node: DOMNode, screen: Screen) -> str:
     if isinstance(node, App):
         return "Everywhere"
     if node is screen:
-        return "This screen"
-    return getattr(node, "BINDING_GROUP_TITLE", None) or type(node).__name__
+        return "On this screen"
+    title = getattr(node, "BINDING_GROUP_TITLE", None)
+    if title:
+        return title
+    for cls in type(node).__mro__:
+        if cls.__name__ in WIDGET_GROUPS:
+            return WIDGET_GROUPS[cls.__name__]
+    return f"In the focused {type(node).__name__}"
 
 
 def key_rows(screen: Screen) -> list[KeyRow]:
-    """The keys that work on ``screen`` now (focused widget first, then the screen, then the app)."""
+    """The keys that work on ``screen`` now: the screen's, then the app's, then the focused widget's (moving)."""
     app = screen.app
     rows = []
     bindings = list(screen.active_bindings.values())
+    order = {screen: 0, app: 1}
+    bindings.sort(key=lambda active: order.get(active.node, 2))  # stable: each node's keys keep their order
     for node, group in groupby(bindings, key=lambda active: active.node):
         by_action: dict[str, list[Binding]] = {}
         for active in group:
+            if active.binding.action in NOISE:
+                continue
             if active.binding.description or active.binding.tooltip:
                 by_action.setdefault(active.binding.action, []).append(active.binding)
         for action, same in by_action.items():
@@ -68,6 +87,19 @@ def key_rows(screen: Screen) -> list[KeyRow]:
 
             rows.append(KeyRow(group_title(node, screen), keys, first.description or action, first.tooltip or "",
                                run if palette else None))
+    hidden = _hidden_now(screen, {active.binding.action for active in bindings})
+    after = max((i + 1 for i, row in enumerate(rows) if row.group == "On this screen"), default=0)
+    return rows[:after] + hidden + rows[after:]  # with the screen's other keys, under one heading
+
+
+def _hidden_now(screen: Screen, active: set[str]) -> list[KeyRow]:
+    """The screen's keys that its check_action hides at the moment (x cancels a scan only while one runs):
+    listed all the same, so the keys screen says every key there is."""
+    rows = []
+    for binding in type(screen).BINDINGS:
+        if isinstance(binding, Binding) and binding.action not in active and binding.description:
+            keys = " / ".join(screen.app.get_key_display(Binding(k.strip(), binding.action)) for k in binding.key.split(","))
+            rows.append(KeyRow("On this screen", keys, binding.description, "only while it applies"))
     return rows
 
 
@@ -166,8 +198,10 @@ class HelpScreen(DialogScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog"):
+            yield Static(Text.assemble(("escape", "bold"), ", ", ("?", "bold"), " or ", ("q", "bold"),
+                                       " closes this list; ", ("ctrl+p", "bold"), " searches every command"),
+                         id="keys-close")
             yield KeysList([*self.rows, *dialog_rows()], id="keys")
-            yield Static(Text("escape or ? closes this", style="dim"))
 
     def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

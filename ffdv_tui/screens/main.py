@@ -38,6 +38,7 @@ from ffdv_tui.widgets.run_progress import RunProgress
 from ffdv_tui.widgets.steady_header import SteadyHeader
 
 REPAINT_S = 0.25  # header and progress of the selected run
+RUNNER_CHECK_S = 2.0  # is a queue runner alive: a file and /proc read in a thread
 FULL_REPAINT_S = 1.0  # its curves, table and log: a whole frame's work, once a second is plenty
 
 
@@ -52,6 +53,8 @@ class MainScreen(RunChoice, Screen):
         Binding("d", "app.dataset", "Dataset", tooltip="Splits, balance, sizes, a health scan, the images"),
         Binding("k", "app.checkpoints", "Checkpoints",
                 tooltip="Every checkpoint: evaluate, submission, fine-tune, compare"),
+        Binding("u", "app.queue", "Queue",
+                tooltip="The run queue: hold, release, cancel, reorder queued runs; start a queue runner"),
         # Comparing runs (docs/compare.md); left out of the key bar, listed by ? and the palette.
         Binding("space", "mark", "Mark", tooltip="Mark the selected run for a comparison (again: unmark)", show=False),
         Binding("a", "mark_shown", "Mark shown", tooltip="Mark every run the filter shows (again: unmark them)",
@@ -61,6 +64,13 @@ class MainScreen(RunChoice, Screen):
                 show=False),
         Binding("o", "sort", "Sort", tooltip="Sort the runs: newest, best AUC, name (in turn)", show=False),
     ]
+
+    class RunnerChecked(Message):
+        """Whether a queue runner serves the runs folder now."""
+
+        def __init__(self, alive: bool) -> None:
+            super().__init__()
+            self.alive = alive
 
     @dataclass
     class Relaunched(Message):
@@ -82,6 +92,7 @@ class MainScreen(RunChoice, Screen):
         self._complete = False  # the watcher has read every run folder once
         self._last_full = 0.0
         self._mounted = False  # the watcher's first update can come before the widgets exist
+        self.runner_alive = False
         self.marked: set[str] = set()  # runs marked for a comparison
         self.filter_text = ""  # the runs list's filter (ffdv_tui.run_filter)
         self.sort = SORTS[0]
@@ -105,6 +116,7 @@ class MainScreen(RunChoice, Screen):
         self.query_one("#metrics", MetricsTable).border_title = "validations"
         self.query_one("#log", LogTail).border_title = "engine.log"
         self.set_interval(REPAINT_S, self.repaint)
+        self.set_interval(RUNNER_CHECK_S, self._check_runner)
         self._mounted = True
         self.repaint()  # what the app read before the widgets existed goes into the first frame, not the next
 
@@ -156,6 +168,7 @@ class MainScreen(RunChoice, Screen):
         run_list = self.query_one(RunList)
         run_list.runs = tuple(runs)
         run_list.selected = self.selected
+        self._show_queue()
         if self.filter_text:
             self.show_list_title(len(runs))  # runs come and go while a filter is on: its count follows
         if not runs and not self._complete:
@@ -194,6 +207,29 @@ class MainScreen(RunChoice, Screen):
                 self.query_one(MetricPlot).run = run
                 self.query_one(MetricsTable).run = run
                 self.query_one(LogTail).run = run
+
+    # ------------------------------------------------------------ the queue
+
+    @work(thread=True, exclusive=True, group="runner-check")
+    def _check_runner(self) -> None:
+        from engine.contract.queue_runner import runner_alive
+
+        self.post_message(self.RunnerChecked(runner_alive(self.runs_dir) is not None))
+
+    @on(RunnerChecked)
+    def _runner_checked(self, message: RunnerChecked) -> None:
+        if message.alive != self.runner_alive:
+            self.runner_alive = message.alive
+            self._show_queue()
+
+    def _show_queue(self) -> None:
+        """Under the run list: how many runs wait and whether a queue runner serves them (nothing without a queue)."""
+        waiting = sum(1 for run in self.runs.values() if run.status == RunStatus.QUEUED)
+        parts = ([f"{waiting} queued"] if waiting else []) + (["runner on"] if self.runner_alive else
+                                                              ["no runner: u"] if waiting else [])
+        text, run_list = " · ".join(parts), self.query_one(RunList)
+        if (run_list.border_subtitle or "") != text:  # assigning it redraws the list, even with the same text
+            run_list.border_subtitle = text
 
     # ------------------------------------------------------------ choosing a run
 
@@ -279,8 +315,15 @@ class MainScreen(RunChoice, Screen):
             else:
                 self.notify(f"{name} is {run.status}.", severity="warning", markup=False)
             return
-        self.notify(f"{name}: resuming…", markup=False)
-        self._relaunch(run)
+        def confirmed(yes: bool | None) -> None:  # r means something else on other screens: starting an engine asks
+            if yes:
+                self.notify(f"{name}: resuming…", markup=False)
+                self._relaunch(run)
+
+        done = " It finished: resuming trains it again only if its config asks for more epochs." \
+            if run.status == RunStatus.FINISHED else ""
+        self.app.push_screen(ConfirmScreen(f"Resume {name} from its newest checkpoint? This starts its engine.{done}",
+                                           yes="Resume", no="Cancel"), confirmed)
 
     @work(thread=True, group="launch")
     def _relaunch(self, run: RunSnapshot) -> None:

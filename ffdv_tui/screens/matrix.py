@@ -209,8 +209,10 @@ class MatrixScreen(JobRunnerScreen):
         except MatrixStoreError as exc:
             self.post_message(self.RowOpened(None, str(exc)))
             return
+        member = self.summary.member(model) or {}
+        checkpoint = Path(member["path"]) if member.get("kind") == "checkpoint" and member.get("path") else None
         source = PredictionSource(printable(f"{model} on {dataset} under {perturbation}"), {0: scores.path},
-                                  dataset_folder(self.summary, dataset))
+                                  dataset_folder(self.summary, dataset), checkpoint=checkpoint)  # m: its map
         self.post_message(self.RowOpened(source, warnings=scores.warnings))
 
     @on(RowOpened)

@@ -145,7 +145,7 @@ def check_name(value: str, runs_dir: Path) -> tuple[str | None, str | None]:
 
 
 class NewRunScreen(DialogScreen[str | None]):
-    """Returns the run's folder name once its engine is started, None when cancelled.
+    """Returns the run's folder name once its engine is started (or it is queued), None when cancelled.
 
     What the workers find (the dataset check, timm's model names, a failed start) comes back
     as messages; the reasons shown are plain text, as a label-file header may hold anything.
@@ -196,7 +196,7 @@ class NewRunScreen(DialogScreen[str | None]):
         error: str | None = None
 
     def __init__(self, defaults: Config, runs_dir: Path, model_names: Callable[[], list[str]],
-                 start_run: Callable[[Config, int], str], gpus_available: int) -> None:
+                 start_run: Callable[[Config, int, bool], str], gpus_available: int) -> None:
         super().__init__()
         self.defaults = defaults
         self.runs_dir = runs_dir
@@ -227,6 +227,8 @@ class NewRunScreen(DialogScreen[str | None]):
             yield Static("", id="field-help")
             with Horizontal(id="form-buttons"):
                 yield Button("Start", variant="success", id="start", disabled=True)
+                yield Button("Queue", variant="primary", id="queue", disabled=True,
+                             tooltip="Queue the run instead: the queue runner starts it in its turn (u: the queue)")
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
@@ -330,6 +332,7 @@ class NewRunScreen(DialogScreen[str | None]):
         why.set_class(bool(error), "error")
         why.set_class(not error and not note, "ok")
         self.query_one("#start", Button).disabled = not self.ready
+        self.query_one("#queue", Button).disabled = not self.ready
 
     @property
     def ready(self) -> bool:
@@ -338,7 +341,7 @@ class NewRunScreen(DialogScreen[str | None]):
     # ------------------------------------------------------------ actions
 
     @on(Button.Pressed, "#start")
-    def action_start(self) -> None:
+    def action_start(self, queued: bool = False) -> None:
         if not self.ready:
             self.notify("Fix the fields marked in red first.", severity="warning")
             return
@@ -352,12 +355,17 @@ class NewRunScreen(DialogScreen[str | None]):
         overrides["run.runs"] = str(self.runs_dir)
         config = load_config(overrides=overrides)
         self.query_one("#start", Button).disabled = True
-        self._start(config, gpus)
+        self.query_one("#queue", Button).disabled = True
+        self._start(config, gpus, queued)
+
+    @on(Button.Pressed, "#queue")
+    def _queue_pressed(self) -> None:
+        self.action_start(queued=True)
 
     @work(thread=True, exclusive=True, group="start")
-    def _start(self, config: Config, gpus: int) -> None:
+    def _start(self, config: Config, gpus: int, queued: bool) -> None:
         try:
-            name = self.start_run(config, gpus)
+            name = self.start_run(config, gpus, queued)
         except (FfdvError, OSError) as exc:
             self.post_message(self.Started(None, str(exc)))
             return
@@ -377,7 +385,7 @@ class NewRunScreen(DialogScreen[str | None]):
 
 
 def _placeholder(field: Field) -> str:
-    return {"pretrained": "empty: from scratch; a file; or hub", "name": "empty: a timestamped name",
+    return {"pretrained": "empty = from scratch", "name": "empty: a timestamped name",
             "lr": "auto or a number", "data": "dataset folder"}.get(field.name, "")
 
 
@@ -385,7 +393,7 @@ def _unknown_model(name: str, names: set[str]) -> str:
     import difflib
 
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-    return f"not a timm model{': ' + ', '.join(close) + '?' if close else ''}"
+    return f"not a timm model{'; did you mean ' + ', '.join(close) + '?' if close else ''}"
 
 
 def _check_gpus(count: int, available: int) -> str | None:

@@ -24,7 +24,9 @@ from textual.widgets import Button, Header, Input, Label, Select, Static
 from engine.contract.fmt import fmt_metric
 from engine.contract.text import plain_text, printable
 from engine.data.dataset import split_folder
-from ffdv_tui.operating_points import stored_points
+from ffdv_tui.explain_maps import checkpoint_for
+from ffdv_tui.kept_settings import keep
+from ffdv_tui.kept_settings import kept as kept_settings
 from ffdv_tui.predictions import (
     FILTERS,
     SORTS,
@@ -35,15 +37,17 @@ from ffdv_tui.predictions import (
     load_predictions,
     prediction_files,
 )
+from ffdv_tui.screens.input_exits import InputExits
+from ffdv_tui.screens.predictions_judging import SlicesAndPoints
+from ffdv_tui.widgets.explained_preview import ExplainedPreview
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
 from ffdv_tui.widgets.key_bar import KeyBar
-from ffdv_tui.widgets.reliability import ReliabilityDiagram
-from ffdv_tui.widgets.slices_table import SlicesTable
 
+NEW_EPOCH_CHECK_S = 1.0  # how often an open screen looks for a new validation's predictions
 LABELS = {0: "real", 1: "fake", -1: "–"}
 COLUMNS = [
-    Column("img_name", "image", 24),
+    Column("img_name", "image", 24, min_width=12),
     Column("target", "true", 5, lambda v: LABELS.get(int(v), "?")),
     Column("score", "fake score", 10, lambda v: f"{v:.4f}", "right"),
     Column("pred", "called", 6, lambda v: LABELS.get(int(v), "?")),
@@ -59,21 +63,31 @@ class PredictionSource:
     files: dict[int, Path]  # epoch (or 0 for an evaluation) -> CSV
     images: Path | None  # the folder the img_names are in
     run_dir: Path | None = None  # for the score history over epochs
+    checkpoint: Path | None = None  # what made an evaluation's predictions (a run's come from its checkpoints)
 
 
 def run_source(run_dir: Path, data_root: str) -> PredictionSource:
     return PredictionSource(run_dir.name, prediction_files(run_dir), split_folder(data_root, "val"), run_dir)
 
 
-class PredictionsScreen(Screen):
+class PredictionsScreen(SlicesAndPoints, InputExits, Screen):
+    TABLE = "#pred-table"
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
+        *InputExits.EXIT_BINDINGS,
         Binding("slash", "focus('#search')", "Search"),
         Binding("t", "focus('#threshold')", "Threshold"),
-        Binding("e", "eer", "At EER"),
-        Binding("f", "next_filter", "Next filter"),
-        Binding("s", "next_slice", "Slice by"),
-        Binding("c", "next_point", "Stored threshold"),
+        Binding("e", "eer", "EER threshold"),
+        Binding("f", "next_filter", "Filter (the next)"),
+        Binding("m", "toggle_map", "Map", tooltip="Flip the preview between the image and where the model looks "
+                "for fake (Grad-CAM, computed by the engine once per checkpoint and image)"),
+        Binding("p", "toggle_spectrum", "Spectrum", tooltip="Flip the preview between the image and the "
+                "log-magnitude spectrum of its high-pass residual (up-sampling grids show as peaks)"),
+        Binding("h", "histogram", "Histogram", tooltip="The scores of real and fake images, with the threshold"),
+        Binding("w", "hard_examples", "Hard examples", tooltip="Only the images wrong since epoch k or flip-flopping "
+                "(m of the last n validations); export them as CSV. Again: all images"),
+        Binding("g", "gallery", "Gallery", tooltip="The filtered images as a grid of thumbnails; Enter opens one "
+                "here with its map"),
+        *SlicesAndPoints.JUDGING_BINDINGS,
     ]
 
     @dataclass
@@ -91,6 +105,7 @@ class PredictionsScreen(Screen):
         counts: dict[str, int]
         confusion: Any
         threshold: float
+        order: tuple = ()  # filter, sort, search: a new one starts the table at the top
 
     class HistoryLoaded(Message):
         """Every epoch's score of every image is known (the preview's sparkline)."""
@@ -103,41 +118,70 @@ class PredictionsScreen(Screen):
         self.history = ScoreHistory(source.run_dir) if source.run_dir else None
         self._history_loaded = False
         self._view = None
-        self._slice: frozenset[str] | None = None  # the image names of the chosen slice (SlicesTable)
-        self._point = -1  # the stored threshold last chosen with c
+        self.hard = None  # a HardChoice: only those images are shown
+        self._last_order: tuple | None = None  # filter, sort, search of the rows shown: a new one starts at the top
+        self._epochs = list(source.files)
+
+    @property
+    def settings_key(self) -> tuple[str, str]:
+        return ("predictions", str(self.source.run_dir or self.source.title))
 
     def compose(self) -> ComposeResult:
         yield Header()
         epochs = list(self.source.files)
+        kept = kept_settings(self.app, self.settings_key)
         with Horizontal(id="pred-controls"):
             yield Select([(f"epoch {e}" if e else "evaluation", e) for e in reversed(epochs)], id="epoch",
                          allow_blank=not epochs, value=epochs[-1] if epochs else Select.NULL, compact=True)
-            yield Select([(label, key) for key, label in FILTERS.items()], id="filter", value="all",
+            yield Select([(label, key) for key, label in FILTERS.items()], id="filter",
+                         value=kept.get("filter", "all"), allow_blank=False, compact=True)
+            yield Select([(label, key) for key, label in SORTS.items()], id="sort", value=kept.get("sort", "score"),
                          allow_blank=False, compact=True)
-            yield Select([(label, key) for key, label in SORTS.items()], id="sort", value="score", allow_blank=False,
-                         compact=True)
         with Horizontal(id="pred-controls-2"):
             yield Label("threshold")
-            yield Input("0.5", id="threshold", compact=True)
+            yield Input(kept.get("threshold", "0.5"), id="threshold", compact=True)
             yield Button("at EER (e)", id="eer", compact=True)
-            yield Input(placeholder="search image names (/)", id="search", compact=True)
+            yield Input(kept.get("search", ""), placeholder="search image names (/)", id="search", compact=True)
         yield Static(id="pred-metrics")
-        with Horizontal(id="pred-judge"):
-            yield SlicesTable(id="slices", classes="pane")
-            yield ReliabilityDiagram(id="reliability", classes="pane")
+        yield from self.judging_row()
         with Horizontal(id="pred-body"):
             yield FrameTable(COLUMNS, id="pred-table", classes="pane")
-            yield ImagePreview(self.images_mode, id="preview", classes="pane")
+            yield ExplainedPreview(self.images_mode, self._checkpoint, id="preview", classes="pane")
         yield KeyBar()
 
     def on_mount(self) -> None:
-        self.app.sub_title = f"predictions · {printable(self.source.title)}"
+        self.query_one(FrameTable).focus()
+        if self.source.run_dir is not None:  # a run's validations: a new one appears while the screen is open
+            self.set_interval(NEW_EPOCH_CHECK_S, self._look_for_new_epochs)
         if not self.source.files:
             self.query_one("#pred-metrics", Static).update(
                 Text("No predictions yet: a run writes them after each validation.", style="yellow"))
             return
         self._load(self.query_one("#epoch", Select).value)
-        self.query_one(FrameTable).focus()
+
+    def on_screen_resume(self) -> None:
+        self.app.sub_title = f"predictions · {printable(self.source.title)}"
+
+    def _look_for_new_epochs(self) -> None:
+        """A validation written since the screen opened joins the epoch list; shown at once if the newest was."""
+        files = prediction_files(self.source.run_dir)
+        if list(files) == self._epochs:
+            return
+        select = self.query_one("#epoch", Select)
+        current = select.value
+        was_newest = not self._epochs or current == self._epochs[-1]
+        self.source.files.clear()
+        self.source.files.update(files)
+        self._epochs = list(files)
+        with self.prevent(Select.Changed):
+            select.set_options([(f"epoch {e}" if e else "evaluation", e) for e in reversed(self._epochs)])
+            if not was_newest and current in files:
+                select.value = current
+        if self.history is not None:
+            self.history = ScoreHistory(self.source.run_dir)
+            self._history_loaded = False
+        if was_newest and self._epochs:
+            select.value = self._epochs[-1]  # Select.Changed loads it
 
     # ------------------------------------------------------------ loading and recomputing
 
@@ -158,7 +202,6 @@ class PredictionsScreen(Screen):
             self._show_error(message.error or "")
             return
         self.table_data = message.table
-        self.query_one(ReliabilityDiagram).show(message.table.score, message.table.target)
         self._recompute()
 
     @property
@@ -178,23 +221,29 @@ class PredictionsScreen(Screen):
         filter_name = self.query_one("#filter", Select).value
         sort = self.query_one("#sort", Select).value
         search = self.query_one("#search", Input).value.strip()
-        self._compute(self.table_data, threshold, filter_name, sort, search, self._slice)
-        self.query_one(SlicesTable).show(self.table_data.frame, threshold, self.source.images)
+        keep(self.app, self.settings_key, filter=filter_name, sort=sort,
+             threshold=self.query_one("#threshold", Input).value, search=self.query_one("#search", Input).value)
+        self._compute(self.table_data, threshold, filter_name, sort, search, self.shown_names())
+        self.show_judging(threshold)
 
     @work(thread=True, exclusive=True, group="predictions-view")
     def _compute(self, table: PredictionTable, threshold: float, filter_name: str, sort: str, search: str,
                  names: frozenset[str] | None = None) -> None:
         view = table.view(threshold, filter_name, sort, search)
-        if names is not None:
-            view = view[view["img_name"].isin(names)]
+        if names is not None:  # the hard examples (w) and the chosen slice
+            view = view[view["img_name"].astype(str).isin(names)]
         counts = table.counts(threshold)
         confusion = table.confusion(threshold)
-        self.post_message(self.Computed(view, counts, confusion, threshold))
+        self.post_message(self.Computed(view, counts, confusion, threshold, (filter_name, sort, search)))
 
     @on(Computed)
     def _show(self, message: Computed) -> None:
         view, counts, confusion, threshold = message.view, message.counts, message.confusion, message.threshold
+        # the same rows at another threshold keep the cursor on its image; a new filter, sort or search starts at the top
         keep = self.query_one(FrameTable).index_at(self.query_one(FrameTable).cursor_row)
+        if message.order != self._last_order:
+            keep = None
+        self._last_order = message.order
         self._view = view
         self.query_one(FrameTable).set_frame(view, keep_index=keep)
         select = self.query_one("#filter", Select)
@@ -206,7 +255,8 @@ class PredictionsScreen(Screen):
             select.value = current
         c = confusion
         metrics = Text.assemble(
-            (f"{len(view):,} shown", "bold"), f" of {len(self.table_data.frame):,} · at threshold {threshold:.3f}: ",
+            (f"{len(view):,} shown", "bold"), (f" ({self.hard.label}, w: all)" if self.hard else "", "yellow"),
+            f" of {len(self.table_data.frame):,} · at threshold {threshold:.3f}: ",
             f"acc {fmt_metric(c.accuracy)} · prec {fmt_metric(c.precision)} · recall {fmt_metric(c.recall)} · "
             f"F1 {fmt_metric(c.f1)} · ", ("TN", "bold"), f" {c.tn:,} ", ("FP", "bold red"), f" {c.fp:,} ",
             ("FN", "bold red"), f" {c.fn:,} ", ("TP", "bold"), f" {c.tp:,}",
@@ -238,38 +288,62 @@ class PredictionsScreen(Screen):
             return
         self.query_one("#threshold", Input).value = f"{threshold:.4f}"
 
-    def action_next_point(self) -> None:
-        """The next threshold `ffdv calibrate` stored for the run's best checkpoint (at FPR 1e-3, 1e-2, 5e-2, balanced)."""
-        points, split = stored_points(self.source.run_dir)
-        if not points:
-            self.notify("No stored thresholds: run `ffdv calibrate --checkpoint RUN --data VAL` first.",
-                        severity="warning", markup=False)
+    def _checkpoint(self) -> Path | None:
+        epoch = self.query_one("#epoch", Select).value
+        return checkpoint_for(self.source.run_dir, epoch if isinstance(epoch, int) else None, self.source.checkpoint)
+
+    def action_toggle_map(self) -> None:
+        self.query_one(ExplainedPreview).toggle_map()
+
+    def action_toggle_spectrum(self) -> None:
+        self.query_one(ExplainedPreview).toggle_spectrum()
+
+    def action_histogram(self) -> None:
+        if self.table_data is not None and self.threshold is not None:
+            from ffdv_tui.screens.score_histogram import ScoreHistogramScreen
+
+            self.app.push_screen(ScoreHistogramScreen(self.table_data.score, self.table_data.target, self.threshold))
+
+    def action_hard_examples(self) -> None:
+        if self.hard is not None:  # w again: back to every image
+            self.hard = None
+            self._recompute()
             return
-        self._point = (self._point + 1) % len(points)
-        name, threshold = points[self._point]
-        self.query_one("#threshold", Input).value = f"{threshold:.6f}"
-        self.notify(printable(f"{name}: threshold {threshold:.4f} of the best checkpoint, fitted on {split}", 300),
-                    markup=False)
+        if self.source.run_dir is None or not self.source.files:
+            self.notify("Hard examples come from a run's validations; this is an evaluation.", severity="warning")
+            return
+        from ffdv_tui.screens.hard_examples import HardExamplesScreen
 
-    def action_next_slice(self) -> None:
-        self.query_one(SlicesTable).next_column()
+        self.app.push_screen(HardExamplesScreen(self.source.run_dir, self.threshold or 0.5, min(self.source.files)),
+                             self._hard_chosen)
 
-    @on(SlicesTable.Selected)
-    def _slice_selected(self, message: SlicesTable.Selected) -> None:
-        self._slice = message.names
-        self._recompute()
+    def _hard_chosen(self, choice) -> None:
+        if choice is not None:
+            self.hard = choice
+            self._recompute()
 
-    def action_next_filter(self) -> None:
-        select = self.query_one("#filter", Select)
-        keys = list(FILTERS)
-        select.value = keys[(keys.index(select.value) + 1) % len(keys)]
+    def action_gallery(self) -> None:
+        if self._view is None or not len(self._view):
+            return
+        from ffdv_tui.screens.gallery import GalleryScreen
+
+        preview = self.query_one(ExplainedPreview)
+        self.app.push_screen(GalleryScreen(self._view, self.source.images, self.images_mode, preview.cache),
+                             self._picked)
+
+    def _picked(self, index) -> None:
+        """Back from the gallery: the chosen image highlighted, its map on."""
+        if index is None or self._view is None:
+            return
+        self.query_one(ExplainedPreview).view = "map"  # drawn when the row's highlight reaches the preview
+        self.query_one(FrameTable).set_frame(self._view, keep_index=index)
 
     # ------------------------------------------------------------ the highlighted image
 
     @on(FrameTable.RowHighlighted, "#pred-table")
     def _row(self, event: FrameTable.RowHighlighted) -> None:
         if self._view is None or event.index is None or event.index not in self._view.index:
-            return  # a row of the view before the last filter, sort or slice
+            return  # announced for rows the table showed before the newest view
         row = self._view.loc[event.index]
         name = str(row["img_name"])
         caption = Text.assemble((printable(name), "bold"), "\n", f"true {LABELS.get(int(row['target']), '?')} · ",

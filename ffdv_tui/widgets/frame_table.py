@@ -40,6 +40,7 @@ class Column:
     fmt: Callable[[Any], str] = str
     justify: str = "left"  # "left" or "right"
     style: Callable[[Any], str] | None = None  # rich style of a cell from its value
+    min_width: int = 0  # if set, the column gives up cells (down to this) so the columns after it stay in view
 
 
 def _fit(text: str, width: int, justify: str) -> str:
@@ -90,6 +91,7 @@ class FrameTable(ScrollView, can_focus=True):
         self._data: list[Sequence] = []
         self._index: Sequence = ()
         self.row_count = 0
+        self._widths: list[int] = [c.width for c in columns]
 
     def set_frame(self, frame: pd.DataFrame, keep_index: Any = None) -> None:
         """Show ``frame``; the cursor goes to the row whose index is ``keep_index`` (if present), else the top."""
@@ -110,8 +112,7 @@ class FrameTable(ScrollView, can_focus=True):
         self._data = data
         self._index = index
         self.row_count = len(index)
-        width = sum(c.width + 1 for c in self.columns)
-        self.virtual_size = Size(width, self.row_count + 1)  # +1: the header line
+        self._fit_widths()
         self.cursor_row = max(0, min(row, self.row_count - 1))
         self._scroll_to_cursor()
         self._announce()
@@ -133,13 +134,43 @@ class FrameTable(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------ drawing
 
+    def _fit_widths(self) -> None:
+        """Each column's width in the space there is: flexible columns (``min_width``) shrink first, in order."""
+        widths = [c.width for c in self.columns]
+        excess = sum(w + 1 for w in widths) - (self.scrollable_content_region.width or self.size.width or 10**6)
+        for i, column in enumerate(self.columns):
+            if excess <= 0:
+                break
+            if column.min_width:
+                cut = min(excess, max(column.width - column.min_width, 0))
+                widths[i] -= cut
+                excess -= cut
+        self._widths = widths
+        self.virtual_size = Size(sum(w + 1 for w in widths), self.row_count + 1)  # +1: the header line
+
+    def _clip(self, strip: Strip, style: Style) -> Strip:
+        """The strip in view, without a column cut at the right edge: that one is blank but for an ellipsis."""
+        scroll_x, width = self.scroll_offset.x, self.size.width
+        right = scroll_x + width
+        start = 0
+        for column_width in self._widths:
+            end = start + column_width
+            if start < right < end:
+                # the first column in view is cut where the view ends; a later one is left out (blank)
+                keep = right - 1 if start <= scroll_x else start
+                strip = strip.crop(0, keep).extend_cell_length(keep, style)
+                strip = Strip([*strip, Segment("…", style)])
+                break
+            start = end + 1
+        return strip.crop(scroll_x, right).extend_cell_length(width, style)
+
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
+        scroll_y = self.scroll_offset.y
         width = self.size.width
         if y == 0:
             style = self.get_component_rich_style("frame-table--header")
-            text = " ".join(_fit(c.label, c.width, c.justify) for c in self.columns)
-            return Strip([Segment(text, style)]).crop(scroll_x, scroll_x + width).extend_cell_length(width, style)
+            text = " ".join(_fit(c.label, w, c.justify) for c, w in zip(self.columns, self._widths))
+            return self._clip(Strip([Segment(text, style)]), style)
         row = scroll_y + y - 1
         base = self.rich_style
         if row >= self.row_count:
@@ -152,14 +183,14 @@ class FrameTable(ScrollView, can_focus=True):
                 base = self.get_component_rich_style("frame-table--even-row")
             row_style = base + Style.parse(self.row_style(row))
         segments = []
-        for column, data in zip(self.columns, self._data):
+        for column, data, column_width in zip(self.columns, self._data, self._widths):
             value = data[row]
-            cell = _fit(column.fmt(value), column.width, column.justify)
+            cell = _fit(column.fmt(value), column_width, column.justify)
             style = row_style
             if column.style is not None and not cursor:
                 style = row_style + Style.parse(column.style(value) or "")
             segments += [Segment(cell, style), Segment(" ", row_style)]
-        return Strip(segments).crop(scroll_x, scroll_x + width).extend_cell_length(width, row_style)
+        return self._clip(Strip(segments), row_style)
 
     # ------------------------------------------------------------ the cursor
 
@@ -169,7 +200,9 @@ class FrameTable(ScrollView, can_focus=True):
         self._scroll_to_cursor()
 
     def on_resize(self) -> None:
+        self._fit_widths()
         self._scroll_to_cursor()
+        self.refresh()
 
     def _scroll_to_cursor(self) -> None:
         if not self.size.height:

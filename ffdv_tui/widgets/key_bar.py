@@ -7,6 +7,12 @@ bindings when it draws and redraws only when what it shows changed. It looks and
 like the Footer: a key and its description per binding, the palette key at the right,
 a click runs the key (a disabled one rings the bell), the key under the pointer is
 highlighted and its tooltip shown.
+
+When the keys do not fit on one line, the bar shortens the labels to their first word,
+then wraps onto a second line, then leaves out the lowest-ranked keys: a screen's keys
+rank in the order its BINDINGS list them, and the app's ``?`` (every key) and ``q``
+(quit) and the palette rank first, so the ways to find everything else are always
+there. A label is shortened or left out whole, never cut in the middle of a word.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from textual.screen import Screen
 from textual.widget import Widget
 
 PALETTE_BORDER = "▏"
+MAX_LINES = 2
+ALWAYS_SHOWN = {"keys", "app.keys", "quit_app", "app.quit_app"}  # the ways to discover (and leave) everything else
 
 
 class ShownKey(NamedTuple):
@@ -29,6 +37,79 @@ class ShownKey(NamedTuple):
     enabled: bool
     tooltip: str
     palette: bool = False
+    action: str = ""
+
+    @property
+    def short(self) -> str:
+        """The label when room is short: its first word ("Resume run" → "Resume")."""
+        return self.description.split(" ")[0]
+
+    @property
+    def always(self) -> bool:
+        return self.palette or self.action in ALWAYS_SHOWN
+
+
+class Placed(NamedTuple):
+    key: ShownKey
+    label: str
+    line: int
+    start: int  # first cell on its line
+    compact: bool = False  # no space before the key
+
+    @property
+    def cells(self) -> int:
+        return _cells(self.key, self.label, self.compact)
+
+
+def _cells(key: ShownKey, label: str, compact: bool = False) -> int:
+    return len(key.display) + (1 if compact else 2) + (len(label) + 1 if label else 0)
+
+
+LEVELS = ((False, False), (True, False), (True, True))  # (short labels, compact): tried in this order
+
+
+def _flow(keys: list[ShownKey], palette: ShownKey | None, width: int, short: bool,
+          max_lines: int, compact: bool = False) -> list[Placed] | None:
+    """The keys laid left to right over at most ``max_lines`` lines, the palette at the right of the last; None if they do not fit."""
+    placed: list[Placed] = []
+    line = x = 0
+    for key in keys:
+        label = key.short if short else key.description
+        size = _cells(key, label, compact)
+        if x and x + size > width:
+            line, x = line + 1, 0
+        if line >= max_lines or size > width:
+            return None
+        placed.append(Placed(key, label, line, x, compact))
+        x += size
+    if palette is not None:
+        size = len(PALETTE_BORDER) + _cells(palette, palette.description) - 1
+        if x + size > width:
+            line, x = line + 1, 0
+        if line >= max_lines or size > width:
+            return None
+        placed.append(Placed(palette, palette.description, line, width - size))
+    return placed
+
+
+def plan(keys: tuple[ShownKey, ...], width: int, max_lines: int = MAX_LINES) -> list[Placed]:
+    """Where each key goes at ``width``: full labels on one line, short labels, two lines, then fewer keys."""
+    shown = [key for key in keys if not key.palette]
+    palette = next((key for key in keys if key.palette), None)
+    for lines in range(1, max_lines + 1):
+        for short, compact in LEVELS:
+            placed = _flow(shown, palette, width, short, lines, compact)
+            if placed is not None:
+                return placed
+    while shown:  # the lowest-ranked key goes first: the last of the screen's own
+        droppable = [key for key in shown if not key.always]
+        if not droppable:
+            break
+        shown.remove(droppable[-1])
+        placed = _flow(shown, palette, width, True, max_lines, True)
+        if placed is not None:
+            return placed
+    return _flow([key for key in shown if key.always], None, width, True, max_lines, True) or []
 
 
 def shown_keys(screen: Screen) -> tuple[ShownKey, ...]:
@@ -40,11 +121,11 @@ def shown_keys(screen: Screen) -> tuple[ShownKey, ...]:
     for _, binding, enabled, tooltip in screen.active_bindings.values():
         if binding.action == "command_palette" and app.ENABLE_COMMAND_PALETTE:
             palette = ShownKey(binding.key, app.get_key_display(binding), binding.description, enabled,
-                               binding.tooltip or binding.description, palette=True)
+                               binding.tooltip or binding.description, palette=True, action=binding.action)
         elif binding.show and binding.action not in actions:  # several keys for one action: the first is shown
             actions.add(binding.action)
             keys.append(ShownKey(binding.key, app.get_key_display(binding), binding.description, enabled,
-                                 tooltip or binding.description))
+                                 tooltip or binding.description, action=binding.action))
     return (*keys, palette) if palette else tuple(keys)
 
 
@@ -78,7 +159,7 @@ class KeyBar(Widget, can_focus=False):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._keys: tuple[ShownKey, ...] | None = None
-        self._spans: list[tuple[int, int, ShownKey]] = []  # (first cell, cell after, key) as last drawn
+        self._placed: list[Placed] = []  # as last drawn
         self._hover: ShownKey | None = None
 
     def on_mount(self) -> None:
@@ -92,12 +173,30 @@ class KeyBar(Widget, can_focus=False):
             keys = shown_keys(screen)
             if keys != self._keys:
                 self._keys = keys
+                self._fit_height()
                 self.refresh()
+
+    def on_resize(self) -> None:
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """One line, or two when the keys need them (the screen above gives up a line)."""
+        if self._keys is None:
+            self._keys = shown_keys(self.screen)
+        width = self.size.width or self.app.size.width
+        lines = 1 + max((placed.line for placed in plan(self._keys, width)), default=0)
+        if self.styles.height is None or self.styles.height.cells != lines:
+            self.styles.height = lines
 
     @property
     def keys(self) -> tuple[ShownKey, ...]:
-        """The keys as last drawn."""
+        """The keys the screen offers (some may be left out of a narrow bar: see ``shown``)."""
         return self._keys or ()
+
+    @property
+    def shown(self) -> tuple[ShownKey, ...]:
+        """The keys as last drawn."""
+        return tuple(placed.key for placed in self._placed)
 
     def render(self) -> Text:
         if self._keys is None:  # the first frame: the screen has not announced its bindings yet
@@ -105,42 +204,36 @@ class KeyBar(Widget, can_focus=False):
         key_style = self.get_component_rich_style("key-bar--key", partial=True)
         description_style = self.get_component_rich_style("key-bar--description", partial=True)
         hover = self.get_component_rich_style("key-bar--hover", partial=True)
+        border = self.get_component_rich_style("key-bar--border")
         dim = Style(dim=True)
-        line = Text(no_wrap=True, overflow="crop", end="")
-        self._spans = []
-        keys = [key for key in self._keys if not key.palette]
-        palette = next((key for key in self._keys if key.palette), None)
         width = self.size.width
-        palette_text = Text(no_wrap=True, end="")
-        if palette is not None:
-            palette_text.append(PALETTE_BORDER, self.get_component_rich_style("key-bar--border"))
-            palette_text.append(palette.display, key_style)
-            palette_text.append(f" {palette.description} ", description_style)
-        room = width - palette_text.cell_len
-        for key in keys:
-            start = line.cell_len
-            if start >= room:
-                break
+        self._placed = plan(self._keys, width, max(self.size.height, 1))
+        lines = [Text(no_wrap=True, overflow="crop", end="") for _ in range(max(self.size.height, 1))]
+        for placed in self._placed:
+            key = placed.key
+            line = lines[placed.line]
+            line.pad_right(placed.start - line.cell_len)
             extra = (hover if key == self._hover else Style()) + (Style() if key.enabled else dim)
-            line.append(f" {key.display} ", key_style + extra)
-            if key.description:
-                line.append(f"{key.description} ", description_style + extra)
-            self._spans.append((start, min(line.cell_len, room), key))
-        line.truncate(max(0, room))
-        if palette is not None and width >= palette_text.cell_len:
-            line.pad_right(room - line.cell_len)
-            start = line.cell_len
-            if palette == self._hover:
-                palette_text.stylize(hover, 1)
-            line.append_text(palette_text)
-            self._spans.append((start + 1, line.cell_len, palette))
-        return line
+            if key.palette:
+                line.append(PALETTE_BORDER, border)
+                line.append(key.display, key_style + extra)
+                line.append(f" {placed.label} ", description_style + extra)
+                continue
+            line.append(f"{key.display} " if placed.compact else f" {key.display} ", key_style + extra)
+            if placed.label:
+                line.append(f"{placed.label} ", description_style + extra)
+        return Text("\n", no_wrap=True, overflow="crop", end="").join(lines)
 
-    def key_at(self, x: int) -> ShownKey | None:
-        return next((key for start, end, key in self._spans if start <= x < end), None)
+    def key_at(self, x: int, y: int = 0) -> ShownKey | None:
+        for placed in self._placed:
+            first = placed.start + (len(PALETTE_BORDER) if placed.key.palette else 0)
+            end = placed.start + placed.cells + (len(PALETTE_BORDER) - 1 if placed.key.palette else 0)
+            if placed.line == y and first <= x < end:
+                return placed.key
+        return None
 
     def on_mouse_move(self, event: events.MouseMove) -> None:
-        key = self.key_at(event.x)
+        key = self.key_at(event.x, event.y)
         if key != self._hover:
             self._hover = key
             self.tooltip = key.tooltip if key is not None else None
@@ -153,7 +246,7 @@ class KeyBar(Widget, can_focus=False):
             self.refresh()
 
     def on_mouse_down(self, event: events.MouseDown) -> None:
-        key = self.key_at(event.x)
+        key = self.key_at(event.x, event.y)
         if key is None:
             return
         if key.enabled:

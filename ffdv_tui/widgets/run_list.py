@@ -17,6 +17,8 @@ from ffdv_tui.run_snapshot import RunSnapshot
 
 # Status -> (mark, style). Marks are plain Unicode that every terminal font has.
 STATUS_MARKS = {
+    RunStatus.QUEUED: ("◦", "cyan"),
+    RunStatus.CANCELLED: ("–", "dim"),
     RunStatus.STARTING: ("…", "dim"),
     RunStatus.RUNNING: ("▶", "green"),
     RunStatus.PAUSED: ("‖", "yellow"),

@@ -46,19 +46,33 @@ class RunProgress(SteadyText):
         steps = max(s.steps_per_epoch, 1)
         in_epoch = s.epoch_step if s.epoch < s.epochs else s.steps_per_epoch
         grid.add_row("step", ProgressBar(total=steps, completed=in_epoch), f"{in_epoch}/{s.steps_per_epoch}")
-        parts = []
-        if isinstance(s.images_per_sec, (int, float)) and s.is_live:
-            parts.append(f"{s.images_per_sec:,.0f} img/s")
-        eta = eta_seconds(s)
-        if eta is not None:
-            parts.append(f"ETA {fmt_duration(eta)}")
-        parts.append(f"elapsed {fmt_duration(s.duration)}")
-        if isinstance(s.lr, (int, float)):
-            parts.append(f"lr {s.lr:.2e}")
-        beat = s.heartbeat
-        if beat is not None and beat.memory_used is not None:
-            total = f" / {fmt_bytes(beat.memory_total)}" if beat.memory_total is not None else ""
-            parts.append(f"mem {fmt_bytes(beat.memory_used)}{total}")
-        if beat is not None and beat.utilization is not None:
-            parts.append(f"GPU {beat.utilization:.0f}%")
-        self.update(Group(grid, Text(printable(" · ".join(parts)), style="dim", no_wrap=True, overflow="ellipsis")))
+        self.update(Group(grid, Text(printable(readout(s, self.size.width - 2)), style="dim", no_wrap=True,
+                                     overflow="ellipsis")))
+
+
+def readout(s: RunSnapshot, width: int) -> str:
+    """Speed, ETA, elapsed, lr, memory, GPU on one line; when it is too long the lr goes, then the memory's total,
+    then the GPU load, so the memory in use is never cut to "me…" (at 80 columns, say)."""
+    parts: dict[str, str] = {}
+    if isinstance(s.images_per_sec, (int, float)) and s.is_live:
+        parts["speed"] = f"{s.images_per_sec:,.0f} img/s"
+    eta = eta_seconds(s)
+    if eta is not None:
+        parts["eta"] = f"ETA {fmt_duration(eta)}"
+    parts["elapsed"] = f"elapsed {fmt_duration(s.duration)}"
+    if isinstance(s.lr, (int, float)):
+        parts["lr"] = f"lr {s.lr:.2e}"
+    beat = s.heartbeat
+    if beat is not None and beat.memory_used is not None:
+        total = f" / {fmt_bytes(beat.memory_total)}" if beat.memory_total is not None else ""
+        parts["mem"] = f"mem {fmt_bytes(beat.memory_used)}{total}"
+    if beat is not None and beat.utilization is not None:
+        parts["gpu"] = f"GPU {beat.utilization:.0f}%"
+    for shorten in ("lr", "mem", "gpu"):
+        if width <= 0 or len(" · ".join(parts.values())) <= width:
+            break
+        if shorten == "mem" and "mem" in parts:
+            parts["mem"] = parts["mem"].split(" / ")[0]
+        else:
+            parts.pop(shorten, None)
+    return " · ".join(parts.values())
