@@ -22,16 +22,16 @@ async def test_it_shows_the_screens_keys_in_order_and_the_palette_at_the_right(t
         assert bar.size.height == 1
         line = rendered(bar)
         assert line.startswith(" n New run  p Pause/Resume  s Stop ")
-        assert " k Checkpoints  u Queue  ? Keys  q Quit " in line
+        assert " k Checkpoints  u Queue  space Mark  m Compare  / Filter  ? Keys  q Quit " in line
         assert line.rstrip().endswith(f"{PALETTE_BORDER}^p palette")
         assert len(line) == 200
         assert [key.key for key in bar.keys][-3:] == ["question_mark", "q", "ctrl+p"]
 
 
 async def test_on_a_narrow_terminal_labels_shorten_wrap_and_keys_and_quit_stay(tmp_path: Path) -> None:
-    """At 130 columns short labels fit one line; at 80 the bar wraps; at 60 the lowest-ranked keys go, ? and q stay."""
+    """At 160 columns short labels fit one line; at 80 the bar wraps; at 60 the lowest-ranked keys go, ? and q stay."""
     app = make_app(install_fixture_runs(tmp_path / "runs"))
-    async with app.run_test(size=(130, 30)) as pilot:
+    async with app.run_test(size=(160, 30)) as pilot:
         await wait_for_runs(pilot, app, FIXTURE_NAMES)
         bar = app.main.query_one(KeyBar)
         line = rendered(bar)
@@ -41,7 +41,7 @@ async def test_on_a_narrow_terminal_labels_shorten_wrap_and_keys_and_quit_stay(t
         await pilot.resize_terminal(80, 24)
         await wait_until(pilot, lambda: bar.size.height == 2, 30, "the bar on two lines")
         lines = bar_lines(bar)
-        assert "Resume run" in lines[0] and "? Keys" in lines[1] and "q Quit" in lines[1]
+        assert "r Resume" in lines[0] and "? Keys" in lines[1] and "q Quit" in lines[1]
         await pilot.resize_terminal(60, 24)
         await wait_until(pilot, lambda: "k Checkpoints" not in "".join(bar_lines(bar)), 30, "the last key left out")
         text = "\n".join(bar_lines(bar))
@@ -49,8 +49,8 @@ async def test_on_a_narrow_terminal_labels_shorten_wrap_and_keys_and_quit_stay(t
         assert [key.key for key in bar.shown][-3:] == ["question_mark", "q", "ctrl+p"]
         for word in text.split():
             assert word in {"n", "New", "p", "Pause/Resume", "s", "Stop", "c", "Checkpoint", "r", "Resume", "v",
-                            "Predictions", "d", "Dataset", "k", "Checkpoints", "u", "Queue", "?", "Keys", "q", "Quit", "▏^p",
-                            "palette"}, word
+                            "Predictions", "d", "Dataset", "k", "Checkpoints", "u", "Queue", "space", "Mark", "m",
+                            "Compare", "/", "Filter", "?", "Keys", "q", "Quit", "▏^p", "palette"}, word
 
 
 def bar_lines(bar: KeyBar) -> list[str]:
@@ -72,7 +72,7 @@ async def test_a_click_on_a_key_runs_it(tmp_path: Path) -> None:
 
 async def test_the_key_under_the_pointer_is_highlighted_and_gives_its_tooltip(tmp_path: Path) -> None:
     app = make_app(install_fixture_runs(tmp_path / "runs"))
-    async with app.run_test(size=(130, 30)) as pilot:
+    async with app.run_test(size=(160, 30)) as pilot:
         await wait_for_runs(pilot, app, FIXTURE_NAMES)
         bar = app.main.query_one(KeyBar)
         line = rendered(bar)

@@ -55,13 +55,13 @@ class MainScreen(RunChoice, Screen):
                 tooltip="Every checkpoint: evaluate, submission, fine-tune, compare"),
         Binding("u", "app.queue", "Queue",
                 tooltip="The run queue: hold, release, cancel, reorder queued runs; start a queue runner"),
-        # Comparing runs (docs/compare.md); left out of the key bar, listed by ? and the palette.
-        Binding("space", "mark", "Mark", tooltip="Mark the selected run for a comparison (again: unmark)", show=False),
+        # Comparing runs (docs/compare.md): marking, comparing and filtering rank last in the key bar (it leaves
+        # them out first when the terminal is narrow); marking every shown run and sorting are in ? and the palette.
+        Binding("space", "mark", "Mark", tooltip="Mark the selected run for a comparison (again: unmark)"),
         Binding("a", "mark_shown", "Mark shown", tooltip="Mark every run the filter shows (again: unmark them)",
                 show=False),
-        Binding("m", "app.compare", "Compare", tooltip="Compare the marked runs: curves, table, ROC", show=False),
-        Binding("slash", "filter", "Filter", tooltip="Filter the runs: a name, a status, auc>0.8, model=resnet*",
-                show=False),
+        Binding("m", "app.compare", "Compare", tooltip="Compare the marked runs: curves, table, ROC"),
+        Binding("slash", "filter", "Filter", tooltip="Filter the runs: a name, a status, auc>0.8, model=resnet*"),
         Binding("o", "sort", "Sort", tooltip="Sort the runs: newest, best AUC, name (in turn)", show=False),
     ]
 

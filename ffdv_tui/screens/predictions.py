@@ -80,7 +80,7 @@ class PredictionsScreen(SlicesAndPoints, InputExits, Screen):
         Binding("f", "next_filter", "Filter (the next)"),
         Binding("m", "toggle_map", "Map", tooltip="Flip the preview between the image and where the model looks "
                 "for fake (Grad-CAM, computed by the engine once per checkpoint and image)"),
-        Binding("p", "toggle_spectrum", "Spectrum", tooltip="Flip the preview between the image and the "
+        Binding("z", "toggle_spectrum", "Spectrum", tooltip="Flip the preview between the image and the "
                 "log-magnitude spectrum of its high-pass residual (up-sampling grids show as peaks)"),
         Binding("h", "histogram", "Histogram", tooltip="The scores of real and fake images, with the threshold"),
         Binding("w", "hard_examples", "Hard examples", tooltip="Only the images wrong since epoch k or flip-flopping "
