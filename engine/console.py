@@ -38,7 +38,7 @@ from engine.contract.protocol import (
 )
 from engine.contract.runstate import RunState
 from engine.contract.status import RunOutcome
-from engine.contract.text import plain_text
+from engine.contract.text import plain_text, printable
 
 PLAIN_LINE_INTERVAL_S = 10.0
 
@@ -63,6 +63,20 @@ def metric_list_table(metrics: dict[str, Any]) -> Table:
     table.add_column("value", justify="right")
     for key, label in METRIC_LABELS.items():
         table.add_row(label, Text(fmt_metric(metrics.get(key))))
+    return table
+
+
+def source_table(rows: list[tuple[str, dict[str, dict], dict]], metrics: tuple[str, ...] = ("auc", "accuracy")) -> Table:
+    """A row per model, a column group per source and one for the mean over sources (as benchmarks report)."""
+    sources = sorted({s for _, by_source, _ in rows for s in by_source})
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", title="per source", title_justify="left")
+    table.add_column("model")
+    for group in (*sources, "mean"):
+        for key in metrics:
+            table.add_column(Text(f"{printable(group, 24)}\n{METRIC_LABELS.get(key, key)}"), justify="right")
+    for model, by_source, mean in rows:
+        cells = [Text(fmt_metric(by_source.get(s, {}).get(k))) for s in sources for k in metrics]
+        table.add_row(Text(printable(model, 40)), *cells, *(Text(fmt_metric(mean.get(k))) for k in metrics))
     return table
 
 

@@ -93,9 +93,10 @@ def score_batches(
 
 
 def predictions_frame(split: Split, scores: Scores, threshold: float = 0.5) -> pd.DataFrame:
-    """img_name,target,score,pred in split order (the per-image predictions file of the run folder)."""
+    """img_name,target,score,pred (then source and any extra column of the split) in split order: the per-image
+    predictions file of the run folder."""
     names = np.asarray(split.names, dtype=object)[scores.index]
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "img_name": names,
             "target": scores.target,
@@ -103,3 +104,7 @@ def predictions_frame(split: Split, scores: Scores, threshold: float = 0.5) -> p
             "pred": (scores.score > threshold).astype(np.int64),  # as torchmetrics and argmax: fake above it
         }
     )
+    for column, values in split.extra.items():  # source and a label file's other columns: the slices of the app
+        if column not in frame.columns:
+            frame[column] = np.asarray(values, dtype=object)[scores.index]
+    return frame

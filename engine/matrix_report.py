@@ -17,6 +17,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from engine.console import source_table
 from engine.contract.config import versions
 from engine.contract.fmt import fmt_metric
 from engine.contract.runstore import atomic_path, atomic_write_json
@@ -24,9 +25,11 @@ from engine.contract.text import plain_text
 from engine.device import DeviceSetup
 from engine.ensemble import TTA_SCALES
 from engine.matrix import SCORES_FILE, MatrixRunner, Plan, matrix_frames, row_kinds, write_scores
+from engine.source_metrics import matrix_by_source
 
 MATRIX_CSV = "matrix.csv"
 MATRIX_JSON = "matrix.json"
+BY_SOURCE_CSV = "by_source.csv"
 DROP_RED = 0.01  # an AUC drop above this is red; a smaller one yellow
 
 
@@ -58,13 +61,19 @@ def finish_matrix(runner: MatrixRunner, seconds: float) -> dict[str, Any]:
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False)
     scores_path = write_scores(cells, plan, out / SCORES_FILE)
+    by_source = matrix_by_source(plan, cells)
+    files = {"matrix": str(csv_path), "scores": str(scores_path), "cells": str(runner.cells)}
+    if len(by_source):  # datasets whose layout names sources (generators): a row per model x source
+        with atomic_path(out / BY_SOURCE_CSV) as tmp:
+            by_source.to_csv(tmp, index=False)
+        files["by_source"] = str(out / BY_SOURCE_CSV)
     report = {
         "format": 1,
         "name": out.name,
         "settings": settings(plan, runner.setup),
         "rows": list(row_kinds(plan)),
         "greedy_soup": runner.greedy,
-        "files": {"matrix": str(csv_path), "scores": str(scores_path), "cells": str(runner.cells)},
+        "files": files,
         "cells": {"computed": runner.computed_cells, "reused": runner.reused_cells},
         "unreadable": {d.key: int(table[(table["dataset"] == d.key) & (table["perturbation"] == "none")]["unreadable"].max())
                        for d in plan.datasets},
@@ -111,3 +120,21 @@ def matrix_tables(table: pd.DataFrame, metric: str = "auc") -> list[Table]:
 
 def read_matrix_csv(out: Path) -> pd.DataFrame:
     return pd.read_csv(Path(out) / MATRIX_CSV, keep_default_na=True)
+
+
+def source_tables(path: Path) -> list:
+    """The console's per-source tables of a matrix (one per dataset, clean images): a row per model, a column group
+    per source and the mean."""
+    frame = pd.read_csv(path, keep_default_na=True)
+    frame = frame[frame["perturbation"] == "none"].astype(object).where(frame.notna(), None)
+    tables = []
+    for dataset, rows in frame.groupby("dataset", sort=False):
+        grouped = []
+        for model, part in rows.groupby("model", sort=False):
+            per = {r["source"]: r for r in part.to_dict("records") if r["source"] != "mean"}
+            mean = next((r for r in part.to_dict("records") if r["source"] == "mean"), {})
+            grouped.append((str(model), per, mean))
+        table = source_table(grouped)
+        table.title = f"{dataset}: per source"
+        tables.append(table)
+    return tables

@@ -18,6 +18,7 @@ from torchmetrics import CatMetric
 from engine.contract.protocol import METRIC_LABELS
 
 TPR_AT_FPR = 1e-3
+ECE_BINS = 15  # expected calibration error: equal-width bins of the score, as torchmetrics and most papers use
 
 
 def _value(tensor: torch.Tensor) -> float:
@@ -48,6 +49,7 @@ def detection_metrics(scores: torch.Tensor, targets: torch.Tensor, threshold: fl
             out["tpr_at_fpr_1e-3"] = _value(tpr)
         else:
             out["tpr_at_fpr_1e-3"] = None
+        out["ece"] = _value(F.binary_calibration_error(scores, targets, n_bins=ECE_BINS, norm="l1"))
         cm = F.binary_confusion_matrix(scores, targets, threshold=threshold)
     out["confusion"] = [[int(cm[0, 0]), int(cm[0, 1])], [int(cm[1, 0]), int(cm[1, 1])]]  # [[tn, fp], [fn, tp]]
     return out

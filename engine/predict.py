@@ -18,12 +18,13 @@ from engine.checkpoint_loading import LoadedCheckpoint
 from engine.contract.errors import FfdvError
 from engine.contract.protocol import clean_number
 from engine.contract.runstore import atomic_path, atomic_write_json
-from engine.contract.submission import check_submission, submission_frame
+from engine.contract.submission import UNDECODABLE_SCORE, check_submission, submission_frame
 from engine.data.dataset import Split
 from engine.device import DeviceSetup
 from engine.inference import Scores, predictions_frame, score_batches
 from engine.loader import DeviceNormalizer, EpochSampler, ImageDataset, eval_transform, make_loader
 from engine.metrics import detection_metrics
+from engine.source_metrics import mean_over_sources, metrics_by_source
 
 
 def score_split(
@@ -62,7 +63,12 @@ def evaluation_report(loaded: LoadedCheckpoint, split: Split, scores: Scores, se
     metrics = detection_metrics(torch.from_numpy(scores.score), torch.from_numpy(scores.target))
     metrics["loss"] = scores.mean_loss()
     metrics = {k: (clean_number(v) if isinstance(v, float) else v) for k, v in metrics.items()}
+    by_source = {}
+    if split.sources is not None:
+        by_source = metrics_by_source(scores.score, scores.target, np.asarray(split.sources, dtype=object)[scores.index])
     return {
+        "by_source": by_source,
+        "mean_over_sources": mean_over_sources(by_source) if by_source else {},
         "checkpoint": str(loaded.path),
         "model": loaded.sidecar.model,
         "epoch": loaded.sidecar.epoch,
@@ -121,4 +127,16 @@ def write_submission(out: Path, split: Split, scores: Scores) -> Path:
     with atomic_path(out) as tmp:
         submission_frame(split.names, scores.index, scores.score).to_csv(tmp, index=False, float_format="%.6f")
         check_submission(tmp, split.names)
+    return out
+
+
+def write_decisions(submission: Path, split: Split, scores: Scores, threshold: float) -> Path:
+    """``<submission>.decisions.csv`` beside it: img_name,y_pred,decision (1 = fake: y_pred above the threshold)."""
+    frame = submission_frame(split.names, scores.index, scores.score)
+    y_pred = np.full(len(split), UNDECODABLE_SCORE, dtype=np.float64)
+    y_pred[scores.index] = scores.score  # unrounded: a score equal to the threshold stays on its side
+    frame["decision"] = (y_pred > threshold).astype(np.int64)
+    out = Path(submission).with_suffix(".decisions.csv")
+    with atomic_path(out) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6f")
     return out

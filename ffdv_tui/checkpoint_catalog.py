@@ -37,6 +37,7 @@ class CheckpointEntry:
     data_root: str | None = None
     resumable: bool = False
     problem: str | None = None
+    calibration: dict[str, Any] | None = None  # ffdv calibrate's temperature and operating points
 
     @property
     def name(self) -> str:
@@ -73,7 +74,7 @@ def read_entry(run: str, weights: Path, best: str | None, model_names: set[str] 
                      if isinstance(v, (int, float)) and not isinstance(v, bool)}
     entry.best_metric = sidecar.best_metric
     entry.model, entry.img_size, entry.data_root = sidecar.model, sidecar.img_size, sidecar.data_root()
-    entry.stem = sidecar.stem
+    entry.stem, entry.calibration = sidecar.stem, sidecar.calibration
     if model_names is not None and entry.model not in model_names:
         entry.problem = f"model {entry.model!r} is not a timm model in this installation"
     return entry

@@ -54,7 +54,10 @@ def load_predictions(path: Path) -> pd.DataFrame:
     if missing:
         raise PredictionsError(f"{path}: not a predictions file (no {', '.join(sorted(missing))} column)")
     keep = ["img_name", "target", "score"] + (["clean_score"] if "clean_score" in frame.columns else [])
-    frame = frame[keep].copy()
+    slices = [c for c in frame.columns if c not in (*keep, "pred", "correct")]  # source, label-file columns: as text
+    frame = frame[keep + slices].copy()
+    for column in slices:
+        frame[column] = frame[column].astype(str)
     frame["target"] = pd.to_numeric(frame["target"], errors="coerce").fillna(-1).astype(np.int64)
     frame["score"] = pd.to_numeric(frame["score"], errors="coerce").astype(np.float64)
     if "clean_score" in frame.columns:  # a matrix row under a perturbation: its score on the clean image

@@ -11,14 +11,14 @@ import argparse
 import sys
 
 from engine import __version__
-from engine.cli import compare, data, explain, hard, judge, models, queue, runs, train
+from engine.cli import calibrate, compare, data, explain, hard, judge, models, queue, runs, train
 from engine.cli.common import ERROR_LIMIT, json_line
 from engine.cli.help import polish
 from engine.contract.errors import FfdvError
 from engine.contract.jobs import JobFailed
 from engine.contract.text import printable
 
-COMMAND_GROUPS = (train, runs, queue, compare, judge, explain, hard, data, models)
+COMMAND_GROUPS = (train, runs, queue, compare, judge, calibrate, explain, hard, data, models)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

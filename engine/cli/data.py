@@ -83,7 +83,7 @@ def _health(args: argparse.Namespace) -> int:
         return 2
     if args.progress == "json":
         print_json({"result": {"images": report.images, "issues": len(report.issues),
-                               "label_problems": report.label_problems}})
+                               "label_problems": report.label_problems, "shortcut": report.shortcut}})
         return 0 if report.ok else 1
     console = Console(highlight=False)
     for stats in report.splits.values():
@@ -95,6 +95,9 @@ def _health(args: argparse.Namespace) -> int:
         console.print(Text(printable(issue.message, 500)))
     if len(report.issues) > 50:
         console.print(f"... and {len(report.issues) - 50} more")
+    if report.shortcut is not None:
+        style = "bold yellow" if report.shortcut["warning"] else ""
+        console.print(Text(f"shortcut audit: {printable(report.shortcut['message'], 2000)}", style=style))
     return 0 if report.ok else 1
 
 

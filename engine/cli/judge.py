@@ -49,6 +49,12 @@ def add_commands(sub) -> dict:
                                                                  if name == "evaluate" else " (one)"))
         p.add_argument("--tta", metavar="KINDS", help="test-time augmentation: flip, scales (comma separated"
                        + ("; each a row beside the plain one)" if name == "evaluate" else ")"))
+        if name == "predict":
+            p.add_argument("--calibrated", action="store_true",
+                           help="apply the temperature that `ffdv calibrate` stored in the checkpoint's sidecar")
+            p.add_argument("--threshold", metavar="T",
+                           help="also write decisions (img_name,y_pred,decision) beside the submission: a number, "
+                                "or a stored point: fpr:0.001, fpr:0.01, fpr:0.05, balanced")
 
     return {"evaluate": cmd_evaluate, "predict": cmd_predict}
 
@@ -108,7 +114,7 @@ def _evaluate_one(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.text import Text
 
-    from engine.console import confusion_table, metric_list_table
+    from engine.console import confusion_table, metric_list_table, source_table
     from engine.predict import check_output_file, default_evaluation_paths, evaluation_report, write_evaluation
 
     check_output_file(args.out, "--out")
@@ -121,23 +127,31 @@ def _evaluate_one(args: argparse.Namespace) -> int:
     predictions = write_evaluation(out, report, split, scores)
     if args.progress == "json":
         json_line(EvaluationResult(metrics_file=str(out), predictions=str(predictions), images=str(split.folder),
-                                    metrics=report["metrics"], unreadable=len(scores.bad)))
+                                    metrics=report["metrics"], unreadable=len(scores.bad),
+                                    by_source=report["by_source"]))
         return 0
     console = Console()
     console.print(Text.assemble(plain_text(loaded.path.resolve().name, "bold"), " on ", plain_text(split.folder),
                                 f": {len(scores.index)} images"))
     console.print(metric_list_table(report["metrics"]))
     console.print(confusion_table(report["metrics"]["confusion"]))
+    if report["by_source"]:
+        console.print(source_table([(loaded.path.resolve().name, report["by_source"], report["mean_over_sources"])]))
     _report_unreadable(split, scores)
     console.print(Text.assemble("metrics: ", plain_text(out), "\npredictions: ", plain_text(predictions)))
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from engine.contract.errors import FfdvError
+    from engine.contract.operating import resolve_threshold
     from engine.contract.submission import default_submission
-    from engine.predict import check_output_file, write_submission
+    from engine.predict import check_output_file, write_decisions, write_submission
 
     if len(args.checkpoint) > 1 or args.ensemble or args.tta:
+        if args.calibrated or args.threshold:
+            raise FfdvError("--calibrated and --threshold work with one checkpoint (a calibration belongs to one "
+                            "model). Fix: leave them out for an ensemble, or predict with one checkpoint.")
         from engine.cli.matrix import cmd_predict_ensemble
 
         return cmd_predict_ensemble(args, json_line)
@@ -145,10 +159,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
     check_output_file(args.out, "--out")
     loaded, split, scores, seconds = _score(args, "test")
     out = args.out or default_submission(loaded.path, split.folder.name)
+    calibration = loaded.sidecar.calibration
+    if args.calibrated:
+        if not calibration:
+            raise FfdvError(f"{loaded.path}: --calibrated needs a temperature, and its sidecar has no calibration. "
+                            "Fix: run `ffdv calibrate --checkpoint C --data VAL` first.")
+        from engine.calibration import apply_temperature
+
+        scores.score = apply_temperature(scores.score, calibration["temperature"])
+    threshold = resolve_threshold(args.threshold, calibration, args.calibrated, loaded.path) if args.threshold else None
     write_submission(out, split, scores)
+    decisions = write_decisions(out, split, scores, threshold) if threshold is not None else None
     if args.progress == "json":
-        json_line(SubmissionResult(submission=str(out), rows=len(split), unreadable=len(scores.bad)))
+        json_line(SubmissionResult(submission=str(out), rows=len(split), unreadable=len(scores.bad),
+                                   extra={"decisions": str(decisions)} if decisions else {}))
         return 0
     _report_unreadable(split, scores)
     print(f"wrote {out}: {len(split)} rows (img_name,y_pred) in {seconds:.1f}s")
+    if calibration and (args.calibrated or args.threshold):
+        print(f"calibration of {calibration.get('split', '?')}" + ("" if str(calibration.get("split", "")).startswith(
+            f"{split.folder.resolve()} (") else " (another split than this one)"))
+    if decisions is not None:
+        print(f"wrote {decisions}: fake where y_pred > {threshold:.6f} ({args.threshold})")
     return 0

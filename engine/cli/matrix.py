@@ -68,7 +68,7 @@ def cmd_matrix(args: argparse.Namespace, json_line: Callable[[JobMessage], None]
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
     from rich.progress import Progress as Bar
 
-    from engine.matrix_report import finish_matrix, matrix_tables, read_matrix_csv
+    from engine.matrix_report import finish_matrix, matrix_tables, read_matrix_csv, source_tables
 
     setup = inference_setup(args.device)
     plan = build_plan(args, setup)
@@ -107,6 +107,9 @@ def cmd_matrix(args: argparse.Namespace, json_line: Callable[[JobMessage], None]
     table = read_matrix_csv(out)
     for grid in matrix_tables(table):
         console.print(grid)
+    if "by_source" in report["files"]:
+        for grid in source_tables(Path(report["files"]["by_source"])):
+            console.print(grid)
     if runner.greedy:  # the table's own number for the soup, so the console and matrix.csv never disagree
         first = plan.datasets[0].key
         found = table[(table["model"] == "greedy-soup") & (table["dataset"] == first) & (table["perturbation"] == "none")]

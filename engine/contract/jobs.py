@@ -54,6 +54,7 @@ class EvaluationResult(JobMessage):
     images: str
     metrics: dict[str, Any]
     unreadable: int = 0
+    by_source: dict[str, Any] = field(default_factory=dict)  # source -> its metrics, where the layout names sources
 
 
 @dataclass(frozen=True, kw_only=True)

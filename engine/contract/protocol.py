@@ -37,6 +37,7 @@ METRIC_LABELS = {
     "f1": "F1",
     "eer": "EER",
     "tpr_at_fpr_1e-3": "TPR@1e-3",
+    "ece": "ECE",
     "loss": "Loss",
 }
 

@@ -61,6 +61,8 @@ class Sidecar:
     is_best: bool = False
     created: float | None = None
     format: int = SIDECAR_FORMAT
+    # ffdv calibrate: temperature, ece_before/after, thresholds {"fpr:0.01": {"raw", "calibrated", ...}}, split
+    calibration: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # fields a newer engine wrote
 
     def data_root(self) -> str | None:
@@ -145,6 +147,11 @@ def _check(data: dict[str, Any]) -> list[str]:
     for name in ("config", "versions"):
         if name in data and not isinstance(data[name], dict):
             bad(name, "an object")
+    calibration = data.get("calibration")
+    if calibration is not None and not (isinstance(calibration, dict) and _is_number(calibration.get("temperature"))
+                                        and calibration["temperature"] > 0
+                                        and isinstance(calibration.get("thresholds", {}), dict)):
+        bad("calibration", "an object with a positive temperature and thresholds (written by ffdv calibrate)")
     if "classes" in data and not (isinstance(data["classes"], list) and all(isinstance(c, str) for c in data["classes"])):
         bad("classes", "a list of class names")
     return problems

@@ -4,10 +4,13 @@ Torch-free (pandas and the standard library), so the app's dataset screen report
 problems in the same words as the engine. A broken label file stops a run before
 it starts, with each offending line listed and the fix named.
 
-Two layouts (ARCHITECTURE.md, the data path):
+Layouts (docs/layouts.md), detected in this order:
 - FFDI: ``DATA/trainset/`` + ``DATA/trainset_label.txt`` (CSV ``img_name,target``), likewise
   ``valset``; ``testset`` with an optional label or list file.
-- Image folders: ``DATA/{train,val}/{real,fake}/*``, ``DATA/test/`` flat or with class folders.
+- Image folders: ``DATA/{train,val}/`` with class folders ``{real,fake}`` or ForenSynths'
+  ``<generator>/[<category>/]{0_real,1_fake}`` inside; ``DATA/test/`` flat or with class folders.
+- CSV: ``DATA/{train,val,test}.csv`` (``filename,label`` and any further columns, kept as text).
+- GenImage, DeepfakeBench JSON lists, and a bare ForenSynths tree (one split, test): ``engine.data.layouts``.
 """
 
 from __future__ import annotations
@@ -21,68 +24,36 @@ import numpy as np
 import pandas as pd
 
 from engine.contract.errors import DataError, Problem, format_problems
-
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".jfif"}
+from engine.data.layouts import (
+    LAYOUT_HELP,
+    class_folder_split,
+    genimage_split,
+    genimage_splits,
+    has_class_folders,
+    is_deepfakebench,
+    read_deepfakebench,
 )
+from engine.data.split import SOURCE, Dataset, Split, is_image_name, list_images
+
+__all__ = [
+    "Dataset",
+    "Split",
+    "find_dataset",
+    "is_image_name",
+    "list_images",
+    "load_split_folder",
+    "read_label_file",
+    "resolve_split",
+    "training_splits",
+]
+NAME_COLUMNS = ("img_name", "filename", "file_name", "file", "path", "image")  # the first one a header has names the images
+TARGET_COLUMNS = ("target", "label")
+SOURCE_COLUMNS = (SOURCE, "generator", "typ", "model", "method", "dataset")  # the first one present names the source
+CSV_SPLITS = {"train": ("train.csv",), "val": ("val.csv", "valid.csv", "validation.csv"), "test": ("test.csv",)}
+
 FFDI_SPLITS = {"train": "trainset", "val": "valset", "test": "testset"}
 FOLDER_SPLITS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
-CLASS_FOLDERS = {"real": 0, "fake": 1}
 LABEL_FILE_SUFFIXES = ("_label.txt", "_labels.txt", "_label.csv", "_labels.csv", "_list.txt", "_nolabel.txt")
-
-
-@dataclass
-class Split:
-    """One split's images, in the order of its label or list file, and their targets (1 = fake)."""
-
-    name: str
-    folder: Path
-    names: list[str]
-    targets: np.ndarray | None  # int64, or None for an unlabelled split
-    label_file: Path | None = None
-    layout: str = "ffdi"  # "ffdi", "folders" or "list"
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    @property
-    def labelled(self) -> bool:
-        return self.targets is not None
-
-    def class_counts(self) -> dict[str, int]:
-        if self.targets is None:
-            return {}
-        fake = int(self.targets.sum())
-        return {"real": len(self.names) - fake, "fake": fake}
-
-
-@dataclass
-class Dataset:
-    root: Path
-    layout: str
-    splits: dict[str, Split]
-
-    def split(self, name: str) -> Split:
-        if name not in self.splits:
-            have = ", ".join(self.splits) or "none"
-            raise DataError(f"{self.root}: the dataset has no {name!r} split (it has: {have})")
-        return self.splits[name]
-
-
-def is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
-
-
-def list_images(folder: Path, recursive: bool = False) -> list[str]:
-    """Image file names under folder, relative to it, sorted."""
-    if not recursive:
-        with os.scandir(folder) as it:
-            return sorted(e.name for e in it if is_image_name(e.name) and e.is_file())
-    found = []
-    for dirpath, _, files in os.walk(folder):
-        rel = os.path.relpath(dirpath, folder)
-        found.extend(f if rel == "." else f"{rel}/{f}" for f in files if is_image_name(f))
-    return sorted(found)
 
 
 # ---------------------------------------------------------------- label files
@@ -136,8 +107,21 @@ def _read_csv(path: Path, need_target: bool) -> pd.DataFrame:
                                     "double quotes"))
 
 
+def _standard_columns(columns) -> list[str]:
+    """Column names stripped; the first name column (filename, path, ...) becomes img_name, a label column target."""
+    cols = [str(c).strip() for c in columns]
+    lower = [c.lower() for c in cols]
+    for wanted, aliases in (("img_name", NAME_COLUMNS), ("target", TARGET_COLUMNS)):
+        if wanted in cols:
+            continue
+        hit = next((lower.index(a) for a in aliases if a in lower), None)
+        if hit is not None and cols[hit] not in ("img_name", "target"):
+            cols[hit] = wanted
+    return cols
+
+
 def _check_header(path: Path, frame: pd.DataFrame, need_target: bool) -> pd.DataFrame:
-    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.columns = _standard_columns(frame.columns)
     cols = list(frame.columns)
     if "img_name" in cols and ("target" in cols or not need_target):
         return frame
@@ -266,34 +250,25 @@ def read_label_file(
     if groups:
         blocks = [format_problems(path, what, problems, fix) for what, problems, fix in groups]
         raise DataError("\n".join(blocks))
-    return Split(split or folder.name, folder, names.tolist(), targets, path, "ffdi" if targets is not None else "list")
+    return Split(split or folder.name, folder, names.tolist(), targets, path, "ffdi" if targets is not None else "list",
+                 _extra_columns(frame, b"/" in raw))
+
+
+def _extra_columns(frame: pd.DataFrame, may_nest: bool = True) -> dict[str, list[str]]:
+    """Every column beside img_name and target, as text; ``source`` from a source-like column, or from the first
+    folder of the names when every name lies in a sub-folder."""
+    extra = {str(c): frame[c].astype(str).tolist() for c in frame.columns if c not in ("img_name", "target")}
+    if SOURCE not in extra:
+        column = next((c for c in extra if c.lower() in SOURCE_COLUMNS), None)
+        names = frame["img_name"]
+        if column is not None:
+            extra[SOURCE] = extra[column]
+        elif may_nest and len(names) and names.str.contains("/", regex=False).all():
+            extra[SOURCE] = names.str.split("/", n=1).str[0].tolist()
+    return extra
 
 
 # ---------------------------------------------------------------- layouts
-
-
-def _class_folder_split(name: str, folder: Path) -> Split:
-    names: list[str] = []
-    targets: list[int] = []
-    classes = {c.lower(): c for c in os.listdir(folder) if (folder / c).is_dir()}
-    for cls, target in CLASS_FOLDERS.items():
-        if cls not in classes:
-            continue
-        found = [f"{classes[cls]}/{f}" for f in list_images(folder / classes[cls], recursive=True)]
-        names += found
-        targets += [target] * len(found)
-    if not names:
-        raise DataError(
-            f"{folder}: no images in {folder}/real or {folder}/fake. Fix: put real images in real/ and fakes in fake/."
-        )
-    return Split(name, folder, names, np.asarray(targets, dtype=np.int64), None, "folders")
-
-
-def _has_class_folders(folder: Path) -> bool:
-    try:
-        return any(e.is_dir() and e.name.lower() in CLASS_FOLDERS for e in os.scandir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return False
 
 
 def _label_file_for(folder: Path) -> Path | None:
@@ -313,8 +288,8 @@ def load_split_folder(folder: Path, name: str = "", check_files: bool = True, la
     label_file = Path(labels) if labels else _label_file_for(folder)
     if label_file is not None:
         return read_label_file(label_file, folder, need_target=False, check_files=check_files, split=name)
-    if _has_class_folders(folder):
-        return _class_folder_split(name, folder)
+    if has_class_folders(folder):
+        return class_folder_split(name, folder)
     names = list_images(folder)
     if not names:
         raise DataError(
@@ -345,6 +320,34 @@ def split_folder(root: Path | str, split: str) -> Path | None:
     return next((root / n for n in (FFDI_SPLITS[split], *FOLDER_SPLITS[split]) if (root / n).is_dir()), None)
 
 
+class _Reader:
+    """Reads splits into a dict; a broken one raises, or with a ``problems`` list is recorded there and left out."""
+
+    def __init__(self, problems: list[SplitProblem] | None) -> None:
+        self.problems = problems
+        self.splits: dict[str, Split] = {}
+
+    def __call__(self, split: str, folder: Path, label: Path | None, reader, *args) -> None:
+        try:
+            self.splits[split] = reader(*args)
+        except (DataError, OSError) as exc:
+            if self.problems is None:
+                raise
+            message = str(exc) if isinstance(exc, DataError) else f"{exc.filename}: cannot read it ({exc.strerror})"
+            self.problems.append(SplitProblem(split, folder, label, message))
+
+
+def _root_layouts(root: Path) -> dict[str, list[str]]:
+    """The split-level layouts ``root`` shows, each with the entries that show it."""
+    entries = set(os.listdir(root))
+    seen = {
+        "ffdi": sorted(e for f in FFDI_SPLITS.values() for e in (f, f"{f}_label.txt") if e in entries),
+        "folders": sorted(n for names in FOLDER_SPLITS.values() for n in names if (root / n).is_dir()),
+        "csv": sorted(n for names in CSV_SPLITS.values() for n in names if (root / n).is_file()),
+    }
+    return {layout: found for layout, found in seen.items() if found}
+
+
 def find_dataset(root: Path | str, check_files: bool = True, problems: list[SplitProblem] | None = None) -> Dataset:
     """Recognise the layout of ``root`` and read every split it has.
 
@@ -354,46 +357,80 @@ def find_dataset(root: Path | str, check_files: bool = True, problems: list[Spli
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: dataset folder not found. Fix: pass --data with the folder that holds trainset/.")
-    splits: dict[str, Split] = {}
+    read = _Reader(problems)
+    layouts = _root_layouts(root)
+    if len(layouts) > 1:
+        shown = "; ".join(f"{layout}: {', '.join(found)}" for layout, found in layouts.items())
+        raise DataError(f"{root}: a mix of layouts ({shown}). Fix: keep one layout in a dataset folder "
+                        f"(move the others out):\n  {LAYOUT_HELP}")
+    layout = next(iter(layouts), None)
+    if layout == "ffdi":
+        _read_ffdi(root, read, check_files)
+    elif layout == "folders":
+        _read_folders(root, read, check_files)
+    elif layout == "csv":
+        for split, names in CSV_SPLITS.items():
+            file = next((root / n for n in names if (root / n).is_file()), None)
+            if file is not None:
+                read(split, root, file, read_label_file, file, root, split != "test", check_files, split)
+    else:
+        layout = _read_benchmark(root, read, check_files)
+    if not read.splits and not read.problems:
+        found = sorted(os.listdir(root))[:8]
+        raise DataError(f"{root}: not a dataset in any layout this tool reads; found: "
+                        f"{', '.join(found) or 'an empty folder'}. Fix: arrange it in one of these:\n  {LAYOUT_HELP}")
+    kinds = {s.layout for s in read.splits.values()} - {"list", "ffdi", "folders"}
+    return Dataset(root, layout if layout != "folders" or not kinds else kinds.pop(), read.splits)
 
-    def read(split: str, folder: Path, label: Path | None, reader, *args) -> None:
-        try:
-            splits[split] = reader(*args)
-        except (DataError, OSError) as exc:
-            if problems is None:
-                raise
-            message = str(exc) if isinstance(exc, DataError) else f"{exc.filename}: cannot read it ({exc.strerror})"
-            problems.append(SplitProblem(split, folder, label, message))
 
-    if any((root / f).is_dir() or (root / f"{f}_label.txt").is_file() for f in FFDI_SPLITS.values()):
-        for split, folder_name in FFDI_SPLITS.items():
-            folder, label = root / folder_name, ffdi_label_file(root, split)
-            if split != "test":
-                if label.is_file() or folder.is_dir():
-                    read(split, folder, label, read_label_file, label, folder, True, check_files, split)
-            elif folder.is_dir():
-                read(split, folder, _label_file_for(folder), load_split_folder, folder, split, check_files)
-        return Dataset(root, "ffdi", splits)
-    def labelled_by_folders(split: str, folder: Path) -> Split:
-        if not _has_class_folders(folder):
-            raise DataError(f"{folder}: expected class folders real/ and fake/ inside. Fix: sort the images into them.")
-        return _class_folder_split(split, folder)
+def _read_ffdi(root: Path, read: _Reader, check_files: bool) -> None:
+    for split, folder_name in FFDI_SPLITS.items():
+        folder, label = root / folder_name, ffdi_label_file(root, split)
+        if split != "test":
+            if label.is_file() or folder.is_dir():
+                read(split, folder, label, read_label_file, label, folder, True, check_files, split)
+        elif folder.is_dir():
+            read(split, folder, _label_file_for(folder), load_split_folder, folder, split, check_files)
 
-    for split in FOLDER_SPLITS:
-        folder = split_folder(root, split)  # FFDI's names are not here: that layout was handled above
+
+def _labelled_by_folders(split: str, folder: Path) -> Split:
+    if not has_class_folders(folder):
+        raise DataError(f"{folder}: expected class folders real/ and fake/ (or <generator>/0_real/ and "
+                        "<generator>/1_fake/) inside. Fix: sort the images into them.")
+    return class_folder_split(split, folder)
+
+
+def _read_folders(root: Path, read: _Reader, check_files: bool) -> None:
+    for split, names in FOLDER_SPLITS.items():
+        folder = next((root / n for n in names if (root / n).is_dir()), None)
         if folder is None:
             continue
         if split == "test":
             read(split, folder, _label_file_for(folder), load_split_folder, folder, split, check_files)
         else:
-            read(split, folder, None, labelled_by_folders, split, folder)
-    if not splits and not problems:
-        found = sorted(os.listdir(root))[:8]
-        raise DataError(
-            f"{root}: not a dataset. Expected trainset/ with trainset_label.txt (FFDI layout) "
-            f"or train/real/ and train/fake/ (image folders); found: {', '.join(found) or 'an empty folder'}."
-        )
-    return Dataset(root, "folders", splits)
+            read(split, folder, None, _labelled_by_folders, split, folder)
+
+
+def _read_benchmark(root: Path, read: _Reader, check_files: bool) -> str:
+    """GenImage, DeepfakeBench JSON lists, or a bare ForenSynths tree (one split: test); "" when none fits."""
+    genimage = genimage_splits(root)
+    if genimage:
+        for split, parts in genimage.items():
+            read(split, root, None, genimage_split, root, split, parts)
+        return "genimage"
+    lists = sorted(p for p in root.glob("*.json") if is_deepfakebench(p))
+    if lists:
+        try:
+            read.splits.update(read_deepfakebench(lists, check_files))
+        except DataError as exc:
+            if read.problems is None:
+                raise
+            read.problems.append(SplitProblem("test", root, lists[0], str(exc)))
+        return "deepfakebench"
+    if has_class_folders(root):
+        read("test", root, None, class_folder_split, "test", root)
+        return "forensynths"
+    return ""
 
 
 def training_splits(root: Path | str) -> tuple[Split, Split]:
@@ -404,8 +441,9 @@ def training_splits(root: Path | str) -> tuple[Split, Split]:
     missing = [s for s in ("train", "val") if s not in dataset.splits]
     if missing:
         raise DataError(
-            f"{dataset.root}: no {' or '.join(missing)} split. Fix: training needs trainset/ + trainset_label.txt "
-            "and valset/ + valset_label.txt (or train/ and val/ with real/ and fake/ inside)."
+            f"{dataset.root}: no {' or '.join(missing)} split (it has: {', '.join(dataset.splits) or 'none'}). "
+            "Fix: training needs trainset/ + trainset_label.txt and valset/ + valset_label.txt (or train/ and val/ "
+            "with real/ and fake/ inside; or another layout of docs/layouts.md with a train and a val split)."
         )
     return dataset.splits["train"], dataset.splits["val"]
 
@@ -421,13 +459,28 @@ def resolve_split(path: Path | str, split: str | None = None, labels: Path | str
             if stem.endswith(suffix):
                 folder = path.parent / stem[: -len(suffix)]
                 return read_label_file(path, folder, need_target=False, check_files=check_files, split=folder.name)
-        raise DataError(f"{path}: cannot tell which image folder this file describes. Fix: pass the split folder.")
+        if path.suffix.lower() == ".csv":  # a filename,label list; names relative to its folder
+            return read_label_file(path, path.parent, need_target=False, check_files=check_files,
+                                   split=split or path.stem)
+        if path.suffix.lower() == ".json" and is_deepfakebench(path):
+            splits = read_deepfakebench([path], check_files)
+            return Dataset(path, "deepfakebench", splits).split(split or next(
+                (s for s in (default_split, "test", "val") if s in splits), next(iter(splits))))
+        raise DataError(f"{path}: cannot tell which image folder this file describes. Fix: pass the split folder, a "
+                        "filename,label CSV, or a DeepfakeBench JSON list.")
     if looks_like_dataset_root(path):
-        return find_dataset(path, check_files=check_files).split(split or default_split)
+        dataset = find_dataset(path, check_files=check_files)
+        if split is None and default_split not in dataset.splits and len(dataset.splits) == 1:
+            return next(iter(dataset.splits.values()))  # a benchmark of one split (a ForenSynths test tree)
+        return dataset.split(split or default_split)
     return load_split_folder(path, check_files=check_files, labels=Path(labels) if labels else None)
 
 
 def looks_like_dataset_root(path: Path | str) -> bool:
     """A folder of splits (trainset/, valset/ ... or train/, val/ ...) rather than a folder of images."""
     path = Path(path)
-    return any((path / name).is_dir() for names in (FFDI_SPLITS.values(), *FOLDER_SPLITS.values()) for name in names)
+    if any((path / name).is_dir() for names in (FFDI_SPLITS.values(), *FOLDER_SPLITS.values()) for name in names):
+        return True
+    if any((path / name).is_file() for names in CSV_SPLITS.values() for name in names):
+        return True
+    return bool(genimage_splits(path)) or any(is_deepfakebench(p) for p in path.glob("*.json"))

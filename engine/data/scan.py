@@ -34,6 +34,8 @@ from PIL import Image
 from engine.contract.errors import DataError
 from engine.data.dataset import FFDI_SPLITS, Dataset, Split, SplitProblem, find_dataset, is_image_name, list_images
 from engine.data.images import BadImage, open_rgb  # also sets PIL's limits as the engine has them
+from engine.data.metadata import jpeg_quality
+from engine.data.shortcut import MetaRows, shortcut_result
 
 TINY_SIDE = 32  # pixels: an image with a shorter side is reported as "tiny"
 HUGE_PIXELS = 50_000_000  # more than this many pixels is reported as "huge"
@@ -114,6 +116,7 @@ class ScanReport:
     done: bool = False
     cancelled: bool = False
     seconds: float = 0.0  # time spent so far
+    shortcut: dict | None = None  # engine.data.shortcut.shortcut_result, once every image was looked at
 
     @property
     def images(self) -> int:
@@ -273,6 +276,14 @@ def _line_numbers(listed: _Listed) -> list[int | None]:
 # ---------------------------------------------------------------- images
 
 
+def _quality(img: Image.Image) -> int | None:
+    """Estimated JPEG quality; None ("unknown") when the quantisation tables cannot be read."""
+    try:
+        return jpeg_quality(getattr(img, "quantization", None))
+    except Exception:
+        return None
+
+
 def _engine_reason(path: str, exc: BaseException) -> str:
     """The reason engine.data.images.open_rgb gives for this file (only called for a file that failed)."""
     try:
@@ -311,8 +322,9 @@ class _SplitIssues:
         return "delete it" if self.label_name is None else f"delete it and {self.its_line(index)}"
 
 
-def _read_header(path: str, index: int, issues: _SplitIssues) -> tuple[int, int, str, str] | None:
-    """Width, height, format and mode from the file's header (and its tail: truncated?); None when unreadable."""
+def _read_header(path: str, index: int, issues: _SplitIssues) -> tuple | None:
+    """Format, JPEG quality, width, height, file size, mode and EXIF presence from the file's header (and its tail:
+    truncated?), in MetaRows.add's order; None when unreadable."""
     try:
         fh = open(path, "rb")  # noqa: SIM115 (closed by the with below)
     except FileNotFoundError:
@@ -343,13 +355,14 @@ def _read_header(path: str, index: int, issues: _SplitIssues) -> tuple[int, int,
             elif fmt != "PNG" and b"\xff\xd9" not in tail:
                 issues.add(index, "truncated", f"{path}: truncated JPEG (no end-of-image marker); "
                                                f"re-export it or {issues.delete(index)}")
-    return width, height, fmt, mode
+    quality = _quality(img) if fmt in ("JPEG", "MPO") else None
+    return fmt, quality, width, height, size, mode, "exif" in img.info
 
 
-def _check_image(index: int, name: str, path: str, header: tuple[int, int, str, str], stats: SplitStats,
+def _check_image(index: int, name: str, path: str, header: tuple, stats: SplitStats,
                  issues: _SplitIssues) -> None:
     """Count the image's format, mode and size; note what is odd about them."""
-    width, height, fmt, mode = header
+    fmt, _, width, height, _, mode, _ = header
     stats.formats[fmt] = stats.formats.get(fmt, 0) + 1
     stats.modes[mode] = stats.modes.get(mode, 0) + 1
     area = width * height
@@ -382,8 +395,9 @@ def _scan_split(
     report: ScanReport,
     max_issues: int,
     tick: Callable[[], bool],
+    meta: MetaRows | None = None,
 ) -> bool:
-    """Look at every image of one split; False when stopped."""
+    """Look at every image of one split, collecting labelled images' metadata into ``meta``; False when stopped."""
     base = str(listed.folder) + os.sep
     issues = _SplitIssues(listed, stats, report, max_issues)
     for i, name in enumerate(listed.names):
@@ -394,6 +408,8 @@ def _scan_split(
         header = _read_header(path, i, issues)
         if header is not None:
             _check_image(i, name, path, header, stats, issues)
+            if meta is not None and 0 <= listed.targets[i] <= 1:
+                meta.add(int(listed.targets[i]), *header)
     stats.scanned = len(listed.names)
     return True
 
@@ -446,10 +462,14 @@ def scan_dataset(
                 next_progress = time.monotonic() + progress_every
             return False
 
+        meta = {item.split: MetaRows() for item in listed if item.targets is not None}
         for item in listed:
-            if item.scan and not _scan_split(item, report.splits[item.split], report, max_issues_per_kind, tick):
+            if item.scan and not _scan_split(item, report.splits[item.split], report, max_issues_per_kind, tick,
+                                             meta.get(item.split)):
                 report.cancelled = True
                 break
+        if not report.cancelled:
+            report.shortcut = shortcut_result(meta)
     report.done = not report.cancelled
     progress()
     return report

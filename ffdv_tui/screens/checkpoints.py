@@ -63,11 +63,26 @@ def describe(entry: CheckpointEntry) -> Table:
     table.add_row("epoch", plain_text(epoch))
     for key, label in METRIC_LABELS.items():
         table.add_row(label, fmt_metric(entry.metrics.get(key)))
+    if entry.calibration:
+        table.add_row("calibrated", calibration_text(entry.calibration, entry.data_root))
     table.add_row("size", fmt_bytes(entry.size))
     table.add_row("resumable", "yes (training state beside it)" if entry.resumable else "no")
     if entry.problem:
         table.add_row("problem", plain_text(entry.problem, "red"))
     return table
+
+
+def calibration_text(calibration: dict, data_root: str | None) -> Text:
+    """Temperature, ECE before and after, the stored thresholds, and the split it was fitted on (marked when that is
+    not the run's own data)."""
+    split = str(calibration.get("split", "?"))
+    points = " · ".join(f"{k} {v.get('raw', 0):.4f}" for k, v in calibration.get("thresholds", {}).items()
+                        if isinstance(v, dict) and isinstance(v.get("raw"), (int, float)))
+    ece = f"ECE {fmt_metric(calibration.get('ece_before'))} → {fmt_metric(calibration.get('ece_after'))}"
+    text = plain_text(f"T {calibration['temperature']:.3f} · {ece}\n{points}\non {split}", multiline=True)
+    if data_root and not split.startswith(str(Path(data_root).expanduser().resolve())):
+        text.append(printable("\n(another split than this run's data)"), style="yellow")
+    return text
 
 
 def compare(a: CheckpointEntry, b: CheckpointEntry) -> Table:

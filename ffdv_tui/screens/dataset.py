@@ -70,6 +70,13 @@ def split_table(report: ScanReport) -> Table:
     return table
 
 
+def shortcut_text(shortcut: dict) -> Text:
+    """The scan's shortcut audit in one line: a warning when metadata alone predicts the label."""
+    if shortcut["warning"]:
+        return plain_text(f"shortcut: {shortcut['message']}", "bold yellow", 2000, multiline=True)
+    return plain_text(f"shortcut audit: {shortcut['message']}", "dim", 2000, multiline=True)
+
+
 def issues_frame(report: ScanReport) -> pd.DataFrame:
     return pd.DataFrame([{"split": i.split, "line": i.line, "kind": i.kind, "message": i.message, "name": i.name}
                          for i in report.issues], columns=["split", "line", "kind", "message", "name"])
@@ -281,6 +288,8 @@ class DatasetScreen(InputExits, LeakageAuditScreen):
             return
         parts = [plain_text(f"{report.root} · {report.layout} layout", "bold"), split_table(report)]
         parts += [plain_text(problem, "red", multiline=True) for problem in report.label_problems]
+        if report.shortcut is not None:
+            parts.append(shortcut_text(report.shortcut))
         summary.update(Group(*parts))
         bar.update(total=max(report.images, 1), progress=report.scanned)
         if report.done or report.cancelled:
@@ -302,6 +311,9 @@ class DatasetScreen(InputExits, LeakageAuditScreen):
     def _show_current_split(self) -> None:
         dataset, problems = self._found
         split = self.current_split
+        if split not in dataset.splits and dataset.splits and not any(p.split == split for p in problems):
+            self.query_one("#ds-split", Select).value = next(iter(dataset.splits))  # a benchmark of one split
+            return  # the Select's change shows it
         found = dataset.splits.get(split)
         if found is None:
             reason = next((p.message for p in problems if p.split == split), f"the dataset has no {split} split")

@@ -38,6 +38,7 @@ from ffdv_tui.predictions import (
     prediction_files,
 )
 from ffdv_tui.screens.input_exits import InputExits
+from ffdv_tui.screens.predictions_judging import SlicesAndPoints
 from ffdv_tui.widgets.explained_preview import ExplainedPreview
 from ffdv_tui.widgets.frame_table import Column, FrameTable
 from ffdv_tui.widgets.image_preview import ImagePreview
@@ -69,7 +70,7 @@ def run_source(run_dir: Path, data_root: str) -> PredictionSource:
     return PredictionSource(run_dir.name, prediction_files(run_dir), split_folder(data_root, "val"), run_dir)
 
 
-class PredictionsScreen(InputExits, Screen):
+class PredictionsScreen(SlicesAndPoints, InputExits, Screen):
     TABLE = "#pred-table"
     BINDINGS = [
         *InputExits.EXIT_BINDINGS,
@@ -86,6 +87,7 @@ class PredictionsScreen(InputExits, Screen):
                 "(m of the last n validations); export them as CSV. Again: all images"),
         Binding("g", "gallery", "Gallery", tooltip="The filtered images as a grid of thumbnails; Enter opens one "
                 "here with its map"),
+        *SlicesAndPoints.JUDGING_BINDINGS,
     ]
 
     @dataclass
@@ -141,6 +143,7 @@ class PredictionsScreen(InputExits, Screen):
             yield Button("at EER (e)", id="eer", compact=True)
             yield Input(kept.get("search", ""), placeholder="search image names (/)", id="search", compact=True)
         yield Static(id="pred-metrics")
+        yield from self.judging_row()
         with Horizontal(id="pred-body"):
             yield FrameTable(COLUMNS, id="pred-table", classes="pane")
             yield ExplainedPreview(self.images_mode, self._checkpoint, id="preview", classes="pane")
@@ -220,14 +223,15 @@ class PredictionsScreen(InputExits, Screen):
         search = self.query_one("#search", Input).value.strip()
         keep(self.app, self.settings_key, filter=filter_name, sort=sort,
              threshold=self.query_one("#threshold", Input).value, search=self.query_one("#search", Input).value)
-        self._compute(self.table_data, threshold, filter_name, sort, search, self.hard)
+        self._compute(self.table_data, threshold, filter_name, sort, search, self.shown_names())
+        self.show_judging(threshold)
 
     @work(thread=True, exclusive=True, group="predictions-view")
     def _compute(self, table: PredictionTable, threshold: float, filter_name: str, sort: str, search: str,
-                 hard=None) -> None:
+                 names: frozenset[str] | None = None) -> None:
         view = table.view(threshold, filter_name, sort, search)
-        if hard is not None:
-            view = view[view["img_name"].astype(str).isin(hard.names)]
+        if names is not None:  # the hard examples (w) and the chosen slice
+            view = view[view["img_name"].astype(str).isin(names)]
         counts = table.counts(threshold)
         confusion = table.confusion(threshold)
         self.post_message(self.Computed(view, counts, confusion, threshold, (filter_name, sort, search)))
@@ -333,11 +337,6 @@ class PredictionsScreen(InputExits, Screen):
             return
         self.query_one(ExplainedPreview).view = "map"  # drawn when the row's highlight reaches the preview
         self.query_one(FrameTable).set_frame(self._view, keep_index=index)
-
-    def action_next_filter(self) -> None:
-        select = self.query_one("#filter", Select)
-        keys = list(FILTERS)
-        select.value = keys[(keys.index(select.value) + 1) % len(keys)]
 
     # ------------------------------------------------------------ the highlighted image
 

@@ -521,7 +521,7 @@ def test_resolve_split_on_list_file_path(tmp_path):
 
 
 def test_resolve_split_on_unrecognised_file(tmp_path):
-    path = tmp_path / "labels.csv"
+    path = tmp_path / "labels.dat"  # a .csv is a filename,label list (docs/layouts.md)
     path.write_text("img_name,target\n")
     with pytest.raises(DataError, match="cannot tell which image folder"):
         resolve_split(path)

@@ -241,7 +241,7 @@ def test_a_folder_that_is_not_a_dataset_gives_the_engines_message(tmp_path):
     (tmp_path / "pictures").mkdir()
     report = scan_dataset(tmp_path)
     assert report.layout == "" and report.splits == {} and report.issues == []
-    assert report.error.startswith(f"{tmp_path}: not a dataset. Expected trainset/ with trainset_label.txt")
+    assert report.error.startswith(f"{tmp_path}: not a dataset in any layout this tool reads; found: notes.txt, pictures.")
     assert "found: notes.txt, pictures" in report.error
     assert report.done
 
@@ -327,7 +327,8 @@ def test_folder_layout_without_class_folders_is_a_problem_of_that_split(tmp_path
     report = scan_dataset(root)
     assert report.layout == "folders" and report.error is None
     assert report.label_problems == [
-        f"{root / 'val'}: expected class folders real/ and fake/ inside. Fix: sort the images into them."]
+        f"{root / 'val'}: expected class folders real/ and fake/ (or <generator>/0_real/ and <generator>/1_fake/) "
+        "inside. Fix: sort the images into them."]
     assert report.splits["train"].scanned == 2
     assert (report.splits["val"].images, report.splits["val"].real, report.splits["val"].scanned) == (1, None, 1)
 

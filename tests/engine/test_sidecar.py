@@ -22,9 +22,9 @@ def test_round_trip_keeps_every_field_and_unknown_ones() -> None:
     data = json.loads(json.dumps(encode_sidecar(sidecar)))
     assert data["format"] == SIDECAR_FORMAT and data["mean"] == [0.5, 0.4, 0.3]
     assert decode_sidecar(data) == sidecar
-    newer = {**data, "format": SIDECAR_FORMAT + 1, "calibration": {"t": 1.2}}
+    newer = {**data, "format": SIDECAR_FORMAT + 1, "operating_notes": {"t": 1.2}}
     again = decode_sidecar(newer)
-    assert again.extra == {"calibration": {"t": 1.2}} and encode_sidecar(again)["calibration"] == {"t": 1.2}
+    assert again.extra == {"operating_notes": {"t": 1.2}} and encode_sidecar(again)["operating_notes"] == {"t": 1.2}
     assert again.data_root() == "/d"
 
 
