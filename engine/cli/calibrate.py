@@ -22,9 +22,10 @@ def add_commands(sub) -> dict:
     p.add_argument("--data", required=True, type=Path, help="a labelled split folder, its label file, or a dataset root")
     p.add_argument("--split", help="with a dataset root: train, val or test (default val)")
     p.add_argument("--labels", type=Path, help="label file, when it is not beside the folder")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=-1)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per batch")
+    p.add_argument("--workers", type=int, default=-1, metavar="N",
+                   help="data loader processes (-1: one per core, at most 8; 0: in this process)")
+    p.add_argument("--device", default="auto", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--model", help="model name, for weights without a sidecar")
     p.add_argument("--img-size", type=int, help="input size, for weights without a sidecar")
     p.add_argument("--progress", choices=("bar", "json"), default="bar",

@@ -25,13 +25,15 @@ def add_commands(sub) -> dict:
     p.add_argument("--filter", choices=FILTER_CHOICES, default=None,
                    help="which images: misclassified (most wrong first; default with labels), fake, real, all")
     p.add_argument("--limit", type=int, default=16, help="at most this many images of the filter (default 16)")
-    p.add_argument("--method", choices=METHOD_CHOICES, default="gradcam")
+    p.add_argument("--method", choices=METHOD_CHOICES, default="gradcam",
+                   help="gradcam (gradients averaged per channel), gradcam++ (weighted by second-order terms) or "
+                   "hirescam (gradients times activations, element-wise)")
     p.add_argument("--toward", choices=("fake", "real", "called"), default="fake",
                    help="the class each map argues for: fake (default), real, or the one the model calls")
     p.add_argument("--layer", help="the module to explain, as in model.named_modules() (default: per family)")
     p.add_argument("--out", type=Path, help="output folder (default: explanations/<name>/ of the run)")
     p.add_argument("--batch-size", type=int, default=64, help="for scoring the split (--filter misclassified)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--model", help="model name, for weights without a sidecar")
     p.add_argument("--img-size", type=int, help="input size, for weights without a sidecar")
     p.add_argument("--progress", choices=("bar", "json"), default="bar",

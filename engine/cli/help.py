@@ -43,6 +43,16 @@ EXAMPLES = {
     "queue run": """examples:
   ffdv queue run --runs runs --until-empty         start queued runs in turn, exit when all are done
   ffdv queue run --runs runs --slots 2 --background two small runs per GPU, detached""",
+    "calibrate": """examples:
+  ffdv calibrate --checkpoint runs/NAME --data sample_data --split val
+  ffdv predict --checkpoint runs/NAME --data sample_data --split test --calibrated --threshold fpr:0.01""",
+    "explain": """examples:
+  ffdv explain --checkpoint runs/NAME --data sample_data --split val --filter misclassified --limit 8
+  ffdv explain --checkpoint runs/NAME --data sample_data/valset --images a.jpg,b.jpg --method hirescam""",
+    "hard": """examples:
+  ffdv hard runs/NAME --since 3                  wrong in every validation from epoch 3 on
+  ffdv hard runs/NAME --flip-flops 2/4 --out hard.csv    called differently in 2 of the last 4
+  ffdv hard runs/NAME/evaluations/MATRIX --disagree   the checkpoints of a matrix disagree""",
     "models": """examples:
   ffdv models '*efficientnet*'
   ffdv models --json""",

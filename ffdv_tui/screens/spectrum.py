@@ -21,6 +21,7 @@ from textual.widgets import Header, ProgressBar, Static
 from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
 
+from engine.contract.fmt import fmt_count
 from engine.contract.text import plain_text, printable
 from engine.data.spectrum import ClassSpectra, class_spectra, log_spectrum, radial_profile, to_png
 from ffdv_tui.widgets.image_preview import image_widget
@@ -119,7 +120,8 @@ class SpectrumScreen(Screen):
         self._plot()
         if result.unreadable:
             self.query_one("#spectrum-status", Static).update(plain_text(
-                f"{len(result.unreadable)} images could not be read, e.g. {next(iter(result.unreadable))}", "yellow"))
+                f"{fmt_count(len(result.unreadable), 'image')} could not be read, e.g. {next(iter(result.unreadable))}",
+                "yellow"))
 
     def _plot(self) -> None:
         plt = self.query_one(PlotextPlot).plt

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import FIXTURE_RUNS
 from PIL import Image
 from pilot_helpers import make_app, wait_until
 from safetensors.torch import save_file
@@ -101,7 +102,7 @@ def test_one_job_explains_good_images_and_names_a_bad_one(tmp_path: Path):
     checkpoints = tmp_path / "run" / "checkpoints"
     checkpoints.mkdir(parents=True)
     weights = write_weights(checkpoints, "epoch-001")
-    sidecar = Path(__file__).parent / "fixtures" / "runs" / "finished" / "checkpoints" / "epoch-003.json"
+    sidecar = FIXTURE_RUNS / "finished" / "checkpoints" / "epoch-003.json"
     (checkpoints / "epoch-001.json").write_text(sidecar.read_text())
     keys = [map_key(weights, data / "good.png"), map_key(weights, data / "bad.jpg")]
     cache = MapCache()
