@@ -25,6 +25,9 @@ from engine.data.slices import image_facts, slice_columns, slice_metrics
 ALL = "all images"
 
 
+SLICE_COLUMNS = (("slice", 16), ("images", 7), ("fake share", 10), ("AUC", 6), ("accuracy", 8), ("", 5))
+
+
 class SlicesTable(Vertical):
     """Metrics per slice of one predictions frame; posts ``Selected`` with the chosen slice's image names."""
 
@@ -69,8 +72,14 @@ class SlicesTable(Vertical):
             yield Select([("source", "source")], id="slice-by", value="source", allow_blank=False, compact=True)
             yield Static(id="slice-note")
         table = DataTable(id="slices-rows", cursor_type="row", zebra_stripes=True)
-        table.add_columns("slice", "images", "fake share", "AUC", "accuracy", "")
+        for label, width in SLICE_COLUMNS:  # fixed widths: the table does not jump as the image facts arrive
+            table.add_column(label, width=width)
         yield table
+
+    @property
+    def facts_read(self) -> bool:
+        """Whether the shown slices include the image facts (format, quality, size), read in a worker."""
+        return self._frame is not None and self._shown is self._frame
 
     @property
     def column(self) -> str:

@@ -23,6 +23,7 @@ from ffdv_tui.screens.checkpoints import CheckpointsScreen
 from ffdv_tui.screens.dataset import DatasetScreen
 from ffdv_tui.screens.predictions import PredictionsScreen
 from ffdv_tui.widgets.frame_table import FrameTable
+from ffdv_tui.widgets.slices_table import SlicesTable
 
 SAVED = 1_795_916_332  # every fake checkpoint file's mtime (a fixed time, shown in UTC)
 
@@ -61,7 +62,8 @@ def test_predictions_screen(snap_compare, tmp_path: Path, monkeypatch: pytest.Mo
         await settle(pilot, 1.5)  # the main screen's repaints are over (they would rewrite the header)
         await pilot.press("v")
         await wait_until(pilot, lambda: isinstance(pilot.app.screen, PredictionsScreen)
-                   and pilot.app.screen.query_one(FrameTable).row_count == 128 and pilot.app.screen._history_loaded)
+                   and pilot.app.screen.query_one(FrameTable).row_count == 128 and pilot.app.screen._history_loaded
+                   and pilot.app.screen.query_one(SlicesTable).facts_read)  # the slices with the images' facts
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
