@@ -134,10 +134,19 @@ class FrameTable(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------ drawing
 
+    def _room(self) -> int:
+        """The columns' width: the widget's, less the vertical scrollbar's when the rows will need one. Worked out from
+        the size, not from the scrollbar shown now, which appears a frame after the rows arrive (widths fitted before it
+        came were two cells too wide, and a horizontal scrollbar followed)."""
+        if not self.size.width:
+            return self.scrollable_content_region.width or 10**6
+        needs_bar = self.size.height and self.row_count + 1 > self.size.height  # +1: the header line
+        return self.size.width - (self.styles.scrollbar_size_vertical if needs_bar else 0)
+
     def _fit_widths(self) -> None:
         """Each column's width in the space there is: flexible columns (``min_width``) shrink first, in order."""
         widths = [c.width for c in self.columns]
-        excess = sum(w + 1 for w in widths) - (self.scrollable_content_region.width or self.size.width or 10**6)
+        excess = sum(w + 1 for w in widths) - self._room()
         for i, column in enumerate(self.columns):
             if excess <= 0:
                 break
