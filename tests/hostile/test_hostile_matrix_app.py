@@ -3,7 +3,7 @@
 Each test leaves what an unlucky user or an attacker would (a matrix.json or matrix.csv edited
 or cut short, a scores.parquet with repeated rows, a dataset named with markup, a perturbation
 spec that cannot be a number or a suite that names itself), drives the app the way a person
-would (k, p, Enter; o; the form's "Also" field) and checks that the app is still running and
+would (k, l, Enter; o; the form's "Also" field) and checks that the app is still running and
 says what is wrong, or shows the name as the literal text it is.
 """
 
@@ -106,12 +106,12 @@ def test_the_store_refuses_a_damaged_matrix_and_lists_it_with_its_problem(tmp_pa
 
 
 async def open_past_matrix(pilot, app: FfdvApp) -> MatrixScreen:
-    """k, p, Enter: the checkpoints screen, the past matrices, the first one."""
+    """k, l, Enter: the checkpoints screen, the past matrices, the first one."""
     await wait_until_listed(pilot, app)
     await pilot.press("k")
     await wait_until(pilot, lambda: isinstance(app.screen, CheckpointsScreen)
                      and app.screen.query_one(FrameTable).row_count == 1, 30, "the checkpoint")
-    await pilot.press("p")
+    await pilot.press("l")
     await wait_until(pilot, lambda: isinstance(app.screen, MatrixListScreen), 30, "the past matrices")
     await pilot.press("enter")
     await wait_until(pilot, lambda: isinstance(app.screen, MatrixScreen), 30, "the matrix screen")
@@ -137,7 +137,7 @@ async def test_opening_a_damaged_matrix_shows_its_problem_and_the_app_stays_up(t
         await pilot.press("k")
         await wait_until(pilot, lambda: isinstance(app.screen, CheckpointsScreen)
                          and app.screen.query_one(FrameTable).row_count == 1, 30, "the checkpoint")
-        await pilot.press("p")
+        await pilot.press("l")
         await wait_until(pilot, lambda: isinstance(app.screen, MatrixListScreen), 30, "the past matrices")
         listed = " ".join(screen_text(app).split())
         assert f"m: damaged: {'matrix.json' if json_change else 'matrix.csv'}: {words}" in listed, listed
@@ -180,7 +180,7 @@ async def test_a_truncated_matrix_csv_shows_the_partial_table_with_a_warning(tmp
         await pilot.press("k")
         await wait_until(pilot, lambda: isinstance(app.screen, CheckpointsScreen)
                          and app.screen.query_one(FrameTable).row_count == 1, 30, "the checkpoint")
-        await pilot.press("p")
+        await pilot.press("l")
         await wait_until(pilot, lambda: "(2 warnings)" in screen_text(app), 30, "the list's warning count")
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, MatrixScreen), 30, "the matrix screen")
