@@ -25,7 +25,7 @@ from engine.data.slices import image_facts, slice_columns, slice_metrics
 ALL = "all images"
 
 
-SLICE_COLUMNS = (("slice", 16), ("images", 7), ("fake share", 10), ("AUC", 6), ("accuracy", 8), ("", 5))
+SLICE_COLUMNS = (("slice", 10), ("images", 6), ("fake", 4), ("AUC", 6), ("acc.", 6), ("", 5))  # fits 80 columns
 
 
 class SlicesTable(Vertical):
