@@ -286,10 +286,25 @@ def stop_engine(paths: RunPaths, sig: int = signal.SIGTERM) -> bool:
         return False
     for key in ("engine_pid", "pid"):
         pid = info.get(key)
-        if _pid_alive(pid, info.get("started")):  # never 0, -1 (process groups, everything), 1 or ourselves
+        # never 0, -1 (process groups, everything), 1, ourselves, or a process that is not an engine
+        if _pid_alive(pid, info.get("started")) and is_engine_process(pid):
             os.kill(pid, sig)
             return True
     return False
+
+
+def is_engine_process(pid: int) -> bool:
+    """Whether ``pid``'s command line is an engine's or its supervisor's (``python -m engine run|supervise``, or
+    torchrun around it), so that a forged engine.json naming the user's editor or shell gets no signal.
+    Where /proc does not tell (macOS), the start-time check in ``_pid_alive`` is all there is."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return False
+    named = b"engine" in argv or any(Path(os.fsdecode(a)).name == "ffdv" for a in argv[:2])
+    return named and (b"run" in argv or b"supervise" in argv)
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.1) -> bool:

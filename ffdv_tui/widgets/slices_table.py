@@ -65,6 +65,7 @@ class SlicesTable(Vertical):
         self._shown: pd.DataFrame | None = None  # the frame the rows were computed from
         self._threshold = 0.5
         self._images: Path | None = None
+        self._rows_column: str | None = None  # what the rows shown now are sliced by
         self.table: pd.DataFrame | None = None
 
     def compose(self) -> ComposeResult:
@@ -118,6 +119,9 @@ class SlicesTable(Vertical):
     def _computed(self, message: Computed) -> None:
         if message.source is not self._source:
             return  # a newer frame is on its way
+        rows = self.query_one("#slices-rows", DataTable)
+        kept = self._highlighted_slice(rows) if message.column == self._rows_column else None
+        self._rows_column = message.column
         self._shown, self.table = message.frame, message.table
         if message.frame is not message.source:
             self._frame = message.frame  # the facts are read: not again for this frame
@@ -126,18 +130,29 @@ class SlicesTable(Vertical):
         with self.prevent(Select.Changed):
             select.set_options([(printable(c, 24), c) for c in options])
             select.value = message.column
-        rows = self.query_one("#slices-rows", DataTable)
         rows.clear()
         rows.add_row(Text(ALL, style="bold"), f"{len(message.frame):,}", "", "", "", "", key="\0all")
         for i, row in message.table.iterrows():
             flag = Text("worst", style="bold red") if row["worst"] else Text("")
             rows.add_row(Text(printable(row["slice"], 40)), f"{row['images']:,}", f"{row['fake share']:.0%}",
                          fmt_metric(row["auc"]), fmt_metric(row["accuracy"]), flag, key=str(i))
+        if kept is not None:  # the facts arrived (or the threshold moved) under the cursor: it stays on its slice
+            labels = [ALL, *message.table["slice"].astype(str)]
+            rows.move_cursor(row=labels.index(kept) if kept in labels else 0, animate=False)
         worst = message.table[message.table["worst"]]
         count = len(message.table)
         note = f"by {message.column}: {count} slice{'' if count == 1 else 's'}" + (
             f" · worst {printable(worst['slice'].iloc[0], 30)}" if len(worst) else "")
         self.query_one("#slice-note", Static).update(Text(note))
+
+    def _highlighted_slice(self, rows: DataTable) -> str | None:
+        """The slice under the cursor, by value (row keys are positions in a table about to be replaced)."""
+        if not rows.row_count or self.table is None:
+            return None
+        key = rows.coordinate_to_cell_key(rows.cursor_coordinate).row_key.value
+        if key == "\0all":
+            return ALL
+        return str(self.table.loc[int(key), "slice"]) if key is not None and int(key) in self.table.index else None
 
     @on(Select.Changed, "#slice-by")
     def _column_changed(self) -> None:

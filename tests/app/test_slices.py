@@ -83,7 +83,7 @@ async def test_the_slices_table_shows_each_source_and_filters_the_images(tmp_pat
         table = screen.query_one(FrameTable)
         await wait_until(pilot, lambda: table.row_count == 12, 30, "only progan's images")
         assert {str(table.value_at(r, "img_name")).split("-")[0] for r in range(12)} == {"progan"}
-        await pilot.press("home", "enter")  # all images again
+        await pilot.press("ctrl+home", "enter")  # all images again (the cursor stayed on progan)
         await wait_until(pilot, lambda: table.row_count == 36, 30, "every image")
         select = slices.query_one("#slice-by", Select)
         await wait_until(pilot, lambda: "format" in [v for _, v in select._options], 30, "the image facts")
@@ -93,3 +93,27 @@ async def test_the_slices_table_shows_each_source_and_filters_the_images(tmp_pat
             await wait_until(pilot, lambda b=before: select.value != b, 30, "the next slice column")
         await wait_until(pilot, lambda: rows.row_count == 3 and str(rows.get_row_at(2)[0]) == "PNG", 30, "JPEG, PNG")
         assert str(rows.get_row_at(2)[1]) == "6"
+
+
+async def test_the_cursor_stays_on_its_slice_when_the_slices_are_computed_again(tmp_path: Path) -> None:
+    """The slices are computed twice (the predictions' own columns first, then with the image facts) and again at
+    each threshold: a cursor moved meanwhile stays on its slice instead of jumping back to the top."""
+    from textual.widgets import Input
+
+    csv, images, _ = predictions(tmp_path)
+    app = make_app(tmp_path / "runs", images="none")
+    async with app.run_test(size=(140, 44)) as pilot:
+        await wait_until_listed(pilot, app)
+        app.push_screen(PredictionsScreen(PredictionSource("an evaluation", {0: csv}, images)))
+        await wait_until(pilot, lambda: isinstance(app.screen, PredictionsScreen) and app.screen.query(SlicesTable),
+                         30, "the screen")
+        slices = app.screen.query_one(SlicesTable)
+        rows = slices.query_one(DataTable)
+        await wait_until(pilot, lambda: slices.facts_read and rows.row_count == 4, 30, "the slices with the facts")
+        rows.focus()
+        await pilot.press("down", "down")
+        assert str(rows.get_row_at(rows.cursor_row)[0]) == "progan"
+        before = slices.table
+        app.screen.query_one("#threshold", Input).value = "0.3"
+        await wait_until(pilot, lambda: slices.table is not before, 30, "the slices at the new threshold")
+        assert str(rows.get_row_at(rows.cursor_row)[0]) == "progan"

@@ -77,10 +77,10 @@ def test_the_claim_goes_to_exactly_one_of_many_processes(tmp_path: Path) -> None
 
 
 def test_a_tampered_order_record_or_forged_status_never_starts_a_run_twice(small_data: Path, tmp_path: Path,
-                                                                           monkeypatch) -> None:
+                                                                           monkeypatch, live_pid: int) -> None:
     runs = tmp_path / "runs"
     queue_runs(runs, small_data, "a", "b")
-    launched = stub_launch(monkeypatch)
+    launched = stub_launch(monkeypatch, live_pid)
     runner = QueueRunner(runs, slots_per_gpu=1, say=lambda _text: None)
     runner.step()
     assert launched == ["a"]
@@ -95,10 +95,10 @@ def test_a_tampered_order_record_or_forged_status_never_starts_a_run_twice(small
     assert launched == ["a", "b"]
 
 
-def test_two_runners_at_once_start_each_run_once(small_data: Path, tmp_path: Path, monkeypatch) -> None:
+def test_two_runners_at_once_start_each_run_once(small_data: Path, tmp_path: Path, monkeypatch, live_pid: int) -> None:
     runs = tmp_path / "runs"
     queue_runs(runs, small_data, *"abcdef")
-    launched = stub_launch(monkeypatch)
+    launched = stub_launch(monkeypatch, live_pid)
     runners = [QueueRunner(runs, slots_per_gpu=6, say=lambda _text: None) for _ in range(4)]  # locks left out
     threads = [threading.Thread(target=runner.step) for runner in runners]
     for thread in threads:
@@ -120,31 +120,30 @@ def test_one_runner_per_runs_folder(tmp_path: Path) -> None:
 
 
 def test_a_queued_run_whose_dataset_disappeared_fails_alone_with_the_reason(small_data: Path, tmp_path: Path,
-                                                                             monkeypatch) -> None:
+                                                                             monkeypatch, live_pid: int) -> None:
     runs = tmp_path / "runs"
     doomed = Path(shutil.copytree(small_data, tmp_path / "doomed"))
     queue_runs(runs, doomed, "a")
     queue_runs(runs, small_data, "b")
     shutil.rmtree(doomed)
-    launched = stub_launch(monkeypatch)
+    launched = stub_launch(monkeypatch, live_pid)
     QueueRunner(runs, slots_per_gpu=1, say=lambda _text: None).step()
     assert launched == ["b"]
     assert status(runs, "a") == RunStatus.FAILED
     assert str(doomed) in load_run(runs / "a").errors[-1].message
 
 
-def test_slots_per_gpu_and_cuda_visible_devices(small_data: Path, tmp_path: Path, monkeypatch) -> None:
+def test_slots_per_gpu_and_cuda_visible_devices(small_data: Path, tmp_path: Path, monkeypatch, live_pid: int) -> None:
     runs = tmp_path / "runs"
     queue_runs(runs, small_data, *"abcde")
     envs: list[str] = []
-    stub_launch(monkeypatch, envs)
+    stub_launch(monkeypatch, live_pid, envs)
     QueueRunner(runs, slots_per_gpu=2, gpus=["0", "3"], say=lambda _text: None).step()
     assert sorted(envs) == ["0", "0", "3", "3"] and status(runs, "e") == RunStatus.QUEUED
 
 
-def stub_launch(monkeypatch, envs: list[str] | None = None) -> list[str]:
-    """launch_run that writes engine.json for a live process (this one's parent) instead of starting an engine."""
-    import os
+def stub_launch(monkeypatch, live_pid: int, envs: list[str] | None = None) -> list[str]:
+    """launch_run that writes engine.json for a live stand-in process instead of starting an engine."""
     import socket
     import time
 
@@ -154,8 +153,8 @@ def stub_launch(monkeypatch, envs: list[str] | None = None) -> list[str]:
         launched.append(paths.root.name)
         if envs is not None:
             envs.append((env or {}).get("CUDA_VISIBLE_DEVICES", ""))
-        atomic_write_json(paths.engine, {"pid": os.getppid(), "host": socket.gethostname(), "started": time.time()})
-        return os.getppid()
+        atomic_write_json(paths.engine, {"pid": live_pid, "host": socket.gethostname(), "started": time.time()})
+        return live_pid
 
     monkeypatch.setattr("engine.contract.launch.launch_run", fake)
     return launched

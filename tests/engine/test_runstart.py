@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from pathlib import Path
@@ -47,10 +46,10 @@ def test_a_new_run_gets_its_folder_name_and_config(tiny_ffdi: Path, tmp_path: Pa
     assert 'name = "first"' in paths.config.read_text()
 
 
-def test_a_live_run_is_not_resumed(tiny_ffdi: Path, tmp_path: Path, monkeypatch) -> None:
+def test_a_live_run_is_not_resumed(tiny_ffdi: Path, tmp_path: Path, monkeypatch, live_pid: int) -> None:
     paths = create_run_dir(tmp_path, "live")
     save_config(paths, config_for(tiny_ffdi, tmp_path))
-    (paths.root / "engine.json").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(),
+    (paths.root / "engine.json").write_text(json.dumps({"pid": live_pid, "host": socket.gethostname(),
                                                          "started": time.time()}))
     launched = []
     monkeypatch.setattr(runstart, "launch_run", lambda *a, **k: launched.append(a) or 1)

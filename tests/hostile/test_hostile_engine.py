@@ -142,6 +142,26 @@ def test_a_recycled_pid_that_started_after_engine_json_is_not_the_engine(tmp_pat
         child.wait()
 
 
+def test_a_forged_engine_json_naming_a_live_process_that_is_no_engine_gets_no_signal(tmp_path: Path,
+                                                                                     live_pid: int) -> None:
+    """A live process that started before engine.json (the user's shell, `make test`) passes the pid and start-time
+    checks; only its command line tells that it is not an engine. Stopping the run must not signal it."""
+    paths = forge_engine_json(tmp_path / "r", live_pid, engine_pid=os.getppid())
+    assert stop_engine(paths) is False
+    assert Path(f"/proc/{live_pid}").exists() and Path(f"/proc/{os.getppid()}").exists()
+
+
+def test_an_engine_process_is_told_from_a_stand_in_by_its_command_line(tmp_path: Path) -> None:
+    from engine.contract.launch import is_engine_process
+
+    engine_like = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "engine", "run", "x"])
+    try:
+        assert is_engine_process(engine_like.pid) and not is_engine_process(os.getppid())
+    finally:
+        engine_like.kill()
+        engine_like.wait()
+
+
 # ---------------------------------------------------------------- 8. a 20000 x 20000 PNG
 
 
