@@ -135,10 +135,11 @@ class GpuUtilization:
         return sum(busy) / len(busy) if busy else None
 
 
-def engine_train(data: Path, args, workers: int) -> float:
+def engine_train(data: Path, args, workers: int, pseudo_fakes: float = 0.0) -> float:
     runs = Path(tempfile.mkdtemp(prefix="ffdv-bench-"))
     config = resolve(load_config(overrides={
         "data.root": str(data), "data.img_size": args.img_size, "data.workers": workers, "data.augment": "light",
+        "data.pseudo_fakes": pseudo_fakes,
         "model.name": args.model, "train.batch_size": args.batch_size, "train.epochs": 3, "run.runs": str(runs),
         "optim.lr": 1e-3, "model.stem": "rgb",  # the plain loop's model: loop against loop, not stem against none
     }))
@@ -293,6 +294,9 @@ def main() -> int:
     parser.add_argument("--val-images", type=int, default=384)
     parser.add_argument("--sides", type=int, nargs=2, default=(384, 1024), metavar=("MIN", "MAX"),
                         help="range of the generated JPEGs' sides, in pixels (photos as in FFDI, not thumbnails)")
+    parser.add_argument("--pseudo-fakes", type=float, default=0.5,
+                        help="also train with this share of self-blended pseudo-fakes, and report what they cost "
+                             "(0: skip)")
     parser.add_argument("--json", type=Path, default=REPO / ".bench" / "engine.json")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -322,6 +326,12 @@ def main() -> int:
     for phase, r in results.items():
         print(f"{phase:8} {r['engine']:10.1f} {r['plain loop']:10.1f} {r['limit']:10.1f} "
               f"{r['engine'] / r['plain loop']:13.2f} {r['engine'] / r['limit']:13.2f}")
+    if args.pseudo_fakes > 0:  # made in the loader's workers: what they cost the whole training step
+        rates = [engine_rate, engine_train(data, args, workers, args.pseudo_fakes), engine_train(data, args, workers)]
+        plain_rate = (rates[0] + rates[2]) / 2  # before and after: the machine's drift shows in their gap
+        results["train"][f"pseudo-fakes {args.pseudo_fakes:g}"] = rates[1]
+        print(f"train with pseudo-fakes {args.pseudo_fakes:g}: {rates[1]:.1f} images/s, "
+              f"{rates[1] / plain_rate:.2f}x of training without them ({rates[0]:.1f} before, {rates[2]:.1f} after)")
     if utilization.mean() is not None:
         print(f"GPU utilisation while the engine trained: {utilization.mean():.0f}%")
     args.json.parent.mkdir(parents=True, exist_ok=True)

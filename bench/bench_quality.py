@@ -88,6 +88,9 @@ RECIPES: dict[str, tuple[dict, str]] = {
     "pseudo-fakes": ({"data": {"pseudo_fakes": 0.5}},
                      "the default with self-blended pseudo-fakes: half of the real training images become fakes each "
                      "epoch, blended with a changed copy of themselves under a soft mask (data.pseudo_fakes = 0.5)"),
+    "native+pseudo-fakes": ({"data": {"crop": "native", "eval_grid": 3, "pseudo_fakes": 0.5}},
+                            "pseudo-fakes on native crops: the residuals of the blend seams at full resolution, "
+                            "3 x 3 grid evaluation"),
     "pseudo-fakes+strong": ({"data": {"pseudo_fakes": 0.5, "augment": "strong"}},
                             "pseudo-fakes with forgery-aware augmentation (colour, blur, JPEG re-compression)"),
 }
