@@ -32,12 +32,14 @@ from engine.contract.text import printable
 
 MATRIX_JSON = "matrix.json"
 MATRIX_CSV = "matrix.csv"
+BY_SOURCE_CSV = "by_source.csv"  # a row per model, dataset, perturbation and source, where layouts name sources
 SCORES = "scores.parquet"
 CLEAN = "none"
 LATEST_TIME = 32_503_680_000.0  # 3000-01-01: a later "time" is damage, and the clock cannot show it
 FIX = "Fix: run the matrix again (ffdv evaluate … --out FOLDER) or delete this folder"
 NAMES = ("model", "kind", "dataset", "perturbation")  # text columns of matrix.csv
 COUNTS = ("images", "scored", "unreadable")
+WHOLE = (*COUNTS, "count")  # whole numbers (by_source.csv's images of a source: count)
 REQUIRED = ("model", "dataset", "perturbation", "images", "auc", "drop_auc")  # what the app shows
 UNBOUNDED = ("loss",)  # every other metric lies in [0, 1] (its drop in [-1, 1])
 
@@ -202,7 +204,7 @@ def _range(column: str) -> tuple[float, float]:
     metric = column.removeprefix("drop_")
     if column.startswith("drop_"):
         return (-math.inf, math.inf) if metric in UNBOUNDED else (-1.0, 1.0)
-    return (0.0, math.inf) if column in COUNTS or column in UNBOUNDED else (0.0, 1.0)
+    return (0.0, math.inf) if column in WHOLE or column in UNBOUNDED else (0.0, 1.0)
 
 
 def _number(text: str, column: str, line: int, path: Path) -> float:
@@ -215,8 +217,8 @@ def _number(text: str, column: str, line: int, path: Path) -> float:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and low <= value <= high) or (column in COUNTS and value % 1):
-        kind = "a whole number" if column in COUNTS else "a finite number"
+    if not (math.isfinite(value) and low <= value <= high) or (column in WHOLE and value % 1):
+        kind = "a whole number" if column in WHOLE else "a finite number"
         raise _fail(path, f"line {line}: {column} is {printable(text, 40)!r}, not {kind} from {low:g} to {high:g}")
     return value
 
@@ -283,6 +285,36 @@ def load_matrix(summary: MatrixSummary) -> tuple[pd.DataFrame, list[str]]:
         warnings.append(f"{MATRIX_CSV}: a partial table, {len(frame)} of {expected} cells (the file may be cut short); "
                         "missing cells show as –")
     return frame, warnings
+
+
+def read_by_source(summary: MatrixSummary) -> tuple[pd.DataFrame | None, list[str]]:
+    """by_source.csv checked as matrix.csv is (names matrix.json lists, numbers in range, no row twice), with its
+    warnings; None where the matrix has none (no dataset's layout names its sources)."""
+    path = summary.folder / BY_SOURCE_CSV
+    if not path.is_file():
+        return None, []
+    text, warnings = _csv_text(path)
+    header, rows = _records(text, path)
+    missing = [c for c in ("model", "dataset", "perturbation", "source", "count", "auc") if c not in header]
+    if missing:
+        raise _fail(path, f"no {', '.join(missing)} column (its columns: {printable(', '.join(header), 200)})")
+    metrics = [c for c in header if c in METRIC_LABELS]
+    records, seen = [], {}
+    for line, fields in rows:
+        record = dict(zip(header, fields))
+        for column, known in (("model", summary.rows), ("dataset", summary.datasets),
+                              ("perturbation", summary.perturbations)):
+            if record[column] not in known:
+                raise _fail(path, f"line {line}: {column} {printable(record[column], 80)!r} is not one of matrix.json's")
+        key = (record["model"], record["dataset"], record["perturbation"], record["source"])
+        if not _text(record["source"]) or key in seen:
+            raise _fail(path, f"line {line}: no source, or the source of line {seen.get(key)} again")
+        seen[key] = line
+        count = _number(record["count"], "count", line, path)
+        records.append({**dict(zip(("model", "dataset", "perturbation", "source"), key)), "count": count,
+                        **{m: _number(record[m], m, line, path) for m in metrics}})
+    return pd.DataFrame.from_records(records, columns=["model", "dataset", "perturbation", "source", "count",
+                                                       *metrics]), warnings
 
 
 def jpeg_quality(perturbation: str) -> int | None:

@@ -4,7 +4,8 @@ The best of each column is bold and the change from the clean row is red when it
 On the highlighted row: ``s`` writes a submission from that model, ensemble or soup (an
 engine job, as the checkpoints screen runs them); ``o`` opens its per-image scores under
 the selected perturbation in the predictions screen, where the filter "flips from right
-to wrong" shows what the perturbation broke.
+to wrong" shows what the perturbation broke; ``b`` shows, in place of the chart, each model's
+AUC per source (generator, sub-folder) under that perturbation, where the datasets name sources.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from engine.contract.matrixstore import (
     auc_by_jpeg,
     dataset_folder,
     open_matrix,
+    read_by_source,
     row_predictions,
 )
 from engine.contract.submission import submission_in
@@ -83,6 +85,8 @@ class MatrixScreen(JobRunnerScreen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("s", "submission", "Submission from row"),
         Binding("o", "open_scores", "Per-image scores"),
+        Binding("b", "by_source", "By source", tooltip="Each model's AUC per source (generator, sub-folder) under "
+                "the selected perturbation, in place of the chart; b again: the chart"),
     ]
 
     def __init__(self, folder: Path, images: str = "halfcell") -> None:
@@ -93,6 +97,8 @@ class MatrixScreen(JobRunnerScreen):
         self.frame: pd.DataFrame | None = None
         self.warnings: list[str] = []
         self.models: list[str] = []
+        self.by_source: pd.DataFrame | None = None  # by_source.csv, read at the first b
+        self._by_source_read = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -105,6 +111,7 @@ class MatrixScreen(JobRunnerScreen):
             yield DataTable(id="matrix-table", cursor_type="row", zebra_stripes=False, fixed_columns=1)
             yield PlotextPlot(id="matrix-chart")
             yield Static(id="matrix-legend")
+            yield DataTable(id="matrix-sources", cursor_type="row", zebra_stripes=False, fixed_columns=1)
             yield Static(id="matrix-note")
         yield KeyBar()
 
@@ -140,6 +147,15 @@ class MatrixScreen(JobRunnerScreen):
     def _dataset_changed(self) -> None:
         self.show()
 
+    @on(Select.Changed, "#matrix-perturbation")
+    def _perturbation_changed(self) -> None:
+        if self.sources_shown:
+            self._show_sources()
+
+    @property
+    def sources_shown(self) -> bool:
+        return bool(self.query_one("#matrix-sources", DataTable).display)
+
     def show(self) -> None:
         if self.frame is None or self.summary is None or self.dataset is None:
             return
@@ -163,6 +179,8 @@ class MatrixScreen(JobRunnerScreen):
             table.add_row(*cells)
             self.models.append(str(model))
         self._chart(part)
+        if self.sources_shown:
+            self._show_sources()
         count = int(part["images"].max()) if len(part) else 0
         note = plain_text(f"{self.summary.title} · {count:,} images · s: submission from the row · o: its per-image "
                           f"scores under the selected perturbation", "dim")
@@ -189,6 +207,47 @@ class MatrixScreen(JobRunnerScreen):
         plt.title("AUC against JPEG quality (100 = clean)")
         plt.xlabel("JPEG quality")
         plot.refresh()
+
+    def action_by_source(self) -> None:
+        if not self._by_source_read and self.summary is not None:
+            try:
+                self.by_source, warnings = read_by_source(self.summary)
+            except MatrixStoreError as exc:
+                self.notify(printable(str(exc), 400), severity="error", timeout=10, markup=False)
+                return
+            self._by_source_read = True
+            for warning in warnings:
+                self.notify(printable(warning), severity="warning", timeout=10, markup=False)
+        if self.by_source is None:
+            self.notify("No per-source numbers in this matrix: none of its datasets names its sources (a "
+                        "ForenSynths or GenImage layout, or a source column in the label file).",
+                        severity="warning", markup=False)
+            return
+        sources = self.query_one("#matrix-sources", DataTable)
+        sources.display = not sources.display
+        if sources.display:
+            self._show_sources()
+        else:
+            self.show()
+
+    def _show_sources(self) -> None:
+        """A row per model, a column per source and the mean over sources: AUC under the selected perturbation."""
+        self.query_one(PlotextPlot).display = self.query_one("#matrix-legend", Static).display = False
+        table = self.query_one("#matrix-sources", DataTable)
+        table.clear(columns=True)
+        frame = self.by_source
+        part = frame[(frame["dataset"] == self.dataset) & (frame["perturbation"] == self.perturbation)]
+        names = sorted(set(part["source"]) - {"mean"}) + (["mean"] if (part["source"] == "mean").any() else [])
+        table.add_column(plain_text(f"AUC under {self.perturbation}", limit=40))
+        for name in names:
+            table.add_column(plain_text(name, limit=24))
+        best = {n: part[part["source"] == n]["auc"].max() for n in names}
+        for model, rows in part.groupby("model", sort=False):
+            auc = {str(r["source"]): _value(r, "auc") for _, r in rows.iterrows()}
+            table.add_row(plain_text(model), *[cell(auc.get(n), None, auc.get(n) is not None and auc.get(n) == best[n])
+                                               for n in names])
+        if not len(part):
+            table.add_row(plain_text(f"no source of {self.dataset} is named in by_source.csv", "dim"))
 
     @property
     def row_model(self) -> str | None:

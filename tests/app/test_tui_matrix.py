@@ -195,3 +195,67 @@ async def test_mark_two_checkpoints_run_a_matrix_and_reopen_it(tmp_path: Path, m
         assert "submission written" in text_of(note.content), text_of(note.content)
         written = pd.read_csv(reopened.summary.folder / "submissions" / "ensemble-mean-test.csv")
         assert list(written.columns) == ["img_name", "y_pred"] and len(written) == 6
+
+
+def write_by_source(folder: Path) -> None:
+    """by_source.csv as the engine writes it: each model's AUC per source and the mean, per perturbation."""
+    records = []
+    for p_index, perturbation in enumerate(PERTURBATIONS):
+        for m_index, model in enumerate(["a", "b", "ensemble-mean"]):
+            aucs = {"progan": 0.95 - 0.1 * m_index - 0.05 * p_index, "stylegan": 0.6 - 0.02 * p_index}
+            for source, auc in [*aucs.items(), ("mean", sum(aucs.values()) / 2)]:
+                records.append({"model": model, "dataset": "valset", "perturbation": perturbation, "source": source,
+                                "count": 20 if source != "mean" else "", "auc": round(auc, 4), "accuracy": 0.5,
+                                "ap": 0.5, "eer": 0.3})
+    pd.DataFrame.from_records(records).to_csv(folder / "by_source.csv", index=False)
+
+
+async def test_b_shows_each_models_auc_per_source_under_the_selected_perturbation(tmp_path: Path) -> None:
+    folder = fake_matrix(tmp_path / "m", tmp_path)
+    write_by_source(folder)
+    (tmp_path / "runs").mkdir()
+    app = FfdvApp(runs_dir=tmp_path / "runs", data_dir=None, images="none", model_names=lambda: MODEL_NAMES)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until_listed(pilot, app)
+        app.push_screen(MatrixScreen(folder, "none"))
+        await wait_until(pilot, lambda: app.screen.query_one("#matrix-table", DataTable).row_count == 3, 10, "3 rows")
+        screen = app.screen
+        screen.query_one("#matrix-perturbation").value = "none"
+        sources = screen.query_one("#matrix-sources", DataTable)
+        await pilot.press("b")
+        await wait_until(pilot, lambda: sources.display and sources.row_count == 3, 10, "a row per model")
+        assert [str(c.label) for c in sources.ordered_columns] == ["AUC under none", "progan", "stylegan", "mean"]
+        assert [sources.get_cell_at((0, i)).plain for i in range(4)] == ["a", "0.9500", "0.6000", "0.7750"]
+        assert not screen.query_one("#matrix-chart").display  # in its place
+        screen.query_one("#matrix-perturbation").value = "jpeg:50"  # the table follows the perturbation
+        await wait_until(pilot, lambda: sources.get_cell_at((0, 1)).plain == "0.8500", 10, "a's progan under jpeg:50")
+        assert sources.get_cell_at((1, 2)).plain == "0.5600"
+        await pilot.press("b")
+        await wait_until(pilot, lambda: not sources.display and screen.query_one("#matrix-chart").display, 10,
+                         "the chart again")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (None, "No per-source numbers"),
+    (("auc", "2.5"), "auc is '2.5'"),
+    (("model", "zzz"), "model 'zzz' is not one of matrix.json's"),
+    (("source", ""), "no source"),
+])
+async def test_b_on_a_matrix_without_or_with_damaged_per_source_numbers_says_why(tmp_path: Path, damage,
+                                                                                 message) -> None:
+    folder = fake_matrix(tmp_path / "m", tmp_path)
+    if damage is not None:
+        write_by_source(folder)
+        frame = pd.read_csv(folder / "by_source.csv", keep_default_na=False, dtype=str)
+        frame.loc[4, damage[0]] = damage[1]
+        frame.to_csv(folder / "by_source.csv", index=False)
+    (tmp_path / "runs").mkdir()
+    app = FfdvApp(runs_dir=tmp_path / "runs", data_dir=None, images="none", model_names=lambda: MODEL_NAMES)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_until_listed(pilot, app)
+        app.push_screen(MatrixScreen(folder, "none"))
+        await wait_until(pilot, lambda: app.screen.query_one("#matrix-table", DataTable).row_count == 3, 10, "3 rows")
+        await pilot.press("b")
+        await wait_until(pilot, lambda: any(message in str(n.message) for n in app._notifications), 10, message)
+        assert not app.screen.query_one("#matrix-sources", DataTable).display
+        assert app.screen.query_one("#matrix-chart").display and isinstance(app.screen, MatrixScreen)

@@ -25,7 +25,7 @@ def test_matrix_screen(snap_compare, tmp_path: Path) -> None:
         await wait_until_listed(pilot, app)
         app.push_screen(MatrixScreen(folder, "none"))
         await wait_until(pilot, lambda: isinstance(app.screen, MatrixScreen)
-                         and [t.row_count for t in app.screen.query(DataTable)] == [3], 60, "the matrix screen to fill")
+                         and app.screen.query_one("#matrix-table", DataTable).row_count == 3, 60, "the matrix screen to fill")
         await settle(pilot, 0.5)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
