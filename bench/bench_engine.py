@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -153,6 +154,29 @@ def engine_train(data: Path, args, workers: int, pseudo_fakes: float = 0.0) -> f
         sink.close()
         shutil.rmtree(runs, ignore_errors=True)
     return max(e.images_per_sec for e in ended[1:])  # the first epoch pays for start-up
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its reaped children (the loader's workers, reaped when a run ends)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def pseudo_fake_cost(data: Path, args, workers: int, pairs: int = 2) -> dict:
+    """Training with and without pseudo-fakes (made in the loader's workers), alternating: images/s of each and
+    the CPU seconds of each whole run (the same images), which a busy machine disturbs far less than wall time."""
+    runs: dict[float, list[tuple[float, float]]] = {0.0: [], args.pseudo_fakes: []}
+    for _ in range(pairs):
+        for share in runs:
+            before = cpu_seconds()
+            rate = engine_train(data, args, workers, share)
+            runs[share].append((rate, cpu_seconds() - before))
+    (rate0, cpu0), (rate1, cpu1) = ((float(np.median([r for r, _ in v])), float(np.median([c for _, c in v])))
+                                    for v in runs.values())
+    print(f"pseudo-fakes {args.pseudo_fakes:g}: {rate1:.1f} against {rate0:.1f} images/s without ({rate1 / rate0:.2f}x); "
+          f"CPU of a whole run {cpu1:.1f} s against {cpu0:.1f} s ({cpu0 / cpu1:.2f}x the throughput where the CPU "
+          f"is the limit); medians of {pairs}, alternating")
+    return {"share": args.pseudo_fakes, "images_per_sec": [rate0, rate1], "cpu_seconds": [cpu0, cpu1]}
 
 
 def plain_train(data: Path, args, workers: int) -> float:
@@ -297,6 +321,7 @@ def main() -> int:
     parser.add_argument("--pseudo-fakes", type=float, default=0.5,
                         help="also train with this share of self-blended pseudo-fakes, and report what they cost "
                              "(0: skip)")
+    parser.add_argument("--pseudo-fakes-only", action="store_true", help="measure only what pseudo-fakes cost")
     parser.add_argument("--json", type=Path, default=REPO / ".bench" / "engine.json")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -308,6 +333,9 @@ def main() -> int:
     print(f"machine: {machine()}")
     print(f"model {args.model} at {args.img_size} px, batch {args.batch_size}, {workers} loader workers, "
           f"{args.train_images} train / {args.val_images} val JPEGs with sides of {args.sides[0]}-{args.sides[1]} px")
+    if args.pseudo_fakes_only:
+        pseudo_fake_cost(data, args, workers)
+        return 0
     with GpuUtilization() as utilization:
         engine_rate = engine_train(data, args, workers)
     results = {
@@ -326,12 +354,8 @@ def main() -> int:
     for phase, r in results.items():
         print(f"{phase:8} {r['engine']:10.1f} {r['plain loop']:10.1f} {r['limit']:10.1f} "
               f"{r['engine'] / r['plain loop']:13.2f} {r['engine'] / r['limit']:13.2f}")
-    if args.pseudo_fakes > 0:  # made in the loader's workers: what they cost the whole training step
-        rates = [engine_rate, engine_train(data, args, workers, args.pseudo_fakes), engine_train(data, args, workers)]
-        plain_rate = (rates[0] + rates[2]) / 2  # before and after: the machine's drift shows in their gap
-        results["train"][f"pseudo-fakes {args.pseudo_fakes:g}"] = rates[1]
-        print(f"train with pseudo-fakes {args.pseudo_fakes:g}: {rates[1]:.1f} images/s, "
-              f"{rates[1] / plain_rate:.2f}x of training without them ({rates[0]:.1f} before, {rates[2]:.1f} after)")
+    if args.pseudo_fakes > 0:
+        results["pseudo-fakes"] = pseudo_fake_cost(data, args, workers)
     if utilization.mean() is not None:
         print(f"GPU utilisation while the engine trained: {utilization.mean():.0f}%")
     args.json.parent.mkdir(parents=True, exist_ok=True)
