@@ -142,17 +142,16 @@ class ExplainedPreview(ImagePreview):
             self._draw_spectrum(message.path, message.item)
 
     def _draw_spectrum(self, path: Path, item: PILImage.Image | str) -> None:
-        if path != self._path:
-            return
-        if isinstance(item, str):
-            if self.mode != "none":
-                self.query_one("#picture").image = None
-            self._map_line(item, "red")
-            return
+        if path == self._path:
+            self._draw_computed(item, f"spectrum · log |FFT| of the high-pass residual, centre {SPECTRUM_SIZE} "
+                                      "px, low frequencies in the middle")
+
+    def _draw_computed(self, item: PILImage.Image | str, caption: str) -> None:
+        """A computed picture (map or spectrum) with its caption, or in red why there is none (``item`` a str)."""
+        failed = isinstance(item, str)
         if self.mode != "none":
-            self.query_one("#picture").image = item
-        self._map_line(f"spectrum · log |FFT| of the high-pass residual, centre {SPECTRUM_SIZE} px, "
-                       "low frequencies in the middle", "cyan")
+            self.query_one("#picture").image = None if failed else item
+        self._map_line(item if failed else caption, "red" if failed else "cyan")
 
     # ------------------------------------------------------------ the map (an engine job)
 
@@ -199,14 +198,7 @@ class ExplainedPreview(ImagePreview):
                 self._show_map()  # the checkpoint changed while the job ran: explain again
 
     def _draw_map(self, key: MapKey, item: PILImage.Image | str) -> None:
-        if isinstance(item, str):
-            if self.mode != "none":
-                self.query_one("#picture").image = None
-            self._map_line(item, "red")
-            return
-        if self.mode != "none":
-            self.query_one("#picture").image = item
-        self._map_line(f"map · Grad-CAM toward fake · {Path(key.checkpoint).stem}", "cyan")
+        self._draw_computed(item, f"map · Grad-CAM toward fake · {Path(key.checkpoint).stem}")
 
     def _map_line(self, text: str, style: str = "") -> None:
         self.map_status = text
