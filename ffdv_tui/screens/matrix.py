@@ -85,7 +85,7 @@ class MatrixScreen(JobRunnerScreen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("s", "submission", "Submission from row"),
         Binding("o", "open_scores", "Per-image scores"),
-        Binding("b", "by_source", "By source", tooltip="Each model's AUC per source (generator, sub-folder) under "
+        Binding("b", "by_source", "Sources", tooltip="Each model's AUC per source (generator, sub-folder) under "
                 "the selected perturbation, in place of the chart; b again: the chart"),
     ]
 
