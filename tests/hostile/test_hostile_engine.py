@@ -152,10 +152,13 @@ def test_a_forged_engine_json_naming_a_live_process_that_is_no_engine_gets_no_si
 
 
 def test_an_engine_process_is_told_from_a_stand_in_by_its_command_line(tmp_path: Path) -> None:
-    from engine.contract.launch import is_engine_process
+    """Popen returns once the child's close-on-exec pipe closes, which the kernel does before it lays out the new
+    program's arguments: /proc/PID/cmdline can read empty for a moment on a busy machine, so the test waits for it."""
+    from engine.contract.launch import is_engine_process, wait_for
 
     engine_like = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "engine", "run", "x"])
     try:
+        assert wait_for(lambda: Path(f"/proc/{engine_like.pid}/cmdline").read_bytes() != b"", timeout=30)
         assert is_engine_process(engine_like.pid) and not is_engine_process(os.getppid())
     finally:
         engine_like.kill()
