@@ -17,6 +17,11 @@ re-noising) once per ``--seeds``, and its best checkpoint is evaluated on unseen
 known families (``test-seen``) and on each family absent from training (copy-move, a liquify-style warp,
 a splice through a low-quality JPEG); reported per recipe and seed, with the mean over unseen families.
 
+With ``--families DIR --leave-one-out all`` (or a comma-separated list of families) it is the
+leave-one-family-out rotation: for each family F of the six, a fold DIR/leave-out-F trains on the
+five others and tests on unseen photographs with them (``test-seen``) and with F alone; reported per
+recipe, seed and fold, then per recipe the mean over folds of the left-out family's AUC.
+
 Recipes needing engine settings: mixup (optim.mixup), srm (model.stem = "srm": the backbone sees
 the SRM residuals only), native-crop (data.crop = "native", a 3 x 3 grid of crops at evaluation)
 and native+srm (both).
@@ -197,6 +202,58 @@ def run_families(args: argparse.Namespace, names: list[str]) -> list[dict]:
     return rows
 
 
+def run_fold(name: str, data: Path, left_out: str, work: Path, args: argparse.Namespace, seed: int) -> dict:
+    """One recipe and seed on one fold of the rotation: AUC on the trained families and on the one left out."""
+    started = time.monotonic()
+    run_dir = train_recipe(name, data, work, args, seed, run_name=f"{name}-without-{left_out}-seed{seed}")
+    row: dict = {"recipe": name, "seed": seed, "left out": left_out, "val_auc": load_run(run_dir).best_value}
+    for test, column in (("seen", "auc seen"), (left_out, "auc left out")):
+        frame = evaluate_auc(run_dir, [str(data / f"test-{test}")], work / f"{run_dir.name}-{test}.json", args.workers)
+        row[column] = auc_score(frame["target"].to_numpy(), frame["score"].to_numpy())
+    row["minutes"] = (time.monotonic() - started) / 60
+    return row
+
+
+def rotation_tables(rows: list[dict]) -> str:
+    def cell(v):
+        return "–" if v is None else f"{v:.4f}"
+
+    lines = ["| recipe | seed | left out | val AUC | AUC seen | AUC left out | minutes |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['recipe']} | {r['seed']} | {r['left out']} | {cell(r['val_auc'])} | {cell(r['auc seen'])} | "
+              f"{cell(r['auc left out'])} | {r['minutes']:.1f} |" for r in rows]
+    lines += ["", "| recipe | mean AUC seen | mean AUC left out | folds x seeds |", "|---|---|---|---|"]
+    for recipe, group in pd.DataFrame(rows).groupby("recipe", sort=False):
+        lines.append(f"| {recipe} | {cell(group['auc seen'].mean())} | {cell(group['auc left out'].mean())} | "
+                     f"{len(group)} |")
+    return "\n".join(lines)
+
+
+def run_rotation(args: argparse.Namespace, names: list[str]) -> list[dict]:
+    import make_family_data
+
+    wanted = args.leave_one_out.split(",") if args.leave_one_out != "all" else list(make_family_data.ALL_FAMILIES)
+    unknown = [f for f in wanted if f not in make_family_data.ALL_FAMILIES]
+    if unknown:
+        raise SystemExit(f"unknown family {', '.join(unknown)} to leave out; known: "
+                         f"{', '.join(make_family_data.ALL_FAMILIES)}")
+    root = args.families.resolve()
+    counts = dict(zip(("train", "val", "test"), args.family_counts))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-rotation-") as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        for family in wanted:
+            data = root / f"leave-out-{family}"
+            if not (data / f"test-{family}").is_dir():
+                data.mkdir(parents=True, exist_ok=True)
+                make_family_data.make(data, args.family_seed, counts, leave_out=family)
+            rows += [run_fold(name, data, family, work, args, seed) for name in names for seed in args.seeds]
+    print(rotation_tables(rows))
+    report({f"{r['recipe']} seed {r['seed']} without {r['left out']} {k}": (np.nan if r[k] is None else r[k])
+            for r in rows for k in ("val_auc", "auc seen", "auc left out", "minutes")}, args.json)
+    return rows
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=REPO / "sample_data")
@@ -215,7 +272,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--family-seed", type=int, default=20261206, help="seed of a family set made here")
     parser.add_argument("--family-counts", type=int, nargs=3, default=[384, 128, 96], metavar=("TRAIN", "VAL", "TEST"),
                         help="images of a family set made here: training, validation, each test folder")
-    return parser.parse_args(argv)
+    parser.add_argument("--leave-one-out", metavar="FAMILIES", help="with --families: the leave-one-family-out "
+                        "rotation, one fold per family left out ('all', or comma separated)")
+    args = parser.parse_args(argv)
+    if args.leave_one_out and args.families is None:
+        parser.error("--leave-one-out needs --families DIR (where the folds are made)")
+    return args
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -223,6 +285,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
         raise SystemExit(f"unknown recipe {', '.join(unknown)}; known: {', '.join(RECIPES)}")
+    if args.leave_one_out:
+        return run_rotation(args, names)
     if args.families is not None:
         return run_families(args, names)
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:

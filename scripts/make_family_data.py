@@ -15,17 +15,22 @@ Layout (each test folder with its label file beside it, as ``ffdv evaluate --dat
 
     OUT/trainset/ trainset_label.txt  valset/ valset_label.txt
     OUT/test-seen/ test-seen_label.txt  OUT/test-copy-move/ ...  OUT/test-warp/ ...  OUT/test-jpeg-splice/ ...
+    OUT/families.json   (each image's families, and which were trained on)
 
     python scripts/make_family_data.py --out families [--seed N] [--train 384 --val 128 --test 96]
+
+With ``--leave-out FAMILY`` it makes one fold of the leave-one-family-out rotation instead: training and
+``test-seen`` fakes of the five other families (one or two manipulations each, as the known families are
+made), and one test folder, ``test-FAMILY``, of the family left out.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import shutil
 import sys
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +43,7 @@ import make_sample_data as sample
 
 UNSEEN_FAMILIES = ("copy-move", "warp", "jpeg-splice")
 TEST_SETS = ("seen", *UNSEEN_FAMILIES)
+ALL_FAMILIES = (*sample.KNOWN_FAMILIES, *UNSEEN_FAMILIES)
 
 
 def local_warp(rng: np.random.Generator, image: np.ndarray, record: dict) -> np.ndarray:
@@ -68,9 +74,43 @@ def jpeg_splice(rng: np.random.Generator, image: np.ndarray, sources: list, host
     return sample.blend(image, np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float64), mask)
 
 
-def make_test_set(rng: np.random.Generator, family: str, sources: list, count: int,
-                  used_names: set[str]) -> list[tuple[str, int, bytes, dict]]:
-    """``count`` images of the test photographs, half of them fakes of ``family`` ("seen": the known families)."""
+def manipulate(family: str, rng: np.random.Generator, image: np.ndarray, record: dict, *, sources: list,
+               host_index: int, host: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """One manipulation of ``family`` on a crop (``box``) of ``sources[host_index]`` (``host``)."""
+    if family == "splice":
+        return sample.splice(rng, image, sources, host_index, record)
+    if family == "upsampling":
+        return sample.resample(rng, image, record)
+    if family == "re-noising":
+        return sample.renoise(rng, image, record)
+    if family == "copy-move":
+        return sample.copy_move(rng, image, host, box, record)
+    if family == "warp":
+        return local_warp(rng, image, record)
+    if family == "jpeg-splice":
+        return jpeg_splice(rng, image, sources, host_index, record)
+    raise ValueError(f"unknown forgery family {family!r}; known: {', '.join(ALL_FAMILIES)}")
+
+
+def forger(families: tuple[str, ...]):
+    """A fake maker of ``families``: one or two different ones per image when there are several, drawn as
+    make_sample_data's ``forge`` draws the known families (so that ``forger(KNOWN_FAMILIES)`` makes its images)."""
+    def forge(rng: np.random.Generator, image: np.ndarray, record: dict, **context) -> np.ndarray:
+        kinds = [0]
+        if len(families) > 1:
+            count = 2 if rng.random() < sample.TWO_MANIPULATION_PROB else 1
+            kinds = sorted(int(k) for k in rng.choice(len(families), size=count, replace=False))
+        record["families"] = [families[k] for k in kinds]
+        for kind in kinds:
+            image = manipulate(families[kind], rng, image, record, **context)
+        return image
+    return forge
+
+
+def make_test_set(rng: np.random.Generator, family: str, sources: list, count: int, used_names: set[str],
+                  trained: tuple[str, ...] = sample.KNOWN_FAMILIES) -> list[tuple[str, int, bytes, dict]]:
+    """``count`` images of the test photographs, half of them fakes of ``family`` ("seen": the ``trained`` ones)."""
+    make_fake = forger(trained if family == "seen" else (family,))
     labels = rng.permutation(np.arange(count) < count // 2).astype(int)
     rows = []
     for label in labels:
@@ -81,15 +121,7 @@ def make_test_set(rng: np.random.Generator, family: str, sources: list, count: i
         image = sample.crop_and_resize(host, box, size)
         record: dict = {"split": f"test-{family}", "target": int(label), "source": sources[host_index].key}
         if label == 1:
-            record["families"] = [family] if family != "seen" else []
-            if family == "seen":
-                image = sample.forge(rng, image, sources, host_index, record)
-            elif family == "copy-move":
-                image = sample.copy_move(rng, image, host, box, record)
-            elif family == "warp":
-                image = local_warp(rng, image, record)
-            else:
-                image = partial(jpeg_splice, sources=sources, host_index=host_index)(rng, image, record=record)
+            image = make_fake(rng, image, record, sources=sources, host_index=host_index, host=host, box=box)
         quality = int(rng.integers(sample.QUALITY_RANGE[0], sample.QUALITY_RANGE[1] + 1))
         name = rng.bytes(8).hex() + ".jpg"
         while name in used_names:
@@ -107,20 +139,33 @@ def write_folder(out: Path, folder: str, rows: list[tuple[str, int, bytes, dict]
     (out / f"{folder}_label.txt").write_text("\n".join(lines) + "\n", newline="\n")
 
 
-def make(out: Path, seed: int, counts: dict[str, int]) -> None:
+def make(out: Path, seed: int, counts: dict[str, int], leave_out: str | None = None) -> None:
+    """The family set (training on the known families), or with ``leave_out`` one fold of the rotation."""
+    if leave_out is not None and leave_out not in ALL_FAMILIES:
+        raise ValueError(f"unknown forgery family {leave_out!r} to leave out; known: {', '.join(ALL_FAMILIES)}")
+    trained = sample.KNOWN_FAMILIES if leave_out is None else tuple(f for f in ALL_FAMILIES if f != leave_out)
+    tests = TEST_SETS if leave_out is None else ("seen", leave_out)
     rng = np.random.default_rng(seed)
     sources = sample.load_sources()
     by_split = {split: [s for s in sources if s.key in keys] for split, keys in sample.SPLIT_SOURCES.items()}
-    folders = ["trainset", "valset", *(f"test-{name}" for name in TEST_SETS)]
+    folders = ["trainset", "valset", *(f"test-{name}" for name in ALL_FAMILIES + ("seen",))]
     for folder in folders:  # what an earlier call wrote, and nothing else
         shutil.rmtree(out / folder, ignore_errors=True)
         (out / f"{folder}_label.txt").unlink(missing_ok=True)
     used: set[str] = set()
+    make_fake = None if leave_out is None else forger(trained)
+    families: dict[str, list[str]] = {}
     for split, folder in (("train", "trainset"), ("val", "valset")):
-        rows = sample.make_split(rng, split, by_split[split], counts[split], used)  # known families only
+        rows = sample.make_split(rng, split, by_split[split], counts[split], used, make_fake=make_fake)
         write_folder(out, folder, rows)
-    for family in TEST_SETS:
-        write_folder(out, f"test-{family}", make_test_set(rng, family, by_split["test"], counts["test"], used))
+        families.update({f"{folder}/{row[0]}": row[3].get("families", []) for row in rows})
+    for family in tests:
+        rows = make_test_set(rng, family, by_split["test"], counts["test"], used, trained)
+        write_folder(out, f"test-{family}", rows)
+        families.update({f"test-{family}/{row[0]}": row[3].get("families", []) for row in rows})
+    manifest = {"seed": seed, "trained": list(trained), "left_out": leave_out, "test_sets": list(tests),
+                "images": families}
+    (out / "families.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,9 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=int, default=384)
     parser.add_argument("--val", type=int, default=128)
     parser.add_argument("--test", type=int, default=96, help="images in each test folder (half of them fakes)")
+    parser.add_argument("--leave-out", choices=ALL_FAMILIES,
+                        help="one fold of the leave-one-family-out rotation: train on every other family")
     args = parser.parse_args(argv)
-    make(args.out, args.seed, {"train": args.train, "val": args.val, "test": args.test})
-    print(f"wrote {args.out}: trainset, valset and test-{', test-'.join(TEST_SETS)}")
+    make(args.out, args.seed, {"train": args.train, "val": args.val, "test": args.test}, args.leave_out)
+    tests = TEST_SETS if args.leave_out is None else ("seen", args.leave_out)
+    print(f"wrote {args.out}: trainset, valset and test-{', test-'.join(tests)}")
     return 0
 
 

@@ -293,8 +293,12 @@ def make_split(
     sources: list[Source],
     count: int,
     used_names: set[str],
+    make_fake=None,
 ) -> list[tuple[str, int, bytes, dict]]:
-    """Generate ``count`` (name, label, jpeg, record) rows in random order, half of them fake, from ``sources`` only."""
+    """Generate ``count`` (name, label, jpeg, record) rows in random order, half of them fake, from ``sources`` only.
+
+    ``make_fake(rng, image, record, sources=, host_index=, host=, box=)``, where given, makes the fakes instead
+    of the known families (scripts/make_family_data.py's folds of other families)."""
     labels = rng.permutation(np.arange(count) < count // 2).astype(int)
     unseen = rng.permutation(np.arange(count // 2) < count // 4) if split == "test" else np.zeros(count // 2, bool)
     used_boxes: set[tuple[int, tuple[int, int, int, int]]] = set()
@@ -314,6 +318,8 @@ def make_split(
             if unseen[fakes]:
                 record["families"] = [UNSEEN_FAMILY]
                 image = copy_move(rng, image, host, box, record)
+            elif make_fake is not None:
+                image = make_fake(rng, image, record, sources=sources, host_index=host_index, host=host, box=box)
             else:
                 image = forge(rng, image, sources, host_index, record)
             fakes += 1
