@@ -210,15 +210,20 @@ def write_by_source(folder: Path) -> None:
     pd.DataFrame.from_records(records).to_csv(folder / "by_source.csv", index=False)
 
 
+async def open_matrix_screen(pilot, app: FfdvApp, folder: Path) -> None:
+    """The app listed, then the fake matrix's screen on top of it with its three models shown."""
+    await wait_until_listed(pilot, app)
+    app.push_screen(MatrixScreen(folder, "none"))
+    await wait_until(pilot, lambda: app.screen.query_one("#matrix-table", DataTable).row_count == 3, 10, "3 rows")
+
+
 async def test_b_shows_each_models_auc_per_source_under_the_selected_perturbation(tmp_path: Path) -> None:
     folder = fake_matrix(tmp_path / "m", tmp_path)
     write_by_source(folder)
     (tmp_path / "runs").mkdir()
     app = FfdvApp(runs_dir=tmp_path / "runs", data_dir=None, images="none", model_names=lambda: MODEL_NAMES)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until_listed(pilot, app)
-        app.push_screen(MatrixScreen(folder, "none"))
-        await wait_until(pilot, lambda: app.screen.query_one("#matrix-table", DataTable).row_count == 3, 10, "3 rows")
+        await open_matrix_screen(pilot, app, folder)
         screen = app.screen
         screen.query_one("#matrix-perturbation").value = "none"
         sources = screen.query_one("#matrix-sources", DataTable)
@@ -252,9 +257,7 @@ async def test_b_on_a_matrix_without_or_with_damaged_per_source_numbers_says_why
     (tmp_path / "runs").mkdir()
     app = FfdvApp(runs_dir=tmp_path / "runs", data_dir=None, images="none", model_names=lambda: MODEL_NAMES)
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_until_listed(pilot, app)
-        app.push_screen(MatrixScreen(folder, "none"))
-        await wait_until(pilot, lambda: app.screen.query_one("#matrix-table", DataTable).row_count == 3, 10, "3 rows")
+        await open_matrix_screen(pilot, app, folder)
         await pilot.press("b")
         await wait_until(pilot, lambda: any(message in str(n.message) for n in app._notifications), 10, message)
         assert not app.screen.query_one("#matrix-sources", DataTable).display
